@@ -1,0 +1,194 @@
+"""Profiles and experiments: every training configuration of the book, in one place.
+
+A *profile* says how big the run is (``smoke`` for tests, ``cpu`` for the published book on a
+2-core machine, ``paper`` for the paper's settings on a GPU); an *experiment* says what is
+trained (the main multi-task model, an ablation, a variant). :func:`make_config` combines them:
+
+    config = DEFAULTS | PROFILES[profile] | EXPERIMENTS[experiment] | overrides
+
+and checks the result, so a bad notebook parameter fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    # data
+    "image_size": 128,
+    "classes": ["benign", "malignant"],
+    "enhancement": "ghe",
+    "max_per_class": None,
+    # folds
+    "n_folds": 5,
+    "split": "random",
+    "folds": None,            # None = all folds; or a list of fold indices to run now
+    # model
+    "in_channels": 1,
+    "filters": [32, 64, 128, 256],
+    "bridge_filters": 512,
+    "full_res": "stem",
+    "block": "residual",
+    "task": "multi",
+    "cls_from": "456",
+    "dense_units": 256,
+    "dropout": 0.5,
+    # losses
+    "seg_smooth": 1.0,
+    "cls_loss": "focal",      # "focal" (Eq. 3-4) or "ce" (plain cross-entropy)
+    "focal_gamma": 2.0,
+    "class_weight_norm": "mean1",
+    "loss_weights": [1.0, 1.0],
+    # optimisation
+    "batch_size": 16,
+    "epochs": 40,
+    "lr": 1e-4,
+    "lr_drop_every": 20,
+    "lr_drop_factor": 0.1,
+    "early_stopping": None,   # None, or patience in epochs on a validation split of the train fold
+    "val_fraction": 0.1,
+    # augmentation
+    "augment": True,
+    "rotation": 30.0,
+    # numerics
+    "precision": "auto",      # "auto" | "float32" | "mixed_bfloat16"
+    "deterministic": True,
+    "seed": 42,
+    # external validation on BUS-BRA after each fold (never used for training or tuning)
+    "external": False,
+}
+
+#: What each profile changes. ``cpu`` is the default and what the book shows.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        # the whole book in minutes on 2 cores: tiny images, tiny network, 2 folds, 1-2 epochs
+        "image_size": 32, "filters": [4, 8, 8, 16], "bridge_filters": 16, "dense_units": 16,
+        "max_per_class": 12, "n_folds": 2, "epochs": 2, "batch_size": 8,
+        "lr": 1e-3, "precision": "float32",
+    },
+    "cpu": {
+        # 128 px, the paper's schedule cut at 40 epochs (lr 1e-4 for 20 epochs, 1e-5 for 20)
+        "image_size": 128, "epochs": 40,
+    },
+    "paper": {
+        # the paper's settings (GPU / Colab): 256 px, 500 epochs of the step schedule; stop
+        # early on a validation split, since after ~60 epochs the learning rate is < 1e-7
+        "image_size": 256, "epochs": 500, "early_stopping": 30,
+    },
+}
+
+#: Experiments. ``light`` marks those that the cpu profile runs with fewer epochs.
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "multitask": {"external": True},
+    "multitask_grouped": {"split": "grouped"},
+    "multitask_3class": {"classes": ["benign", "malignant", "normal"]},
+    "seg_only": {"task": "seg", "light": True},
+    "cls_only": {"task": "cls", "light": True},
+    "cls_encoder": {"cls_from": "encoder", "light": True},
+    "plain_blocks": {"block": "plain", "light": True},
+    "enh_none": {"enhancement": "none", "light": True},
+    "enh_clahe": {"enhancement": "clahe", "light": True},
+    "ce_loss": {"cls_loss": "ce", "light": True},
+    "grouped_light": {"split": "grouped", "light": True},
+    "random_light": {"light": True},
+}
+
+#: Epochs of ``light`` experiments per profile (ablations may use a lighter protocol).
+LIGHT_EPOCHS = {"smoke": 1, "cpu": 20, "paper": 100}
+
+_CHOICES = {
+    "enhancement": ("none", "he", "clahe", "ghe"),
+    "split": ("random", "grouped", "curated"),
+    "full_res": ("stem", "input", "none"),
+    "block": ("residual", "plain"),
+    "task": ("multi", "seg", "cls"),
+    "cls_from": ("456", "encoder"),
+    "cls_loss": ("focal", "ce"),
+    "class_weight_norm": ("mean1", "raw"),
+    "precision": ("auto", "float32", "mixed_bfloat16"),
+}
+#: Keys that do not change what is computed for a fold (left out of the config hash).
+NON_SEMANTIC = ("folds", "light")
+
+
+def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides) -> dict[str, Any]:
+    """The validated configuration of ``experiment`` in ``profile``, with ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown profile, experiment or key; a value out of range (see :func:`validate_config`).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"profile={profile!r}: expected one of {list(PROFILES)}")
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"experiment={experiment!r}: expected one of {list(EXPERIMENTS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg.update(copy.deepcopy(PROFILES[profile]))
+    exp = copy.deepcopy(EXPERIMENTS[experiment])
+    light = exp.pop("light", False)
+    cfg.update(exp)
+    if light:
+        cfg["epochs"] = min(cfg["epochs"], LIGHT_EPOCHS[profile])
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; expected names from {sorted(DEFAULTS)}")
+    cfg.update(copy.deepcopy(overrides))
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Check every value; the error names the parameter, its value and what was expected."""
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={cfg.get(key)!r}: expected {expected}")
+
+    for key, choices in _CHOICES.items():
+        need(key, cfg[key] in choices, f"one of {list(choices)}")
+    isint = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    need("image_size", isint(cfg["image_size"]) and cfg["image_size"] >= 32
+         and cfg["image_size"] % 16 == 0,
+         "an integer >= 32 divisible by 16 (the network's total stride)")
+    need("epochs", isint(cfg["epochs"]) and cfg["epochs"] >= 1, "an integer >= 1")
+    need("n_folds", isint(cfg["n_folds"]) and cfg["n_folds"] >= 2, "an integer >= 2")
+    need("batch_size", isint(cfg["batch_size"]) and cfg["batch_size"] >= 1, "an integer >= 1")
+    need("seed", isint(cfg["seed"]) and cfg["seed"] >= 0, "a non-negative integer")
+    need("lr", isinstance(cfg["lr"], (int, float)) and 0 < cfg["lr"] < 1, "a number in (0, 1)")
+    need("lr_drop_every", isint(cfg["lr_drop_every"]) and cfg["lr_drop_every"] >= 1,
+         "an integer >= 1")
+    need("lr_drop_factor", 0 < cfg["lr_drop_factor"] <= 1, "a number in (0, 1]")
+    need("rotation", 0 <= cfg["rotation"] <= 180, "degrees in [0, 180]")
+    need("dropout", 0 <= cfg["dropout"] < 1, "a rate in [0, 1)")
+    need("focal_gamma", cfg["focal_gamma"] >= 0, "a number >= 0")
+    need("seg_smooth", cfg["seg_smooth"] >= 0, "a number >= 0")
+    need("val_fraction", 0 < cfg["val_fraction"] < 0.5, "a fraction in (0, 0.5)")
+    need("early_stopping", cfg["early_stopping"] is None or
+         (isint(cfg["early_stopping"]) and cfg["early_stopping"] >= 1), "None or an integer >= 1")
+    need("max_per_class", cfg["max_per_class"] is None or
+         (isint(cfg["max_per_class"]) and cfg["max_per_class"] >= cfg["n_folds"]),
+         f"None or an integer >= n_folds ({cfg['n_folds']})")
+    need("filters", len(cfg["filters"]) == 4 and all(isint(f) and f >= 1 for f in cfg["filters"]),
+         "four positive integers")
+    need("loss_weights", len(cfg["loss_weights"]) == 2 and all(w >= 0 for w in cfg["loss_weights"]),
+         "two non-negative numbers [seg, cls]")
+    need("classes", list(cfg["classes"]) in (["benign", "malignant"],
+                                              ["benign", "malignant", "normal"]),
+         "['benign', 'malignant'] or ['benign', 'malignant', 'normal']")
+    need("external", isinstance(cfg["external"], bool), "True or False")
+    need("in_channels", cfg["in_channels"] in (1, 3), "1 or 3")
+    need("folds", cfg["folds"] is None or (len(cfg["folds"]) > 0 and all(
+        isint(k) and 0 <= k < cfg["n_folds"] for k in cfg["folds"])),
+         f"None or a list of fold indices in [0, {cfg['n_folds'] - 1}]")
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """12-hex-digit hash of the semantic part of a configuration (see ``NON_SEMANTIC``)."""
+    sem = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC}
+    return hashlib.sha256(json.dumps(sem, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,86 @@
+"""External validation on BUS-BRA (Gomez-Flores et al., Medical Physics 2024).
+
+BUS-BRA is never used to train or tune anything: a model trained on BUSI is applied unchanged,
+with the same enhancement and resizing, and its predictions are stored beside the fold record.
+The folder is found from an explicit path, ``$BUSBRA_DATA``, the project's ``data/BUS-BRA``, or
+``../shared/data/BUS-BRA`` next to the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import PROJECT_ROOT, default_cache_dir, read_image, read_mask, resize_pair
+from .errors import DataError
+
+
+def locate_busbra(path: str | os.PathLike | None = None) -> Path | None:
+    """The BUS-BRA folder (holding ``Images/``, ``Masks/``, ``bus_data.csv``), or ``None``."""
+    cands = [path, os.environ.get("BUSBRA_DATA"), PROJECT_ROOT / "data" / "BUS-BRA",
+             PROJECT_ROOT.parent / "shared" / "data" / "BUS-BRA"]
+    for c in cands:
+        if c and (Path(c) / "bus_data.csv").is_file():
+            return Path(c)
+    if path is not None:
+        raise DataError(f"BUS-BRA folder {str(path)!r} has no bus_data.csv; expected the folder "
+                        "holding Images/, Masks/ and bus_data.csv")
+    return None
+
+
+def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none"):
+    """Images ``(N, S, S)`` uint8, masks ``(N, S, S)`` bool and the metadata table.
+
+    Cached in the busi_lib cache folder, keyed by the metadata file's hash and the parameters.
+    Returns ``None`` when the folder cannot be found.
+    """
+    from .enhance import enhance
+
+    root = locate_busbra(path)
+    if root is None:
+        return None
+    meta = pd.read_csv(root / "bus_data.csv")
+    key = hashlib.sha256(((root / "bus_data.csv").read_bytes()
+                          + f"{image_size}{enhancement}v1".encode())).hexdigest()[:16]
+    cache = default_cache_dir() / f"busbra_{key}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            return z["images"], z["masks"], meta
+    n = len(meta)
+    images = np.zeros((n, image_size, image_size), np.uint8)
+    masks = np.zeros((n, image_size, image_size), bool)
+    for i, id_ in enumerate(meta["ID"]):
+        img = read_image(root / "Images" / f"{id_}.png")
+        mask = read_mask(root / "Masks" / f"{id_.replace('bus_', 'mask_')}.png")
+        if mask.shape != img.shape:
+            raise DataError(f"BUS-BRA mask of {id_} is {mask.shape}, image {img.shape}")
+        images[i], masks[i] = resize_pair(enhance(img, enhancement), mask, image_size)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, masks=masks)
+    os.replace(tmp, cache)
+    return images, masks, meta
+
+
+def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
+    """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, probability, Dice."""
+    from .metrics import per_image_segmentation
+    from .train import _to_input, predict
+
+    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"])
+    if loaded is None:
+        return None
+    images, masks, meta = loaded
+    pred = predict(model, _to_input(images, cfg["in_channels"]))
+    out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
+                        "birads": meta["BIRADS"], "device": meta["Device"]})
+    if "label" in pred:
+        mal = list(cfg["classes"]).index("malignant")
+        out["prob_malignant"] = pred["label"][:, mal]
+    if "mask" in pred:
+        out["dice"] = per_image_segmentation(masks, pred["mask"][..., 0] >= 0.5)["DC"]
+    return out

@@ -1,0 +1,216 @@
+"""Cross-validation folds: random stratified, duplicate-grouped, or on the curated keep-list.
+
+Every split is written to a CSV with one row per image (``id, class, fold, group``) so that a
+reader can see where every image went. Three modes:
+
+``"random"``
+    :class:`sklearn.model_selection.StratifiedKFold`, shuffled with the seed (what the paper
+    appears to do).
+``"grouped"``
+    :class:`sklearn.model_selection.StratifiedGroupKFold`; exact duplicates (same decoded pixels)
+    and near-duplicates are put in one group, so a group never straddles train and test.
+``"curated"``
+    stratified folds over the images of the published Curated-BUSI keep-list only
+    (Aumente-Maestro et al. 2025, ``curation/mapping_curated_BUSI.csv``).
+
+Near-duplicate rule (a documented heuristic, the same as the screen in ``BUSI/SOURCE.md``):
+two images are near-duplicates when their 32x32 grey thumbnails have a Pearson correlation
+>= ``corr_min`` (0.99) **and** their 64-bit difference hashes (dHash, 9x8 thumbnail) differ in
+at most ``dhash_max`` (12) bits. Groups are the connected components of that relation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .errors import ConfigError, DataError
+
+SPLIT_MODES = ("random", "grouped", "curated")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SPLITS_DIR = PROJECT_ROOT / "splits"
+
+
+def _thumb(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR), np.float64)
+
+
+def dhash(img: np.ndarray) -> np.ndarray:
+    """64-bit difference hash of a grey image as a bool array of 64 (9x8 thumbnail, row-wise)."""
+    t = _thumb(img, (9, 8))
+    return (t[:, 1:] > t[:, :-1]).ravel()
+
+
+def near_duplicate_pairs(images: np.ndarray, *, corr_min: float = 0.99,
+                         dhash_max: int = 12) -> list[tuple[int, int, float, int]]:
+    """Pairs ``(i, j, corr, hamming)`` of near-duplicate images (see the module docstring).
+
+    ``images`` is an ``(N, H, W)`` uint8 array (any size; thumbnails are made here).
+    """
+    if not 0 < corr_min <= 1:
+        raise ConfigError(f"corr_min={corr_min!r}: expected a correlation in (0, 1]")
+    if not 0 <= dhash_max <= 64:
+        raise ConfigError(f"dhash_max={dhash_max!r}: expected an integer in [0, 64]")
+    n = len(images)
+    if n < 2:
+        return []
+    t = np.stack([_thumb(im, (32, 32)).ravel() for im in images])
+    t -= t.mean(1, keepdims=True)
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    t /= norm
+    corr = t @ t.T
+    bits = np.stack([dhash(im) for im in images]).astype(np.int32)
+    ham = bits @ (1 - bits).T + (1 - bits) @ bits.T
+    ii, jj = np.nonzero(np.triu((corr >= corr_min) & (ham <= dhash_max), k=1))
+    return [(int(i), int(j), float(corr[i, j]), int(ham[i, j])) for i, j in zip(ii, jj)]
+
+
+def duplicate_groups(images: np.ndarray, image_sha256: Sequence[str], *,
+                     corr_min: float = 0.99, dhash_max: int = 12) -> np.ndarray:
+    """Group index per image: exact duplicates (same pixel hash) and near-duplicates share one.
+
+    Returns an ``(N,)`` int array; a group's index is the smallest member index.
+    """
+    n = len(images)
+    if len(image_sha256) != n:
+        raise ValueError(f"{len(image_sha256)} hashes for {n} images: expected one per image")
+    parent = list(range(n))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first: dict[str, int] = {}
+    for i, h in enumerate(image_sha256):
+        if h in first:
+            union(first[h], i)
+        else:
+            first[h] = i
+    for i, j, _, _ in near_duplicate_pairs(images, corr_min=corr_min, dhash_max=dhash_max):
+        union(i, j)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def read_curated_ids(path: str | os.PathLike) -> set[str]:
+    """Ids (``"benign (20)"``) of the Curated-BUSI keep-list (``class;id`` CSV, CRLF allowed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"curated keep-list {str(path)!r} not found; expected the file "
+                        "curation/mapping_curated_BUSI.csv shipped beside Dataset_BUSI_with_GT")
+    df = pd.read_csv(path, sep=";")
+    if list(df.columns) != ["class", "id"]:
+        raise DataError(f"{str(path)!r} has columns {list(df.columns)}; expected ['class', 'id']")
+    return {f"{c.strip()} ({int(i)})" for c, i in zip(df["class"], df["id"])}
+
+
+def default_curated_path(data_root: str | os.PathLike | None) -> Path | None:
+    """``<data_root>/../curation/mapping_curated_BUSI.csv`` when it exists."""
+    if data_root is None:
+        return None
+    p = Path(data_root).parent / "curation" / "mapping_curated_BUSI.csv"
+    return p if p.is_file() else None
+
+
+def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, seed: int = 42,
+               mode: str = "random", class_names: Sequence[str] = ("benign", "malignant"),
+               images: np.ndarray | None = None, image_sha256: Sequence[str] | None = None,
+               curated_ids: set[str] | None = None, corr_min: float = 0.99,
+               dhash_max: int = 12) -> pd.DataFrame:
+    """Assign each image to a test fold.
+
+    Returns
+    -------
+    DataFrame with columns ``id``, ``class``, ``fold`` (0..n_folds-1) and ``group``, in the
+    order of ``ids``. In ``"curated"`` mode images off the keep-list get ``fold = -1``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"split={mode!r}: expected one of {list(SPLIT_MODES)}")
+    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(f"n_folds={n_folds!r}: expected an integer >= 2")
+    ids = np.asarray(ids)
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=len(class_names))
+    groups = np.arange(len(ids))
+    keep = np.ones(len(ids), bool)
+    if mode == "grouped":
+        if images is None or image_sha256 is None:
+            raise ConfigError("split='grouped' needs images and image_sha256 to find duplicates")
+        groups = duplicate_groups(images, image_sha256, corr_min=corr_min, dhash_max=dhash_max)
+    elif mode == "curated":
+        if curated_ids is None:
+            raise ConfigError("split='curated' needs curated_ids (see read_curated_ids)")
+        keep = np.array([i in curated_ids for i in ids])
+        counts = np.bincount(labels[keep], minlength=len(class_names))
+    if counts.min() < n_folds:
+        raise ConfigError(f"n_folds={n_folds} but the smallest class has only {counts.min()} "
+                          f"images ({dict(zip(class_names, counts.tolist()))}); expected at "
+                          "least one image of each class per fold")
+    fold = np.full(len(ids), -1, np.int64)
+    idx = np.nonzero(keep)[0]
+    if mode == "grouped":
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        parts = splitter.split(idx, labels[idx], groups[idx])
+    else:
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        parts = splitter.split(idx, labels[idx])
+    for k, (_, test) in enumerate(parts):
+        fold[idx[test]] = k
+    return pd.DataFrame({"id": ids, "class": [class_names[i] for i in labels], "fold": fold,
+                         "group": groups})
+
+
+def splits_path(classes: Sequence[str], mode: str, n_folds: int, seed: int,
+                max_per_class: int | None = None, folder: str | os.PathLike | None = None) -> Path:
+    """Canonical CSV name, e.g. ``splits/benign-malignant_random_k5_seed42.csv``."""
+    name = f"{'-'.join(classes)}_{mode}_k{n_folds}_seed{seed}"
+    if max_per_class is not None:
+        name += f"_max{max_per_class}"
+    return Path(folder if folder is not None else SPLITS_DIR) / f"{name}.csv"
+
+
+def save_folds(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a fold table atomically."""
+    from .data import atomic_write_text
+
+    atomic_write_text(path, df.to_csv(index=False))
+    return Path(path)
+
+
+def load_or_make_folds(path: str | os.PathLike, ids: Sequence[str], **make_kwargs) -> pd.DataFrame:
+    """Read the fold CSV at ``path`` if it exists (and matches ``ids``), else make and save it.
+
+    Raises
+    ------
+    DataError
+        The existing CSV lists other images than ``ids``: the data changed since the split
+        was made. Nothing is overwritten.
+    """
+    path = Path(path)
+    if path.is_file():
+        df = pd.read_csv(path, dtype={"id": str, "class": str})
+        if sorted(df["id"]) != sorted(map(str, ids)):
+            missing = sorted(set(map(str, ids)) - set(df["id"]))[:5]
+            extra = sorted(set(df["id"]) - set(map(str, ids)))[:5]
+            raise DataError(f"fold file {str(path)!r} does not match the data (images not in it: "
+                            f"{missing}; in it but not in the data: {extra}). Delete it or use "
+                            "another seed/mode to make a new split.")
+        order = {k: i for i, k in enumerate(map(str, ids))}
+        return df.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
+    df = make_folds(ids, **make_kwargs)
+    save_folds(df, path)
+    return df
