@@ -28,7 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "n_folds": 5,
     "split": "random",
     "folds": None,            # None = all folds; or a list of fold indices to run now
-    # model
+    # model: "resunet" (the paper's) or a baseline name from busi_lib.baselines
+    "model": "resunet",
+    "pretrained": "imagenet",  # keras.applications weights for classification baselines
     "in_channels": 1,
     "filters": [32, 64, 128, 256],
     "bridge_filters": 512,
@@ -97,6 +99,15 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "grouped_light": {"split": "grouped", "light": True},
     "random_light": {"light": True},
 }
+#: Baselines (Tables 4 and 7): segmentation-only and classification-only, same folds.
+SEG_BASELINES = ("unet", "unetpp", "fpn", "deeplabv3p", "attunet")
+CLS_BASELINES = ("resnet50", "vgg19", "densenet201", "inceptionv3", "mobilenet",
+                 "inceptionresnetv2")
+for _name in SEG_BASELINES:
+    EXPERIMENTS[f"base_{_name}"] = {"model": _name, "task": "seg", "light": True}
+for _name in CLS_BASELINES:
+    EXPERIMENTS[f"base_{_name}"] = {"model": _name, "task": "cls", "in_channels": 3,
+                                    "light": True}
 
 #: Epochs of ``light`` experiments per profile (ablations may use a lighter protocol).
 LIGHT_EPOCHS = {"smoke": 1, "cpu": 20, "paper": 100}
@@ -111,6 +122,8 @@ _CHOICES = {
     "cls_loss": ("focal", "ce"),
     "class_weight_norm": ("mean1", "raw"),
     "precision": ("auto", "float32", "mixed_bfloat16"),
+    "model": ("resunet",) + SEG_BASELINES + CLS_BASELINES,
+    "pretrained": ("imagenet", None),
 }
 #: Keys that do not change what is computed for a fold (left out of the config hash).
 NON_SEMANTIC = ("folds", "light")

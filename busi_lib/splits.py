@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError
 
 SPLIT_MODES = ("random", "grouped", "curated")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SPLITS_DIR = PROJECT_ROOT / "splits"
+SPLITS_DIR = PROJECT_ROOT / "results" / "splits"
 
 
 def _thumb(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -176,7 +176,7 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
 
 def splits_path(classes: Sequence[str], mode: str, n_folds: int, seed: int,
                 max_per_class: int | None = None, folder: str | os.PathLike | None = None) -> Path:
-    """Canonical CSV name, e.g. ``splits/benign-malignant_random_k5_seed42.csv``."""
+    """Canonical CSV name, e.g. ``results/splits/benign-malignant_random_k5_seed42.csv``."""
     name = f"{'-'.join(classes)}_{mode}_k{n_folds}_seed{seed}"
     if max_per_class is not None:
         name += f"_max{max_per_class}"

@@ -131,7 +131,7 @@ def predict(model, x: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------- folds
-def prepare(cfg: dict, data_dir=None, verbose: bool = False):
+def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None):
     """Load the data and the fold table of a configuration."""
     data = load_busi(data_dir, image_size=cfg["image_size"], classes=cfg["classes"],
                      enhancement=cfg["enhancement"], max_per_class=cfg["max_per_class"],
@@ -147,7 +147,7 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False):
                             f"{data.root}; it was not found")
         kw.update(curated_ids=read_curated_ids(path))
     csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
-                      cfg["max_per_class"])
+                      cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
     folds = load_or_make_folds(csv, data.ids, **kw)
     return data, folds
 
@@ -172,7 +172,7 @@ def run_cv(profile: str = "cpu", experiment: str = "multitask", *, data_dir=None
     out = records.experiment_dir(profile, experiment, results_dir)
     records.check_writable(out)
     chash = config_hash(cfg)
-    data, folds = prepare(cfg, data_dir, verbose=verbose > 0)
+    data, folds = prepare(cfg, data_dir, verbose=verbose > 0, results_dir=results_dir)
     records.check_manifest(out, data.manifest, data.data_sha256)
     todo = cfg["folds"] if cfg["folds"] is not None else list(range(cfg["n_folds"]))
     result = []
@@ -237,7 +237,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
     try:
         set_determinism(cfg["seed"] + k, cfg["deterministic"])
         state = {"epoch": 0, "history": [], "train_seconds": 0.0, "best": None, "wait": 0,
-                 "resumed_at": []}
+                 "resumed_at": [], "build_note": None}
         if state_path.is_file() and model_path.is_file():
             state = json.loads(state_path.read_text())
             if state.get("config_hash") != chash:
@@ -248,11 +248,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             if verbose:
                 print(f"[{experiment}] fold {k}: resuming after epoch {state['epoch']}")
         else:
-            model = build_model(cfg["image_size"], in_channels=cfg["in_channels"],
-                                filters=cfg["filters"], bridge_filters=cfg["bridge_filters"],
-                                n_classes=n_cls, task=task, cls_from=cfg["cls_from"],
-                                block=cfg["block"], full_res=cfg["full_res"],
-                                dense_units=cfg["dense_units"], dropout=cfg["dropout"])
+            model, build_note = build_for_config(cfg)
             gamma = cfg["focal_gamma"] if cfg["cls_loss"] == "focal" else 0.0
             cw = weights if cfg["cls_loss"] == "focal" else None
             loss, lw = compile_losses(task, smooth=cfg["seg_smooth"], gamma=gamma,
@@ -261,6 +257,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
                 cfg["lr"], decay_steps=cfg["lr_drop_every"] * steps,
                 decay_rate=cfg["lr_drop_factor"], staircase=True)
             model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, loss_weights=lw)
+            state["build_note"] = build_note
         x_tr, m_tr, y_tr = x_all[train_idx], data.masks[train_idx], data.labels[train_idx]
         epochs_this_call = 0
         while state["epoch"] < cfg["epochs"]:
@@ -367,7 +364,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             "stopped_early_at": state.get("stopped_early_at"),
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "n_test": int(len(test_idx)), "class_weights": weights,
-            "n_params": int(model.count_params()),
+            "n_params": int(model.count_params()), "build_note": state.get("build_note"),
             "metrics": metrics, "history": state["history"], "external": external,
         }
         records.write_json(out / f"fold{k}.json", rec)
@@ -383,6 +380,27 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         return rec
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def build_for_config(cfg: dict):
+    """``(model, note)``: the paper's network or a baseline, as ``cfg["model"]`` says.
+
+    ``note`` says how pretrained weights were obtained (``None`` for the paper's network).
+    """
+    n_cls = len(cfg["classes"])
+    if cfg["model"] == "resunet":
+        from .model import build_model
+
+        return build_model(cfg["image_size"], in_channels=cfg["in_channels"],
+                           filters=cfg["filters"], bridge_filters=cfg["bridge_filters"],
+                           n_classes=n_cls, task=cfg["task"], cls_from=cfg["cls_from"],
+                           block=cfg["block"], full_res=cfg["full_res"],
+                           dense_units=cfg["dense_units"], dropout=cfg["dropout"]), None
+    from .baselines import build_baseline
+
+    return build_baseline(cfg["model"], image_size=cfg["image_size"],
+                          in_channels=cfg["in_channels"], n_classes=n_cls,
+                          pretrained=cfg["pretrained"], dropout=cfg["dropout"])
 
 
 def _atomic_save(model, path: Path) -> None:

@@ -1,0 +1,129 @@
+"""busi_lib.colab: nothing happens off Colab; on a faked Colab the right commands are run."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from busi_lib import colab
+
+
+class Recorder:
+    def __init__(self, returncode: int = 0):
+        self.calls: list[list[str]] = []
+        self.returncode = returncode
+
+    def __call__(self, cmd, check=False, **kw):
+        self.calls.append(list(cmd))
+        if cmd[:2] == ["git", "clone"] and not self.returncode:   # what a clone leaves behind
+            target = Path(cmd[-1])
+            (target / "busi_lib").mkdir(parents=True)
+            (target / "pyproject.toml").write_text("[project]\nname = 'busi_lib'\n")
+        return types.SimpleNamespace(returncode=self.returncode)
+
+
+@pytest.fixture
+def off_colab(monkeypatch):
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setattr(colab.importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("google") else
+                        __import__("importlib").util.find_spec(name))
+
+
+def test_off_colab_does_nothing(off_colab, monkeypatch, capsys, tmp_path):
+    calls = []
+    monkeypatch.setattr(colab.subprocess, "run", lambda *a, **k: calls.append(a))
+    monkeypatch.chdir(tmp_path)
+    assert colab.on_colab() is False
+    assert colab.setup() is None
+    assert calls == []
+    assert capsys.readouterr().out == ""
+    assert Path.cwd() == tmp_path
+
+
+def test_detects_colab_from_env(monkeypatch):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20250101")
+    assert colab.on_colab() is True
+
+
+def test_detects_colab_from_module(monkeypatch):
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    google = types.ModuleType("google")
+    google.__path__ = []
+    gc = types.ModuleType("google.colab")
+    gc.__spec__ = types.SimpleNamespace(name="google.colab")
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", gc)
+    monkeypatch.setattr(colab.importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "google.colab" else None)
+    assert colab.on_colab() is True
+
+
+def test_colab_clones_installs_without_deps_and_fetches(monkeypatch, tmp_path, capsys):
+    """Fresh runtime: clone, `pip install --no-deps -e`, then only the missing light deps."""
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "fake")
+    monkeypatch.delenv("BUSI_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)              # like /content: not inside a checkout
+    clone = tmp_path / "clone"
+    rec = Recorder()
+    monkeypatch.setattr(colab.subprocess, "run", rec)
+    monkeypatch.setattr(colab, "missing_deps", lambda deps=None: ["pooch>=1.8,<2"])
+    located = []
+    import busi_lib.data as data
+
+    def fake_locate(data_dir=None, **kw):
+        located.append(data_dir)
+        return tmp_path / "Dataset_BUSI_with_GT"
+
+    monkeypatch.setattr(data, "locate_data", fake_locate)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    root = colab.setup(clone_dir=clone)
+    assert root == tmp_path / "Dataset_BUSI_with_GT"
+    assert located == [None]
+    assert rec.calls[0][:2] == ["git", "clone"] and colab.REPO_URL in rec.calls[0]
+    assert rec.calls[0][-1] == str(clone)
+    pip = rec.calls[1]
+    assert pip[1:4] == ["-m", "pip", "install"] and "--no-deps" in pip and "-e" in pip
+    assert not any("tensorflow" in c or "keras" in c for call in rec.calls for c in call)
+    assert rec.calls[2][-1] == "pooch>=1.8,<2" and "--no-deps" not in rec.calls[2]
+    assert len(rec.calls) == 3
+    assert Path.cwd() == clone
+    import os
+    assert os.environ["BUSI_DATA"] == str(tmp_path / "Dataset_BUSI_with_GT")
+    monkeypatch.delenv("BUSI_DATA")
+
+
+def test_colab_inside_checkout_does_not_clone(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "fake")
+    proj = tmp_path / "proj"
+    (proj / "busi_lib").mkdir(parents=True)
+    (proj / "pyproject.toml").write_text("[project]\nname='x'\n")
+    (proj / "notebooks").mkdir()
+    monkeypatch.chdir(proj / "notebooks")
+    rec = Recorder()
+    monkeypatch.setattr(colab.subprocess, "run", rec)
+    monkeypatch.setattr(colab, "missing_deps", lambda deps=None: [])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert colab.setup(fetch_data=False) is None
+    assert len(rec.calls) == 1 and "--no-deps" in rec.calls[0]
+    assert rec.calls[0][-1] == str(proj)
+
+
+def test_colab_command_failure_is_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "fake")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(colab.subprocess, "run", Recorder(returncode=128))
+    with pytest.raises(RuntimeError, match="exit code 128"):
+        colab.setup(clone_dir=tmp_path / "c", fetch_data=False)
+
+
+def test_missing_deps_lists_only_absent_modules():
+    assert colab.missing_deps({"json": "json-req", "no_such_module_xyz": "xyz>=1"}) == ["xyz>=1"]
+
+
+def test_bootstrap_cell_uses_repo_url():
+    assert colab.REPO_URL in colab.BOOTSTRAP and "colab.setup()" in colab.BOOTSTRAP
+    compile(colab.BOOTSTRAP, "<bootstrap>", "exec")
