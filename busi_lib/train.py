@@ -131,11 +131,18 @@ def predict(model, x: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------- folds
-def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None):
-    """Load the data and the fold table of a configuration."""
+def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
+            manifest_dir: Path | None = None):
+    """Load the data and the fold table of a configuration.
+
+    With ``manifest_dir``, the data is first checked against the manifest stored there (see
+    :func:`busi_lib.records.check_manifest`), before anything else uses it.
+    """
     data = load_busi(data_dir, image_size=cfg["image_size"], classes=cfg["classes"],
                      enhancement=cfg["enhancement"], max_per_class=cfg["max_per_class"],
                      verbose=verbose)
+    if manifest_dir is not None:
+        records.check_manifest(manifest_dir, data.manifest, data.data_sha256)
     kw: dict[str, Any] = dict(labels=data.labels, n_folds=cfg["n_folds"], seed=cfg["seed"],
                               mode=cfg["split"], class_names=data.class_names)
     if cfg["split"] == "grouped":
@@ -172,8 +179,8 @@ def run_cv(profile: str = "cpu", experiment: str = "multitask", *, data_dir=None
     out = records.experiment_dir(profile, experiment, results_dir)
     records.check_writable(out)
     chash = config_hash(cfg)
-    data, folds = prepare(cfg, data_dir, verbose=verbose > 0, results_dir=results_dir)
-    records.check_manifest(out, data.manifest, data.data_sha256)
+    data, folds = prepare(cfg, data_dir, verbose=verbose > 0, results_dir=results_dir,
+                          manifest_dir=out)
     todo = cfg["folds"] if cfg["folds"] is not None else list(range(cfg["n_folds"]))
     result = []
     for k in todo:
@@ -277,7 +284,8 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             targets = _targets(task, me, y_tr[order])
             ds = make_dataset(xe, targets, cfg["batch_size"])
             if ds is not None:
-                h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+                h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                              verbose=0)
             else:
                 h = model.fit(xe, targets, batch_size=cfg["batch_size"], epochs=epoch + 1,
                               initial_epoch=epoch, shuffle=False, verbose=0)

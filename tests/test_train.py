@@ -1,0 +1,153 @@
+"""busi_lib.train: determinism, kill-and-resume, recorded folds skipped, integrity checks.
+
+Tiny configuration: the smoke profile on 8 + 8 synthetic images, fold 0 of 2, 3 epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("keras")
+
+from busi_lib import train  # noqa: E402
+from busi_lib.errors import ConfigError, DataError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TINY = dict(folds=[0], epochs=3, external=False)
+RECORD_FIELDS = {"experiment", "profile", "fold", "seed", "config", "config_hash", "data_sha256",
+                 "git_commit", "versions", "wall_seconds", "n_train", "n_test", "metrics",
+                 "history", "determinism", "precision"}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from conftest import make_busi
+
+    return make_busi(tmp_path_factory.mktemp("busi") / "Dataset_BUSI_with_GT")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data, tmp_path_factory):
+    """One uninterrupted run, shared by the determinism and resume tests."""
+    res = tmp_path_factory.mktemp("ref")
+    os.environ["BUSI_CACHE"] = str(res / "cache")
+    rec = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                       **TINY)[0]
+    return rec, res
+
+
+def _preds(res: Path, exp="multitask"):
+    return pd.read_csv(res / "smoke" / exp / "fold0_predictions.csv")
+
+
+def test_record_contents(reference):
+    rec, res = reference
+    assert RECORD_FIELDS <= set(rec)
+    assert rec["n_train"] == 8 and rec["n_test"] == 8 and rec["epochs_run"] == 3
+    assert len(rec["history"]) == 3 and rec["history"][0]["epoch"] == 1
+    assert {"seg_DC_mean", "seg_DC_pooled", "seg_JSI_mean", "cls_AUC", "cls_SPE"} <= set(rec["metrics"])
+    assert rec["metrics"]["seg_DC_mean"] >= rec["metrics"]["seg_JSI_mean"]
+    p = _preds(res)
+    assert list(p.columns[:2]) == ["id", "true_class"] and len(p) == 8
+    assert {"prob_malignant", "dice", "pred_class"} <= set(p.columns)
+    saved = json.loads((res / "smoke" / "multitask" / "fold0.json").read_text())
+    assert saved["metrics"] == rec["metrics"]
+    assert (res / "splits").is_dir() and len(list((res / "splits").glob("*.csv"))) == 1
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(reference, tiny_data, tmp_path):
+    rec, res = reference
+    again = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "a",
+                         verbose=0, **TINY)[0]
+    assert again["metrics"] == rec["metrics"]
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in rec["history"]]
+    pd.testing.assert_frame_equal(_preds(tmp_path / "a"), _preds(res))
+    other = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "b",
+                         verbose=0, seed=7, **TINY)[0]
+    assert other["seed"] == 7
+    assert [h["loss"] for h in other["history"]] != [h["loss"] for h in rec["history"]]
+
+
+def test_recorded_fold_is_skipped_and_never_overwritten(reference, tiny_data, monkeypatch):
+    rec, res = reference
+    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("retrained"))
+    again = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                         **TINY)[0]
+    assert again == rec
+    path = res / "smoke" / "multitask" / "fold0.json"
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="config_hash"):
+        train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                     folds=[0], epochs=4, external=False)
+    assert path.read_bytes() == before
+
+
+def test_changed_data_is_reported_before_training(reference, tiny_data, tmp_path, monkeypatch):
+    import shutil
+
+    from PIL import Image
+
+    rec, res = reference
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_data, changed)
+    p = changed / "malignant" / "malignant (3).png"
+    arr = __import__("numpy").asarray(Image.open(p)).copy()
+    arr[0, 0] = 255 - arr[0, 0]
+    Image.fromarray(arr).save(p)
+    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(DataError, match=r"changed 1 \(e.g. \['malignant/malignant \(3\).png'\]\)"):
+        train.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
+    (changed / "benign" / "benign (8).png").unlink()
+    (changed / "benign" / "benign (8)_mask.png").unlink()
+    with pytest.raises(DataError, match="missing 2"):
+        train.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
+
+
+def test_killed_run_resumes_to_the_same_record(reference, tiny_data, tmp_path):
+    """SIGKILL a real training process after its first checkpoint, run again, compare."""
+    rec, _ = reference
+    res = tmp_path / "res"
+    cmd = [sys.executable, "-m", "busi_lib.train", "--profile", "smoke", "--experiment",
+           "multitask", "--data-dir", str(tiny_data), "--results-dir", str(res), "--folds", "0",
+           "--epochs", "3"]
+    env = {**os.environ, "BUSI_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state = res / "smoke" / "multitask" / "checkpoints" / "fold0" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (res / "smoke" / "multitask" / "fold0.json").exists()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 3
+    resumed = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                           **TINY)[0]
+    assert resumed["resumed_at"] == [done]
+    assert resumed["metrics"] == rec["metrics"]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in rec["history"]]
+    pd.testing.assert_frame_equal(_preds(res), _preds(reference[1]))
+    # no temporary files left behind next to the records
+    assert not [p for p in (res / "smoke" / "multitask").iterdir() if p.name.startswith(".")]
+
+
+def test_stop_after_epochs_then_continue(reference, tiny_data, tmp_path):
+    rec, _ = reference
+    res = tmp_path / "r"
+    assert train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                        stop_after_epochs=2, **TINY) == []
+    out = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                       **TINY)[0]
+    assert out["resumed_at"] == [2] and out["metrics"] == rec["metrics"]
