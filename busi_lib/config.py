@@ -109,8 +109,10 @@ for _name in CLS_BASELINES:
     EXPERIMENTS[f"base_{_name}"] = {"model": _name, "task": "cls", "in_channels": 3,
                                     "light": True}
 
-#: Epochs of ``light`` experiments per profile (ablations may use a lighter protocol).
-LIGHT_EPOCHS = {"smoke": 1, "cpu": 20, "paper": 100}
+#: The lighter protocol of ``light`` experiments (ablations and baselines) per profile. They
+#: are compared with ``random_light``, the main model trained under the same protocol.
+LIGHT = {"smoke": {"epochs": 1}, "cpu": {"epochs": 15, "image_size": 64},
+         "paper": {"epochs": 100}}
 
 _CHOICES = {
     "enhancement": ("none", "he", "clahe", "ghe"),
@@ -147,7 +149,7 @@ def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides
     light = exp.pop("light", False)
     cfg.update(exp)
     if light:
-        cfg["epochs"] = min(cfg["epochs"], LIGHT_EPOCHS[profile])
+        cfg.update(LIGHT[profile])
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; expected names from {sorted(DEFAULTS)}")
