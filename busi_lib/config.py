@@ -207,3 +207,6 @@ def config_hash(cfg: dict[str, Any]) -> str:
     """12-hex-digit hash of the semantic part of a configuration (see ``NON_SEMANTIC``)."""
     sem = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC}
     return hashlib.sha256(json.dumps(sem, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+#: Epochs of the light protocol per profile (see ``LIGHT``).
+LIGHT_EPOCHS = {name: light["epochs"] for name, light in LIGHT.items()}
