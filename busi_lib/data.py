@@ -474,6 +474,9 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
 
     if enhancement not in METHODS:
         raise ConfigError(f"enhancement={enhancement!r}: expected one of {list(METHODS)}")
+    if data_dir is not None and str(data_dir).endswith(".npz"):
+        return load_bundle(data_dir, image_size=image_size, classes=classes,
+                           enhancement=enhancement, max_per_class=max_per_class)
     root = locate_data(data_dir, download=download, cache_dir=cache_dir)
     samples = select_samples(find_samples(root, classes), max_per_class)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -545,3 +548,59 @@ def copy_samples(samples: Iterable[Sample], dest: str | os.PathLike) -> Path:
         for p in (s.image_path, *s.mask_paths):
             shutil.copy2(p, dest / s.label / p.name)
     return dest
+
+
+# ----------------------------------------------------------------------------- bundles
+def save_bundle(d: BusiData, path: str | os.PathLike, *, max_per_class: int | None = None) -> Path:
+    """Save preprocessed arrays, with their pixel manifest, to one compressed ``.npz``.
+
+    A bundle lets a machine without the raw PNGs (a GPU box, a small Colab disk) train on exactly
+    the same arrays and record the same ``data_sha256``: pass its path as ``data_dir``.
+    """
+    path = Path(path)
+    keys = np.array(list(d.manifest))
+    vals = np.array([d.manifest[k] for k in keys])
+    np.savez_compressed(path, ids=d.ids, labels=d.labels, class_names=np.array(d.class_names),
+                        images=d.images, masks_bits=np.packbits(d.masks.ravel()),
+                        image_sha256=d.image_sha256, orig_sizes=d.orig_sizes, n_masks=d.n_masks,
+                        manifest_keys=keys, manifest_values=vals,
+                        params=np.array(json.dumps(dict(
+                            v=PREPROCESSING_VERSION, image_size=d.image_size,
+                            classes=list(d.class_names), enhancement=d.enhancement,
+                            max_per_class=max_per_class, data_sha256=d.data_sha256))))
+    return path
+
+
+def load_bundle(path: str | os.PathLike, *, image_size: int, classes: Sequence[str],
+                enhancement: str, max_per_class: int | None = None) -> BusiData:
+    """Load a bundle written by :func:`save_bundle`, checking it matches the parameters.
+
+    Raises
+    ------
+    DataError
+        The file is missing or its manifest does not hash to its recorded ``data_sha256``.
+    ConfigError
+        The bundle was made with other preprocessing parameters.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"bundle {str(path)!r} does not exist; expected an .npz written by "
+                        "busi_lib.data.save_bundle")
+    with np.load(path, allow_pickle=False) as z:
+        params = json.loads(str(z["params"]))
+        want = dict(v=PREPROCESSING_VERSION, image_size=int(image_size), classes=list(classes),
+                    enhancement=enhancement, max_per_class=max_per_class)
+        for k, v in want.items():
+            if params.get(k) != v:
+                raise ConfigError(f"bundle {path.name} was made with {k}={params.get(k)!r}; "
+                                  f"expected {k}={v!r}")
+        manifest = dict(zip(z["manifest_keys"].tolist(), z["manifest_values"].tolist()))
+        if manifest_sha256(manifest) != params["data_sha256"]:
+            raise DataError(f"bundle {path.name}: its manifest does not hash to its data_sha256")
+        n, s = len(z["ids"]), int(image_size)
+        masks = np.unpackbits(z["masks_bits"])[: n * s * s].reshape(n, s, s).astype(bool)
+        return BusiData(ids=z["ids"], labels=z["labels"], class_names=tuple(classes),
+                        images=z["images"], masks=masks, data_sha256=params["data_sha256"],
+                        manifest=manifest, image_sha256=z["image_sha256"],
+                        orig_sizes=z["orig_sizes"], n_masks=z["n_masks"], root=None,
+                        image_size=s, enhancement=enhancement)

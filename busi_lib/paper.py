@@ -131,15 +131,15 @@ TRAINING = {"optimizer": "Adam", "lr": 1e-4, "lr_schedule": "divided by 10 every
 
 #: Table 8 (BI-RADS categories, condensed) with the malignancy-likelihood bands of category 3-5.
 TABLE8 = [
-    ("0", "Incomplete", "additional imaging needed", None, None),
-    ("1", "Negative", "nothing to report", None, None),
-    ("2", "Benign finding", "non-cancerous finding", 0.0, 0.0),
-    ("3", "Probably benign", "short-interval follow-up", 0.0, 0.02),
-    ("4A", "Low suspicion", "biopsy considered", 0.02, 0.10),
-    ("4B", "Moderate suspicion", "biopsy considered", 0.10, 0.50),
-    ("4C", "High suspicion", "biopsy considered", 0.50, 0.95),
-    ("5", "Highly suggestive of malignancy", "biopsy strongly recommended", 0.95, 1.0),
-    ("6", "Known biopsy-proven malignancy", "treatment follow-up", None, None),
+    ("0", "Incomplete", "additional imaging needed", "-"),
+    ("1", "Negative", "nothing to report", "-"),
+    ("2", "Benign finding", "routine follow-up", "no sign of cancer"),
+    ("3", "Probably benign", "short-interval follow-up", "<= 2 %"),
+    ("4A", "Low suspicion", "biopsy considered", "> 2 % to <= 10 %"),
+    ("4B", "Moderate suspicion", "biopsy considered", "> 10 % to <= 50 %"),
+    ("4C", "High suspicion", "biopsy considered", "> 50 % to < 95 %"),
+    ("5", "Highly suggestive of malignancy", "biopsy strongly recommended", ">= 95 %"),
+    ("6", "Known biopsy-proven malignancy", "treatment / follow-up", "known cancer"),
 ]
 #: Likelihood bands used to map a malignancy probability to a BI-RADS-like category:
 #: ``(label, low, high)`` as in Table 8: 3 "<= 2 %", 4A "> 2 % and <= 10 %", 4B "> 10 % and
@@ -181,9 +181,9 @@ def table7() -> pd.DataFrame:
 
 
 def table8() -> pd.DataFrame:
-    """Table 8 (condensed): BI-RADS category, meaning, action, malignancy likelihood band."""
-    df = pd.DataFrame(TABLE8, columns=["category", "assessment", "action", "likelihood_low",
-                                       "likelihood_high"]).set_index("category")
+    """Table 8 (condensed): BI-RADS category, meaning, action, likelihood of malignancy."""
+    df = pd.DataFrame(TABLE8, columns=["category", "assessment", "action",
+                                       "likelihood of malignancy"]).set_index("category")
     return df
 
 

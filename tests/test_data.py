@@ -192,3 +192,17 @@ def test_locate_data_falls_back_to_download(monkeypatch, tmp_path, busi_dir):
     monkeypatch.setattr(data, "fetch_busi", fake_fetch)
     root = data.locate_data(None, cache_dir=tmp_path / "c")
     assert calls == [tmp_path / "c"] and (root / "benign").is_dir()
+
+
+def test_bundle_round_trip(busi_dir, tmp_path):
+    from busi_lib.errors import ConfigError
+
+    d = data.load_busi(busi_dir, image_size=32, download=False)
+    path = data.save_bundle(d, tmp_path / "b.npz")
+    b = data.load_busi(path, image_size=32)
+    assert b.data_sha256 == d.data_sha256 and b.manifest == d.manifest
+    np.testing.assert_array_equal(b.images, d.images)
+    np.testing.assert_array_equal(b.masks, d.masks)
+    assert b.ids.tolist() == d.ids.tolist()
+    with pytest.raises(ConfigError, match="image_size=32; expected image_size=64"):
+        data.load_busi(path, image_size=64)

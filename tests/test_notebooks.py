@@ -1,0 +1,183 @@
+"""The book's notebooks: structure (fast) and regression of their outputs with nbval (slow).
+
+``tests/nbval/`` holds the seven notebooks executed in the ``smoke`` profile
+(``make nbval-refresh``); nbval re-executes them and compares every deterministic output
+(counts, tables, audit results, parameter counts). Training logs and timings are in cells tagged
+``nbval-ignore-output``; stderr is not compared (``tests/nbval/conftest.py``); the smoke records
+under ``results/smoke/`` are loaded, not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+REF_DIR = ROOT / "tests" / "nbval"
+NAMES = ["01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
+         "07_claims_audit"]
+HEAVY = ("ensure_records(", "run_cv(")
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _code(path: Path) -> list[dict]:
+    return [c for c in _cells(path) if c["cell_type"] == "code"]
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_book_lists_the_seven_notebooks():
+    from busi_lib.book import NOTEBOOKS
+
+    assert list(NOTEBOOKS) == NAMES
+    toc = (ROOT / "_toc.yml").read_text()
+    for n in NAMES:
+        assert (NB_DIR / f"{n}.ipynb").is_file()
+        assert f"notebooks/{n}" in toc
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_structure(name):
+    path = NB_DIR / f"{name}.ipynb"
+    code = _code(path)
+    assert "colab.setup()" in _src(code[0]), "first code cell must call busi_lib.colab.setup()"
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    src = _src(params[0])
+    for p in ("profile", "data_dir", "seed"):
+        assert f"{p} =" in src and "#" in src.split(f"{p} =")[1].split("\n")[0], \
+            f"parameter {p} must be set and documented with a comment"
+    for c in code:
+        s = _src(c)
+        if any(h in s for h in HEAVY):
+            tags = c["metadata"].get("tags", [])
+            assert "nbval-ignore-output" in tags or "NBVAL_IGNORE_OUTPUT" in s, \
+                f"cell that may train must be tagged nbval-ignore-output:\n{s[:200]}"
+
+
+@pytest.mark.parametrize("folder", [NB_DIR, REF_DIR])
+def test_no_local_paths_or_errors_in_outputs(folder):
+    for path in sorted(folder.glob("*.ipynb")):
+        for c in _code(path):
+            for out in c.get("outputs", []):
+                assert out.get("output_type") != "error", f"{path.name}: stored error output"
+                data = {k: v for k, v in out.get("data", {}).items() if k.startswith("text/")}
+                text = json.dumps(data) + json.dumps(out.get("text", ""))
+                assert "/work/" not in text and "/root/" not in text, \
+                    f"{path.name}: a local path leaked into the outputs"
+
+
+def test_reference_notebooks_are_smoke_runs():
+    refs = sorted(p.stem for p in REF_DIR.glob("*.ipynb"))
+    assert refs == NAMES, "run `make nbval-refresh` to (re)create tests/nbval"
+    for n in NAMES:
+        injected = [c for c in _code(REF_DIR / f"{n}.ipynb")
+                    if "injected-parameters" in c["metadata"].get("tags", [])]
+        assert injected and 'profile = "smoke"' in _src(injected[0])
+
+
+def _busi_available() -> dict | None:
+    env = dict(os.environ)
+    if not env.get("BUSI_DATA"):
+        shared = ROOT.parent / "shared" / "data" / "BUSI" / "Dataset_BUSI_with_GT"
+        if shared.is_dir():
+            env["BUSI_DATA"] = str(shared)
+    if not env.get("BUSBRA_DATA"):
+        shared = ROOT.parent / "shared" / "data" / "BUS-BRA"
+        if shared.is_dir():
+            env["BUSBRA_DATA"] = str(shared)
+    p = env.get("BUSI_DATA")
+    if not p and not (ROOT / "data").is_dir():
+        return None
+    if p and not Path(p).is_dir():
+        return None
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_notebooks_nbval():
+    """Re-execute the smoke reference notebooks and compare their outputs (nbval)."""
+    env = _busi_available()
+    if env is None:
+        pytest.skip("BUSI data not found (set BUSI_DATA)")
+    # the committed smoke records and the project's cache, not the per-test folders of
+    # tests/conftest.py; never train here (a missing record shows up as a table difference)
+    env["BUSI_RESULTS"] = str(ROOT / "results")
+    env.pop("BUSI_CACHE", None)
+    env["BUSI_NO_TRAIN"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+           "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
+           "--nbval-cell-timeout", "1200", "-W", "ignore::DeprecationWarning", "tests/nbval"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    tail = (r.stdout + r.stderr)[-6000:]
+    assert r.returncode == 0, ("nbval failed (after an intended change: `make nbval-refresh`, "
+                               f"then review the diff of tests/nbval):\n{tail}")
+
+
+def test_strip_stderr_moves_stderr_to_log(tmp_path):
+    import nbformat
+
+    from busi_lib.book import strip_stderr
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(1)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="oneDNN custom operations\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells = [cell]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert strip_stderr(path, tmp_path / "log" / "x.txt") == 1
+    outs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o["name"] for o in outs] == ["stdout"]
+    assert "oneDNN" in (tmp_path / "log" / "x.txt").read_text()
+
+
+def test_stage_copies_book_sources(tmp_path):
+    from busi_lib.book import BOOK_FILES, stage
+
+    for name in ("_config.yml", "_toc.yml"):
+        (tmp_path / name).write_text("x: 1\n")
+    for d in ("book", "notebooks"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "a.md").write_text("# a\n")
+    (tmp_path / "notebooks" / ".ipynb_checkpoints").mkdir()
+    src = stage("smoke", tmp_path)
+    assert src == tmp_path / "_build" / "smoke" / "src"
+    assert sorted(p.name for p in src.iterdir()) == sorted(BOOK_FILES)
+    assert not (src / "notebooks" / ".ipynb_checkpoints").exists()
+
+
+def test_profiles_markdown_matches_config():
+    from busi_lib.config import PROFILES
+    from busi_lib.report import profiles_markdown
+
+    md = profiles_markdown()
+    for name, prof in PROFILES.items():
+        assert f"**{name}** | {prof.get('image_size', 128)} |" in md
+    assert (ROOT / "book" / "profiles_table.md").read_text() == md, \
+        "book/profiles_table.md is stale: run `make book` or busi_lib.book.write_generated"
+
+
+def test_book_cli_rejects_bad_arguments():
+    from busi_lib.book import main
+
+    with pytest.raises(SystemExit):
+        main(["--profile", "nope"])
+    with pytest.raises(SystemExit, match="smoke"):
+        main(["--profile", "cpu", "--refresh-nbval"])
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        main(["--profile", "smoke", "--only", "99", "--no-build"])
