@@ -5,54 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from synthetic import make_busi
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REAL_BUSI = Path(os.environ.get("BUSI_DATA", Path(__file__).resolve().parents[2] / "shared"
                                 / "data" / "BUSI" / "Dataset_BUSI_with_GT"))
-
-
-def _lesion_image(rng, size, cls, bright):
-    """A grey speckle image with a dark elliptic 'lesion' and its mask."""
-    h, w = size
-    img = rng.normal(bright, 20, (h, w)).clip(0, 255)
-    yy, xx = np.mgrid[:h, :w]
-    cy, cx = rng.integers(h // 3, 2 * h // 3), rng.integers(w // 3, 2 * w // 3)
-    ry, rx = rng.integers(h // 8, h // 4), rng.integers(w // 8, w // 4)
-    mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-    img[mask] = rng.normal(40 if cls == "benign" else 70, 10, mask.sum()).clip(0, 255)
-    return img.astype(np.uint8), mask
-
-
-def make_busi(root: Path, n_benign=8, n_malignant=8, n_normal=0, seed=0, size=(48, 64)) -> Path:
-    """Write a BUSI-layout folder with mixed mask formats (as the real release has).
-
-    benign masks are 1-bit, malignant masks 8-bit grey 0/255, one benign image has two masks
-    (the second RGBA), normal masks are all-black RGB. Images are RGB with R=G=B.
-    """
-    rng = np.random.default_rng(seed)
-    for cls, n in (("benign", n_benign), ("malignant", n_malignant), ("normal", n_normal)):
-        if n == 0:
-            continue
-        d = root / cls
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(1, n + 1):
-            img, mask = _lesion_image(rng, size, cls, 120 + 5 * i)
-            Image.fromarray(np.stack([img] * 3, -1)).save(d / f"{cls} ({i}).png")
-            if cls == "normal":
-                Image.fromarray(np.zeros(size + (3,), np.uint8)).save(d / f"{cls} ({i})_mask.png")
-            elif cls == "benign":
-                Image.fromarray(mask).convert("1").save(d / f"{cls} ({i})_mask.png")
-            else:
-                Image.fromarray(mask.astype(np.uint8) * 255).save(d / f"{cls} ({i})_mask.png")
-        if cls == "benign":
-            extra = np.zeros(size + (4,), np.uint8)
-            extra[2:6, 2:6] = (255, 255, 255, 255)
-            Image.fromarray(extra, "RGBA").save(d / "benign (1)_mask_1.png")
-    return root
 
 
 @pytest.fixture

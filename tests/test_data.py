@@ -62,7 +62,7 @@ def test_resize_keeps_masks_binary():
 
 
 def test_labels_two_and_three_classes(tmp_path):
-    from conftest import make_busi
+    from synthetic import make_busi
 
     root = make_busi(tmp_path / "d", n_benign=3, n_malignant=2, n_normal=2)
     d2 = data.load_busi(root, image_size=32, download=False)

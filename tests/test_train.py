@@ -30,7 +30,7 @@ RECORD_FIELDS = {"experiment", "profile", "fold", "seed", "config", "config_hash
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from conftest import make_busi
+    from synthetic import make_busi
 
     return make_busi(tmp_path_factory.mktemp("busi") / "Dataset_BUSI_with_GT")
 
