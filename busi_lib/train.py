@@ -430,8 +430,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, nargs="*", default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--stop-after-epochs", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="override a configuration value, e.g. --set external=false")
     a = p.parse_args(argv)
     ov = {}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a JSON value")
+        try:
+            ov[key] = json.loads(value)
+        except ValueError:
+            ov[key] = value
     if a.folds:
         ov["folds"] = a.folds
     if a.epochs:

@@ -118,7 +118,7 @@ def test_killed_run_resumes_to_the_same_record(reference, tiny_data, tmp_path):
     res = tmp_path / "res"
     cmd = [sys.executable, "-m", "busi_lib.train", "--profile", "smoke", "--experiment",
            "multitask", "--data-dir", str(tiny_data), "--results-dir", str(res), "--folds", "0",
-           "--epochs", "3"]
+           "--epochs", "3", "--set", "external=false"]
     env = {**os.environ, "BUSI_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state = res / "smoke" / "multitask" / "checkpoints" / "fold0" / "state.json"
