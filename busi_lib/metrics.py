@@ -133,11 +133,24 @@ def implied_classification(tp: float, fn: float, tn: float, fp: float) -> dict[s
     return {"ACC": acc, "PRE": pre, "REC": rec, "SPE": spe, "F1": f1}
 
 
+def calibration_bins(prob, n_bins: int = 10) -> np.ndarray:
+    """Index of the equal-width probability bin of each prediction (1.0 goes in the last bin)."""
+    p = np.asarray(prob, np.float64)
+    return np.minimum((p * n_bins).astype(int), n_bins - 1)
+
+
+def brier_score(y_true: Sequence[int], prob: Sequence[float]) -> float:
+    """Brier score of the positive-class probability (scikit-learn's ``brier_score_loss``)."""
+    from sklearn.metrics import brier_score_loss
+
+    return float(brier_score_loss(np.asarray(y_true, int), np.asarray(prob, np.float64)))
+
+
 def expected_calibration_error(y_true: Sequence[int], prob: Sequence[float], n_bins: int = 10) -> float:
     """ECE with ``n_bins`` equal-width bins of the positive-class probability."""
     y = np.asarray(y_true, np.float64)
     p = np.asarray(prob, np.float64)
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    bins = calibration_bins(p, n_bins)
     ece = 0.0
     for b in range(n_bins):
         sel = bins == b

@@ -796,16 +796,18 @@ def plot_ablation(records: dict[str, list[dict]], metrics: Sequence[str] = ("seg
 
 # ============================================================================ calibration / BI-RADS
 def brier(y: Iterable[int], p: Iterable[float]) -> float:
-    y = np.asarray(list(y), float)
-    p = np.asarray(list(p), float)
-    return float(np.mean((p - y) ** 2))
+    from .metrics import brier_score
+
+    return brier_score(list(y), list(p))
 
 
 def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
     """Equal-width bins of the predicted probability: count, mean prediction, observed rate."""
+    from .metrics import calibration_bins
+
     y = np.asarray(y, float)
     p = np.asarray(p, float)
-    b = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    b = calibration_bins(p, n_bins)
     rows = []
     for k in range(n_bins):
         sel = b == k
