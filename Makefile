@@ -19,7 +19,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv test test-fast book bench nbval-refresh clean
+.PHONY: venv test test-fast book results bench nbval-refresh clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.10-3.12); set PYTHON=..."; exit 1; }
@@ -39,6 +39,11 @@ test-fast: venv
 
 book: venv
 	$(PY) -m busi_lib.book --profile $(PROFILE)
+
+# Train every experiment of the book that is not recorded yet (resumable; HOURS=2 makes a piece
+# that starts no new fold after two hours). `make book` then only renders the records.
+results: venv
+	$(PY) -m busi_lib.train --profile $(PROFILE) --experiment book $(if $(HOURS),--hours $(HOURS))
 
 bench: venv
 	$(PY) -m busi_lib.bench $(BENCH_ARGS)

@@ -1065,7 +1065,7 @@ def env_info() -> pd.DataFrame:
 # ============================================================================ configuration
 def profiles_table() -> pd.DataFrame:
     """The settings that differ between profiles (from :mod:`busi_lib.config`)."""
-    from .config import DEFAULTS, LIGHT_EPOCHS, PROFILES
+    from .config import DEFAULTS, LIGHT, PROFILES
 
     keys = ["image_size", "filters", "bridge_filters", "dense_units", "max_per_class", "n_folds",
             "epochs", "batch_size", "lr", "early_stopping", "precision"]
@@ -1073,7 +1073,8 @@ def profiles_table() -> pd.DataFrame:
     for name, prof in PROFILES.items():
         cfg = {**DEFAULTS, **prof}
         row = {k: str(cfg[k]) for k in keys}
-        row["epochs (light experiments)"] = str(min(cfg["epochs"], LIGHT_EPOCHS[name]))
+        row["light experiments"] = ", ".join(f"{k} {v}" for k, v in LIGHT[name].items()
+                                             if cfg.get(k) != v) or "same"
         rows[name] = row
     df = pd.DataFrame(rows).T
     df.index.name = "profile"

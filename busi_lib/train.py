@@ -419,12 +419,23 @@ def _atomic_save(model, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m busi_lib.train --profile cpu --experiment multitask [--folds 0 1]``."""
+    """``python -m busi_lib.train --profile cpu --experiment multitask [--folds 0 1]``.
+
+    ``--experiment`` takes several names, or ``book`` for every experiment the book shows (in
+    the order of :data:`busi_lib.config.BOOK_EXPERIMENTS`). ``--hours H`` makes a resumable
+    piece of work: no new fold is started once H hours have passed (the fold under way is
+    finished and recorded). Recorded folds are skipped, so the same command continues the work.
+    """
     import argparse
 
-    p = argparse.ArgumentParser(description=main.__doc__)
+    from .config import BOOK_EXPERIMENTS, EXPERIMENTS
+
+    p = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu")
-    p.add_argument("--experiment", default="multitask")
+    p.add_argument("--experiment", nargs="+", default=["multitask"],
+                   help="experiment name(s), or 'book' for all of the book's experiments")
+    p.add_argument("--hours", type=float, default=None,
+                   help="start no new fold after this many hours (a resumable piece)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--results-dir", default=None)
     p.add_argument("--folds", type=int, nargs="*", default=None)
@@ -446,8 +457,23 @@ def main(argv: list[str] | None = None) -> int:
         ov["folds"] = a.folds
     if a.epochs:
         ov["epochs"] = a.epochs
-    run_cv(a.profile, a.experiment, data_dir=a.data_dir, results_dir=a.results_dir,
-           stop_after_epochs=a.stop_after_epochs, **ov)
+    names = [n for e in a.experiment for n in (BOOK_EXPERIMENTS if e == "book" else (e,))]
+    bad = [n for n in names if n not in EXPERIMENTS]
+    if bad:
+        raise ConfigError(f"--experiment {bad}: expected names from {sorted(EXPERIMENTS)} or 'book'")
+    if a.hours is not None and not a.hours > 0:
+        raise ConfigError(f"--hours={a.hours}: expected a positive number of hours")
+    t0 = time.time()
+    for name in names:
+        cfg = make_config(a.profile, name, **ov)       # fails on a bad --set before training
+        folds = cfg["folds"] if cfg["folds"] is not None else range(cfg["n_folds"])
+        for k in folds:
+            if a.hours is not None and time.time() - t0 > a.hours * 3600:
+                print(f"--hours {a.hours}: time is up, stopping before {name} fold {k}; "
+                      "run the same command again to continue", flush=True)
+                return 0
+            run_cv(a.profile, name, data_dir=a.data_dir, results_dir=a.results_dir,
+                   stop_after_epochs=a.stop_after_epochs, **{**ov, "folds": [int(k)]})
     return 0
 
 
