@@ -425,7 +425,8 @@ def epoch_seconds_518(r: dict) -> float:
 
 
 def run_table(sizes=(128, 192, 256), widths=(16, 32, 64), batch: int = 16,
-              steps: int | None = 1, precision: str = "auto", epochs: int = 3) -> str:
+              steps: int | None = 1, precision: str = "auto", epochs: int = 3,
+              out=None) -> str:
     """Seconds per epoch of 518 images over ``sizes`` x ``widths``, each point in a fresh
     process (its own peak RSS). With ``steps`` set (default 1: epochs of one batch; the first
     epoch traces, the others are timed) the epoch is extrapolated by :func:`epoch_seconds_518`."""
@@ -445,8 +446,11 @@ def run_table(sizes=(128, 192, 256), widths=(16, 32, 64), batch: int = 16,
                       file=sys.stderr)
                 continue
             r = json.loads(line[-1])
+            r["epoch_seconds_518"] = round(epoch_seconds_518(r), 1)
             rows[s, w] = r
             print(json.dumps(r), flush=True)
+            if out:
+                append_result(out, r, "table")
     head = "| size \\ width | " + " | ".join(str(w) for w in widths) + " |"
     lines = [f"Seconds per training epoch of {FOLD_TRAIN_IMAGES} images (real path, "
              f"incl. augmentation and checkpoint; [peak RSS MB]; load "
@@ -477,17 +481,36 @@ def main(argv: list[str] | None = None) -> int:
                    "epoch (--steps, default 1 batch per timed epoch, extrapolated); long")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--no-peak", action="store_true")
+    p.add_argument("--out", default=None, metavar="FILE.jsonl",
+                   help="also append each result (with date, run kind and git commit) to this "
+                        "JSON-lines file, e.g. results/bench/bench.jsonl (read by the book)")
     a = p.parse_args(argv)
     if a.table:
         print(run_table(batch=a.batch, steps=a.steps or 1, precision=a.precision,
-                        epochs=max(a.epochs, 2)))
+                        epochs=max(a.epochs, 2), out=a.out))
         return 0
     kw = dict(size=a.size, width=a.width, batch=a.batch, steps=a.steps, epochs=a.epochs)
     if a.quick:
         kw.update(QUICK)
     res = run_bench(precision=a.precision, reference=not a.no_reference, peak=not a.no_peak, **kw)
     print(json.dumps(_round(res)), flush=True)
+    if a.out:
+        append_result(a.out, _round(res), "quick" if a.quick else "bench")
     return 0
+
+
+def append_result(path, result: dict, kind: str) -> None:
+    """Append one result line ``{"kind", "date", "git_commit", **result}`` to a JSON-lines file."""
+    import datetime
+
+    from .records import git_commit
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"kind": kind, "date": datetime.datetime.now(datetime.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": git_commit(), **result}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":
