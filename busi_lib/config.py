@@ -100,7 +100,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # profile's main model before it was cut to fit the machine (fold 0 only; evidence for the
     # gap to the aim)
     "multitask_w32_e40": {"filters": [32, 64, 128, 256], "bridge_filters": 512, "epochs": 40,
-                          "external": True},
+                          "external": True, "folds": [0]},
     "seg_only": {"task": "seg", "light": True},
     "cls_only": {"task": "cls", "light": True},
     "cls_encoder": {"cls_from": "encoder", "light": True},

@@ -1108,3 +1108,98 @@ def config_vs_paper(cfg: dict) -> pd.DataFrame:
             "input_size": f"{cfg['image_size']} x {cfg['image_size']}",
             "filters": f"{cfg['filters']}, bridge {cfg['bridge_filters']}"}
     return pd.DataFrame({"paper": pd.Series(paper.TRAINING).astype(str), "ours": pd.Series(ours)})
+
+
+# ----------------------------------------------------------------------------- compute cost
+def cost_table(profile: str, experiments: Sequence[str] | None = None,
+               results_dir=None) -> pd.DataFrame:
+    """Measured cost of each experiment of ``profile``, from its fold records.
+
+    One row per experiment (default: :data:`busi_lib.config.BOOK_EXPERIMENTS` plus any other
+    experiment with records): folds recorded and planned, epochs per fold, seconds per epoch
+    (training only), hours of wall time recorded (training, evaluation and external
+    validation), and the hours still to go estimated from the recorded folds' mean. A ``total``
+    row sums the hours. Folds made with another configuration are not counted.
+    """
+    from .config import BOOK_EXPERIMENTS, EXPERIMENTS, config_hash, make_config
+    from .records import experiment_dir, load_records
+
+    names = list(BOOK_EXPERIMENTS if experiments is None else experiments)
+    if experiments is None:
+        base = experiment_dir(profile, "x", results_dir).parent
+        names += sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in EXPERIMENTS
+                        and p.name not in names and list(p.glob("fold*.json")))
+    rows = []
+    for e in names:
+        cfg = make_config(profile, e)
+        planned = len(cfg["folds"]) if cfg["folds"] is not None else cfg["n_folds"]
+        recs = [r for r in load_records(profile, e, results_dir)
+                if r.get("config_hash") == config_hash(cfg)]
+        wall = sum(r["wall_seconds"] for r in recs)
+        epochs = sum(r["epochs_run"] for r in recs)
+        left = max(planned - len(recs), 0)
+        rows.append({
+            "experiment": e, "image px": cfg["image_size"], "epochs": cfg["epochs"],
+            "folds recorded": len(recs), "folds planned": planned,
+            "s per epoch": (sum(r["train_seconds"] for r in recs) / epochs) if epochs else np.nan,
+            "hours recorded": wall / 3600,
+            "hours to go (est.)": (wall / len(recs) * left / 3600) if recs else
+                                  (np.nan if left else 0.0),
+        })
+    df = pd.DataFrame(rows).set_index("experiment")
+    total = {c: np.nan for c in df.columns}
+    total.update({"folds recorded": df["folds recorded"].sum(), "folds planned": df["folds planned"].sum(),
+                  "hours recorded": df["hours recorded"].sum(),
+                  "hours to go (est.)": df["hours to go (est.)"].sum(min_count=1)})
+    df.loc["total"] = total
+    return df
+
+
+def load_bench(path=None) -> pd.DataFrame:
+    """The benchmark results appended by ``python -m busi_lib.bench --out`` (one row each)."""
+    import json
+
+    from .records import PROJECT_ROOT
+
+    path = Path(path) if path is not None else PROJECT_ROOT / "results" / "bench" / "bench.jsonl"
+    if not path.exists():
+        return pd.DataFrame()
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return pd.DataFrame(rows)
+
+
+#: The benchmark figures shown in the book (issue 5), with a label each.
+BENCH_FIGURES = {
+    "train_img_per_s": "project path, images/s", "reference_img_per_s": "plain float32 fit, images/s",
+    "speedup": "speed-up (target >= 1.5)", "epoch_overhead_fraction": "epoch time beyond its steps (target <= 0.15)",
+    "peak_fraction": "achieved / matmul peak (target >= 0.40)", "achieved_gflops": "achieved GFLOP/s",
+    "peak_gflops": "matmul peak GFLOP/s", "flops_per_img": "FLOPs per training image",
+    "infer_img_per_s": "inference images/s", "peak_rss_mb": "peak RSS, MB", "precision": "precision",
+    "cpu_bf16": "CPU has bfloat16", "bench_seconds": "benchmark took, s",
+}
+
+
+def bench_summary(bench: pd.DataFrame) -> pd.DataFrame:
+    """The latest ``quick`` or full benchmark run as a two-column table of labelled figures."""
+    runs = bench[bench["kind"].isin(["bench", "quick"])] if len(bench) else bench
+    if runs.empty:
+        return pd.DataFrame()
+    r = runs.iloc[-1]
+    rows = {"run": f"{r['kind']} ({r['size']} px, width {r['width']}, batch {r['batch']}), "
+                   f"{r['date']}, commit {short_commit(r['git_commit'])}",
+            "load average before": str(r.get("load_before"))}
+    rows.update({label: r[k] for k, label in BENCH_FIGURES.items() if k in r.index})
+    return pd.DataFrame({"value": [str(v) if not isinstance(v, float) else f"{v:.3g}"
+                                   for v in rows.values()]}, index=list(rows))
+
+
+def bench_size_width(bench: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per training epoch of 518 images by image size (rows) and width (columns),
+    from the latest ``--table`` run of each point."""
+    if bench.empty or "table" not in set(bench["kind"]):
+        return pd.DataFrame()
+    t = bench[bench["kind"] == "table"].drop_duplicates(["size", "width"], keep="last")
+    df = t.pivot(index="size", columns="width", values="epoch_seconds_518")
+    df.index = [f"{s} px" for s in df.index]
+    df.columns = [f"width {w}" for w in df.columns]
+    return df
