@@ -46,7 +46,7 @@ results: venv
 	$(PY) -m busi_lib.train --profile $(PROFILE) --experiment book $(if $(HOURS),--hours $(HOURS))
 
 bench: venv
-	$(PY) -m busi_lib.bench $(BENCH_ARGS)
+	$(PY) -m busi_lib.bench --out results/bench/bench.jsonl $(BENCH_ARGS)
 
 nbval-refresh: venv
 	$(PY) -m busi_lib.book --profile smoke --refresh-nbval

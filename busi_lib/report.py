@@ -1203,3 +1203,61 @@ def bench_size_width(bench: pd.DataFrame) -> pd.DataFrame:
     df.index = [f"{s} px" for s in df.index]
     df.columns = [f"width {w}" for w in df.columns]
     return df
+
+
+# ----------------------------------------------------------------------------- the aim
+#: The book's aim for the main model on BUSI 5-fold CV (per-image mean Dice, AUC).
+AIM = {"seg_DC_mean": 0.78, "cls_AUC": 0.92}
+
+
+def aim_table(records: list[dict], aim: dict[str, float] | None = None) -> pd.DataFrame:
+    """Mean and sample std over folds of each aimed metric, the aim, and the shortfall.
+
+    ``shortfall`` is ``aim - mean`` (positive: the aim is missed by that much); ``met`` says
+    whether the mean reaches the aim. Values are fractions, as in the records.
+    """
+    aim = AIM if aim is None else aim
+    rows = {}
+    for key, target in aim.items():
+        vals = np.array([r["metrics"][key] for r in records if key in r["metrics"]], float)
+        mean = float(vals.mean()) if len(vals) else np.nan
+        rows[_metric_label(key)] = {
+            "folds": len(vals), "mean": mean,
+            "sd": float(vals.std(ddof=1)) if len(vals) > 1 else np.nan,
+            "aim": target, "shortfall": target - mean,
+            "met": bool(mean >= target) if len(vals) else False}
+    return pd.DataFrame(rows).T
+
+
+def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
+                  metrics: Sequence[str] = ("seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_AUC"),
+                  results_dir=None) -> pd.DataFrame:
+    """One fold of several (profile, experiment) runs side by side, with what differs.
+
+    Only records whose configuration hash matches today's configuration are used; a run
+    without such a record for ``fold`` is left out. Metrics in % (AUC as a fraction).
+    """
+    from .config import config_hash, make_config
+    from .records import load_records
+
+    rows = []
+    for profile, exp in runs:
+        try:
+            chash = config_hash(make_config(profile, exp))
+        except ConfigError:
+            continue
+        recs = [r for r in load_records(profile, exp, results_dir)
+                if r["fold"] == fold and r.get("config_hash") == chash]
+        if not recs:
+            continue
+        r, c = recs[0], recs[0]["config"]
+        row = {"run": f"{profile} / {exp}", "image px": c["image_size"],
+               "width": c["filters"][0], "epochs run": r["epochs_run"],
+               "lr schedule": f"{c['lr']:g}, /{1 / c['lr_drop_factor']:g} every {c['lr_drop_every']}",
+               "precision": r["precision"],
+               "backend": r.get("versions", {}).get("keras_backend", "tensorflow"),
+               "device": "GPU" if "gpu" in r.get("versions", {}).get("platform", "") else "CPU",
+               "hours": r["wall_seconds"] / 3600}
+        row.update({_metric_label(m): _pct(_metric_label(m), r["metrics"][m]) for m in metrics})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
