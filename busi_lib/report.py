@@ -1261,3 +1261,19 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
         row.update({_metric_label(m): _pct(_metric_label(m), r["metrics"][m]) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def growth_summary(sw: pd.DataFrame) -> str:
+    """One sentence on how epoch time grows with image size and width in a
+    :func:`bench_size_width` table: the ratios between its extreme rows and columns."""
+    def ratio(a, b):
+        r = a / b
+        return f"{r.min():.1f}-{r.max():.1f}x" if r.notna().any() else "n/a"
+    rows, cols = list(sw.index), list(sw.columns)
+    size = ratio(sw.loc[rows[-1]], sw.loc[rows[0]])
+    width = ratio(sw[cols[-1]], sw[cols[0]])
+    return (f"From {rows[0]} to {rows[-1]} an epoch takes {size} as long (over the widths); "
+            f"from {cols[0]} to {cols[-1]}, {width} as long (over the sizes). A convolution's "
+            f"FLOPs grow with the pixels and with the square of the width, so a perfect CPU "
+            f"would give {(int(rows[-1].split()[0]) / int(rows[0].split()[0])) ** 2:.0f}x and "
+            f"{(int(cols[-1].split()[1]) / int(cols[0].split()[1])) ** 2:.0f}x.")

@@ -129,3 +129,13 @@ def test_book_renders_cpu_records_without_training(monkeypatch):
     monkeypatch.delenv("BUSI_NO_TRAIN")
     book.main(["--profile", "cpu", "--no-execute", "--no-build", "--train"])
     assert "BUSI_NO_TRAIN" not in os.environ
+
+
+def test_growth_summary_ratios():
+    import pandas as pd
+    sw = pd.DataFrame({"width 16": [10.0, 40.0], "width 64": [100.0, 300.0]},
+                      index=["128 px", "256 px"])
+    text = report.growth_summary(sw)
+    assert "3.0-4.0x as long (over the widths)" in text      # 300/100, 40/10
+    assert "7.5-10.0x as long (over the sizes)" in text      # 300/40, 100/10
+    assert "4x and 16x" in text
