@@ -1111,6 +1111,18 @@ def config_vs_paper(cfg: dict) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- compute cost
+def current_records(profile: str, experiment: str, results_dir=None) -> tuple[dict, list[dict]]:
+    """``(config, records)``: today's configuration of ``experiment`` and its fold records made
+    with that configuration (records of another configuration hash are left out)."""
+    from .config import config_hash, make_config
+    from .records import load_records
+
+    cfg = make_config(profile, experiment)
+    chash = config_hash(cfg)
+    return cfg, [r for r in load_records(profile, experiment, results_dir)
+                 if r.get("config_hash") == chash]
+
+
 def cost_table(profile: str, experiments: Sequence[str] | None = None,
                results_dir=None) -> pd.DataFrame:
     """Measured cost of each experiment of ``profile``, from its fold records.
@@ -1121,20 +1133,18 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     validation), and the hours still to go estimated from the recorded folds' mean. A ``total``
     row sums the hours. Folds made with another configuration are not counted.
     """
-    from .config import BOOK_EXPERIMENTS, EXPERIMENTS, config_hash, make_config
-    from .records import experiment_dir, load_records
+    from .config import BOOK_EXPERIMENTS, EXPERIMENTS
+    from .records import results_root
 
     names = list(BOOK_EXPERIMENTS if experiments is None else experiments)
     if experiments is None:
-        base = experiment_dir(profile, "x", results_dir).parent
+        base = results_root(results_dir) / profile
         names += sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in EXPERIMENTS
-                        and p.name not in names and list(p.glob("fold*.json")))
+                        and p.name not in names and any(p.glob("fold*.json")))
     rows = []
     for e in names:
-        cfg = make_config(profile, e)
+        cfg, recs = current_records(profile, e, results_dir)
         planned = len(cfg["folds"]) if cfg["folds"] is not None else cfg["n_folds"]
-        recs = [r for r in load_records(profile, e, results_dir)
-                if r.get("config_hash") == config_hash(cfg)]
         wall = sum(r["wall_seconds"] for r in recs)
         epochs = sum(r["epochs_run"] for r in recs)
         left = max(planned - len(recs), 0)
@@ -1237,17 +1247,13 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
     Only records whose configuration hash matches today's configuration are used; a run
     without such a record for ``fold`` is left out. Metrics in % (AUC as a fraction).
     """
-    from .config import config_hash, make_config
-    from .records import load_records
-
     rows = []
     for profile, exp in runs:
         try:
-            chash = config_hash(make_config(profile, exp))
+            _, recs = current_records(profile, exp, results_dir)
         except ConfigError:
             continue
-        recs = [r for r in load_records(profile, exp, results_dir)
-                if r["fold"] == fold and r.get("config_hash") == chash]
+        recs = [r for r in recs if r["fold"] == fold]
         if not recs:
             continue
         r, c = recs[0], recs[0]["config"]
