@@ -1123,6 +1123,37 @@ def current_records(profile: str, experiment: str, results_dir=None) -> tuple[di
                  if r.get("config_hash") == chash]
 
 
+def rerun_table(profile: str, results_dir=None) -> pd.DataFrame:
+    """One row per recorded rerun (:mod:`busi_lib.rerun`): which fold was trained again, by
+    which code, how long it took, and the largest differences from its record."""
+    from .rerun import load_reruns
+
+    rows = []
+    for r in load_reruns(profile, results_dir):
+        rows.append({
+            "experiment": r["experiment"], "fold": r["fold"] + 1,
+            "recorded by": short_commit(r.get("recorded_git_commit")),
+            "rerun by": short_commit(r.get("rerun_git_commit")), "rerun date": r.get("date"),
+            "rerun minutes": (r.get("rerun_wall_seconds") or np.nan) / 60,
+            "max |diff| metric": r["max_abs_diff"],
+            "max |diff| p(malignant)": r.get("max_abs_diff_prob", np.nan),
+            "max |diff| image Dice": r.get("max_abs_diff_dice", np.nan),
+            "same (tolerance)": f"{'yes' if r['agree'] else 'NO'} ({r['tolerance']:g})"})
+    return pd.DataFrame(rows)
+
+
+def rerun_metrics(profile: str, experiment: str, fold: int, results_dir=None) -> pd.DataFrame:
+    """Recorded against rerun value of every metric of one rerun fold (empty if none)."""
+    from .rerun import comparison_table, rerun_path
+
+    path = rerun_path(profile, experiment, fold, results_dir)
+    if not path.is_file():
+        return pd.DataFrame()
+    import json
+
+    return comparison_table(json.loads(path.read_text())).astype(float)
+
+
 def cost_table(profile: str, experiments: Sequence[str] | None = None,
                results_dir=None) -> pd.DataFrame:
     """Measured cost of each experiment of ``profile``, from its fold records.
@@ -1189,12 +1220,30 @@ BENCH_FIGURES = {
 }
 
 
+def latest_bench(bench: pd.DataFrame) -> pd.Series | None:
+    """The latest ``quick`` or full benchmark run (one row of :func:`load_bench`), or None."""
+    runs = bench[bench["kind"].isin(["bench", "quick"])] if len(bench) else bench
+    return None if runs.empty else runs.iloc[-1]
+
+
+def bench_value(bench: pd.DataFrame, key: str) -> float:
+    """One figure (a key of :data:`BENCH_FIGURES`) of the latest run, NaN when not recorded."""
+    if key not in BENCH_FIGURES:
+        raise ConfigError(f"key={key!r}: expected one of {sorted(BENCH_FIGURES)}")
+    r = latest_bench(bench)
+    if r is None or key not in r.index or r[key] is None:
+        return float("nan")
+    try:
+        return float(r[key])
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def bench_summary(bench: pd.DataFrame) -> pd.DataFrame:
     """The latest ``quick`` or full benchmark run as a two-column table of labelled figures."""
-    runs = bench[bench["kind"].isin(["bench", "quick"])] if len(bench) else bench
-    if runs.empty:
+    r = latest_bench(bench)
+    if r is None:
         return pd.DataFrame()
-    r = runs.iloc[-1]
     rows = {"run": f"{r['kind']} ({r['size']} px, width {r['width']}, batch {r['batch']}), "
                    f"{r['date']}, commit {short_commit(r['git_commit'])}",
             "load average before": str(r.get("load_before"))}

@@ -100,6 +100,10 @@ def test_bench_results_append_and_read_back(tmp_path):
     assert len(b) == 6 and {"date", "git_commit", "kind"} <= set(b.columns)
     summ = report.bench_summary(b)
     assert summ.loc["project path, images/s", "value"] == "3"     # the latest run
+    assert report.bench_value(b, "train_img_per_s") == 3.0 and report.bench_value(b, "speedup") == 0.9
+    assert np.isnan(report.bench_value(b, "peak_gflops"))           # not in these runs
+    with pytest.raises(ConfigError, match="speed_up"):
+        report.bench_value(b, "speed_up")
     sw = report.bench_size_width(b)
     assert sw.loc["128 px", "width 16"] == 70.0                   # the latest point wins
     assert np.isnan(sw.loc["192 px", "width 32"])
