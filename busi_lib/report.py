@@ -748,30 +748,46 @@ ABLATION_METRICS = ["seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_F1", "cls_AUC
 
 
 def ablation_table(records: dict[str, list[dict]]) -> pd.DataFrame:
-    """Each variant against its reference: mean over folds and the difference (points)."""
+    """Each variant against its reference: mean over folds and the difference (points).
+
+    A variant's columns are its mean over its recorded folds; ``Δ<metric>`` is the mean of the
+    fold-by-fold differences ``variant_k - reference_k`` over the folds both have recorded
+    (``Δ folds`` of them), so that a fold recorded for one and not yet for the other does not
+    bias the difference. ``sd ΔDC`` and ``sd ΔAUC`` are the sample std of those differences:
+    the spread to read a Δ against (NaN below two folds). For ``grouped_light`` fold k holds
+    other images than the reference's fold k, so its Δ compares two splits, not paired folds.
+    """
     rows = []
     for exp, ref, what in ABLATIONS:
         a, b = records.get(exp, []), records.get(ref, [])
-        row = {"variant": exp, "change": what, "folds": f"{len(a)}/{len(b)}"}
+        by_a, by_b = {r["fold"]: r for r in a}, {r["fold"]: r for r in b}
+        common = sorted(set(by_a) & set(by_b))
+        row = {"variant": exp, "change": what, "folds": f"{len(a)}/{len(b)}",
+               "Δ folds": len(common)}
         for m in ABLATION_METRICS:
             lab = _metric_label(m)
             va = [_pct(lab, r["metrics"][m]) for r in a if m in r["metrics"]]
-            vb = [_pct(lab, r["metrics"][m]) for r in b if m in r["metrics"]]
+            d = [_pct(lab, by_a[k]["metrics"][m]) - _pct(lab, by_b[k]["metrics"][m])
+                 for k in common if m in by_a[k]["metrics"] and m in by_b[k]["metrics"]]
             row[lab] = float(np.mean(va)) if va else np.nan
-            row[f"Δ{lab}"] = float(np.mean(va) - np.mean(vb)) if va and vb else np.nan
+            row[f"Δ{lab}"] = float(np.mean(d)) if d else np.nan
+            if lab in ("DC", "AUC"):
+                row[f"sd Δ{lab}"] = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
         rows.append(row)
     ref_rows = []
     for ref in sorted({r for _, r, _ in ABLATIONS}):
         b = records.get(ref, [])
         row = {"variant": ref + " (reference)", "change": "multi-task, light protocol",
-               "folds": str(len(b))}
+               "folds": str(len(b)), "Δ folds": 0}
         for m in ABLATION_METRICS:
             lab = _metric_label(m)
             vb = [_pct(lab, r["metrics"][m]) for r in b if m in r["metrics"]]
             row[lab] = float(np.mean(vb)) if vb else np.nan
             row[f"Δ{lab}"] = np.nan
+            if lab in ("DC", "AUC"):
+                row[f"sd Δ{lab}"] = np.nan
         ref_rows.append(row)
-    return pd.DataFrame(ref_rows + rows).set_index("variant")
+    return pd.DataFrame(ref_rows + rows, columns=list((ref_rows + rows)[0])).set_index("variant")
 
 
 def plot_ablation(records: dict[str, list[dict]], metrics: Sequence[str] = ("seg_DC_mean", "cls_AUC")):

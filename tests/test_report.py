@@ -1,0 +1,36 @@
+"""busi_lib.report: tables computed from records (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from busi_lib import report
+
+
+def _r(fold, dc, auc):
+    return {"fold": fold, "metrics": {"seg_DC_mean": dc, "seg_JSI_mean": dc / 2, "cls_ACC": 0.5,
+                                      "cls_F1": 0.5, "cls_AUC": auc}}
+
+
+def test_ablation_delta_is_paired_over_common_folds():
+    ref = [_r(0, 0.50, 0.70), _r(1, 0.60, 0.80), _r(2, 0.40, 0.60)]
+    # seg_only recorded on folds 0 and 1 only: its Δ must not compare with the reference's fold 2
+    var = [_r(0, 0.55, 0.72), _r(1, 0.62, 0.78)]
+    t = report.ablation_table({"random_light": ref, "seg_only": var})
+    row = t.loc["seg_only"]
+    assert row["folds"] == "2/3" and row["Δ folds"] == 2
+    assert row["DC"] == pytest.approx(58.5)                    # its own mean, in %
+    assert row["ΔDC"] == pytest.approx((5 + 2) / 2)            # paired: +5 and +2 points
+    # an unpaired difference of means would say 58.5 - 50 = 8.5 points
+    assert row["sd ΔDC"] == pytest.approx(np.std([5, 2], ddof=1))
+    assert row["ΔAUC"] == pytest.approx(0.0)                    # +0.02 and -0.02 (fraction)
+    assert np.isnan(t.loc["random_light (reference)", "ΔDC"])
+    # a variant with no record: NaN, zero common folds
+    assert t.loc["cls_only", "Δ folds"] == 0 and np.isnan(t.loc["cls_only", "ΔDC"])
+
+
+def test_ablation_single_common_fold_has_no_spread():
+    t = report.ablation_table({"random_light": [_r(0, 0.5, 0.7)], "seg_only": [_r(0, 0.6, 0.7)]})
+    assert t.loc["seg_only", "ΔDC"] == pytest.approx(10.0)
+    assert np.isnan(t.loc["seg_only", "sd ΔDC"])
