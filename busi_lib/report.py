@@ -790,6 +790,24 @@ def ablation_table(records: dict[str, list[dict]]) -> pd.DataFrame:
     return pd.DataFrame(ref_rows + rows, columns=list((ref_rows + rows)[0])).set_index("variant")
 
 
+def ablation_headline(table: pd.DataFrame) -> str:
+    """One sentence from :func:`ablation_table`: the lowest and highest Δ of Dice and AUC
+    against the reference, naming the variant and the number of folds behind each."""
+    rows = table[table["Δ folds"] > 0] if "Δ folds" in table else table.iloc[0:0]
+    if rows.empty:
+        return "no ablation has a fold in common with its reference yet"
+    parts = []
+    for lab, unit, form in (("DC", " Dice points", "{:+.1f}"), ("AUC", " AUC", "{:+.3f}")):
+        d = rows[f"Δ{lab}"].dropna()
+        if d.empty:
+            continue
+        lo, hi = d.idxmin(), d.idxmax()
+        n = lambda v: f"{int(rows.loc[v, 'Δ folds'])} fold{'s' if rows.loc[v, 'Δ folds'] > 1 else ''}"
+        parts.append(f"Δ{lab} from {form.format(d[lo])}{unit} ({lo}, {n(lo)}) "
+                     f"to {form.format(d[hi])}{unit} ({hi}, {n(hi)})")
+    return "; ".join(parts) if parts else "no ablation has a finite difference yet"
+
+
 def plot_ablation(records: dict[str, list[dict]], metrics: Sequence[str] = ("seg_DC_mean", "cls_AUC")):
     """Per-fold values (dots) and means (bars) of each variant and its reference."""
     import matplotlib.pyplot as plt

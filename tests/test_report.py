@@ -34,3 +34,14 @@ def test_ablation_single_common_fold_has_no_spread():
     t = report.ablation_table({"random_light": [_r(0, 0.5, 0.7)], "seg_only": [_r(0, 0.6, 0.7)]})
     assert t.loc["seg_only", "ΔDC"] == pytest.approx(10.0)
     assert np.isnan(t.loc["seg_only", "sd ΔDC"])
+
+
+def test_ablation_headline_names_extremes_and_fold_counts():
+    ref = [_r(0, 0.50, 0.70), _r(1, 0.60, 0.80)]
+    recs = {"random_light": ref, "seg_only": [_r(0, 0.55, 0.70), _r(1, 0.65, 0.80)],
+            "enh_none": [_r(0, 0.40, 0.75)]}
+    h = report.ablation_headline(report.ablation_table(recs))
+    assert h == ("ΔDC from -10.0 Dice points (enh_none, 1 fold) to +5.0 Dice points (seg_only, 2 folds); "
+                 "ΔAUC from +0.000 AUC (seg_only, 2 folds) to +0.050 AUC (enh_none, 1 fold)")
+    assert report.ablation_headline(report.ablation_table({})) == \
+        "no ablation has a fold in common with its reference yet"
