@@ -808,6 +808,33 @@ def ablation_headline(table: pd.DataFrame) -> str:
     return "; ".join(parts) if parts else "no ablation has a finite difference yet"
 
 
+def best_against_reference(records: dict[str, list[dict]], reference: str, metric: str,
+                           candidates: Sequence[str]) -> str:
+    """One phrase: the candidate with the highest fold-mean ``metric`` against ``reference``.
+
+    Means are over each run's recorded folds (their counts are given, since light runs may be
+    partly recorded); Dice-like metrics in %, AUC as a fraction.
+    """
+    lab = _metric_label(metric)
+    form = "{:.3f}" if lab == "AUC" else "{:.1f}%"
+
+    def mean(name):
+        v = [_pct(lab, r["metrics"][metric]) for r in records.get(name, [])
+             if metric in r["metrics"] and np.isfinite(r["metrics"][metric])]
+        return (float(np.mean(v)), len(v)) if v else (np.nan, 0)
+
+    scored = {c: mean(c) for c in candidates if mean(c)[1]}
+    ref, n_ref = mean(reference)
+    ref_txt = (f"{reference} {form.format(ref)} ({n_ref} fold{'s' if n_ref != 1 else ''})"
+               if n_ref else f"{reference}: no record")
+    if not scored:
+        return f"{lab}: {ref_txt}; no candidate recorded yet"
+    best = max(scored, key=lambda c: scored[c][0])
+    v, n = scored[best]
+    return (f"{lab}: best {best} {form.format(v)} ({n} fold{'s' if n != 1 else ''}) against "
+            f"{ref_txt}")
+
+
 def plot_ablation(records: dict[str, list[dict]], metrics: Sequence[str] = ("seg_DC_mean", "cls_AUC")):
     """Per-fold values (dots) and means (bars) of each variant and its reference."""
     import matplotlib.pyplot as plt
