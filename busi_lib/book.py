@@ -140,19 +140,21 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
     return times
 
 
-def write_generated(src: Path) -> None:
-    """Pages generated from the code: ``book/profiles_table.md`` (from busi_lib.config)."""
-    from .report import profiles_markdown
+def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
+    """Pages generated from the code and the records: ``book/profiles_table.md`` (from
+    busi_lib.config) and ``book/cost_table.md`` (measured cost of ``profile``'s experiments)."""
+    from .report import cost_markdown, profiles_markdown
 
-    path = src / "book" / "profiles_table.md"
-    text = profiles_markdown()
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
+    for name, text in (("profiles_table.md", profiles_markdown()),
+                       ("cost_table.md", cost_markdown(profile))):
+        path = src / "book" / name
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
 
 
-def build_html(src: Path, keep_going: bool = True) -> Path:
+def build_html(src: Path, keep_going: bool = True, profile: str = PUBLISHED_PROFILE) -> Path:
     """``jupyter-book build src -W`` (warnings are errors); returns the HTML folder."""
-    write_generated(src)
+    write_generated(src, profile)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(src), "-W"]
     if keep_going:
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         _log("execution times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     if not a.no_build:
-        html = build_html(src)
+        html = build_html(src, profile=a.profile)
         _log(f"book ({a.profile}) in {time.time() - t_all:.0f} s: open {html / 'index.html'}")
     return 0
 
