@@ -1223,7 +1223,9 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     experiment with records): folds recorded and planned, epochs per fold, seconds per epoch
     (training only), hours of wall time recorded (training, evaluation and external
     validation), and the hours still to go estimated from the recorded folds' mean. A ``total``
-    row sums the hours. Folds made with another configuration are not counted.
+    row sums the book's experiments (its hours to go are unknown, NaN, while an experiment with
+    folds to go has no recorded fold); other experiments with records (evidence runs) are
+    listed after it, outside the total. Folds made with another configuration are not counted.
     """
     from .config import BOOK_EXPERIMENTS, EXPERIMENTS
     from .records import results_root
@@ -1249,12 +1251,19 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
                                   (np.nan if left else 0.0),
         })
     df = pd.DataFrame(rows).set_index("experiment")
+    own = df.loc[[e for e in df.index if e in BOOK_EXPERIMENTS or experiments is not None]]
     total = {c: np.nan for c in df.columns}
-    total.update({"folds recorded": df["folds recorded"].sum(), "folds planned": df["folds planned"].sum(),
-                  "hours recorded": df["hours recorded"].sum(),
-                  "hours to go (est.)": df["hours to go (est.)"].sum(min_count=1)})
-    df.loc["total"] = total
-    return df
+    left = own["hours to go (est.)"]
+    unknown = own["folds planned"] > own["folds recorded"]
+    total.update({"folds recorded": own["folds recorded"].sum(),
+                  "folds planned": own["folds planned"].sum(),
+                  "hours recorded": own["hours recorded"].sum(),
+                  # unknown as long as an experiment with folds to go has no recorded fold
+                  "hours to go (est.)": np.nan if left[unknown].isna().any() else left.sum()})
+    extra = df.drop(own.index)
+    out = pd.concat([own, pd.DataFrame([total], index=["total"]), extra])
+    out.index.name = "experiment"
+    return out
 
 
 def cost_markdown(profile: str, results_dir=None) -> str:

@@ -40,6 +40,18 @@ def test_cost_table_sums_records_and_estimates_what_is_left():
     assert np.isnan(t.loc["ce_loss", "hours to go (est.)"])      # nothing to estimate from
     assert t.loc["total", "hours recorded"] == pytest.approx(0.1)
     assert t.loc["total", "folds planned"] == 4
+    assert np.isnan(t.loc["total", "hours to go (est.)"])        # ce_loss: unknown, not zero
+    t = report.cost_table("smoke", ["multitask"])
+    assert t.loc["total", "hours to go (est.)"] == pytest.approx(0.1)
+
+
+def test_cost_table_total_is_the_book_experiments_only():
+    _write_record("smoke", "multitask", 0, wall=360.0, train=300.0, epochs=2)
+    _write_record("smoke", "multitask_w32_e40", 0, wall=3600.0, train=3500.0, epochs=2)
+    t = report.cost_table("smoke")
+    assert list(t.index[-2:]) == ["total", "multitask_w32_e40"]  # evidence run after the total
+    assert t.loc["total", "hours recorded"] == pytest.approx(0.1)
+    assert t.loc["multitask_w32_e40", "hours recorded"] == pytest.approx(1.0)
 
 
 def test_cost_markdown_is_the_cost_table(tmp_path):
