@@ -418,11 +418,35 @@ def _atomic_save(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def work_plan(profile: str, names, overrides: dict | None = None) -> list[tuple[str, int]]:
+    """The (experiment, fold) pairs to run, in order.
+
+    Experiments of the full protocol come first, each fold in turn; the ``light`` experiments
+    (ablations and baselines, :data:`busi_lib.config.LIGHT`) follow breadth first: fold 1 of
+    every one of them, then fold 2 of every one, and so on, so that a budget that runs out
+    midway leaves every comparison with the same folds rather than some complete and others
+    empty.
+    """
+    from .config import EXPERIMENTS
+
+    overrides = overrides or {}
+    full, light = [], []
+    for name in names:
+        cfg = make_config(profile, name, **overrides)    # fails on a bad override first
+        folds = cfg["folds"] if cfg["folds"] is not None else list(range(cfg["n_folds"]))
+        (light if EXPERIMENTS[name].get("light") else full).append((name, [int(k) for k in folds]))
+    plan = [(name, k) for name, folds in full for k in folds]
+    for k in sorted({k for _, folds in light for k in folds}):
+        plan += [(name, k) for name, folds in light if k in folds]
+    return plan
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m busi_lib.train --profile cpu --experiment multitask [--folds 0 1]``.
 
     ``--experiment`` takes several names, or ``book`` for every experiment the book shows (in
-    the order of :data:`busi_lib.config.BOOK_EXPERIMENTS`). ``--hours H`` makes a resumable
+    the order of :func:`work_plan`: full-protocol experiments fold by fold, then the light ones
+    breadth first). ``--hours H`` makes a resumable
     piece of work: no new fold is started once H hours have passed (the fold under way is
     finished and recorded). Recorded folds are skipped, so the same command continues the work.
     """
@@ -464,16 +488,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.hours is not None and not a.hours > 0:
         raise ConfigError(f"--hours={a.hours}: expected a positive number of hours")
     t0 = time.time()
-    for name in names:
-        cfg = make_config(a.profile, name, **ov)       # fails on a bad --set before training
-        folds = cfg["folds"] if cfg["folds"] is not None else range(cfg["n_folds"])
-        for k in folds:
-            if a.hours is not None and time.time() - t0 > a.hours * 3600:
-                print(f"--hours {a.hours}: time is up, stopping before {name} fold {k}; "
-                      "run the same command again to continue", flush=True)
-                return 0
-            run_cv(a.profile, name, data_dir=a.data_dir, results_dir=a.results_dir,
-                   stop_after_epochs=a.stop_after_epochs, **{**ov, "folds": [int(k)]})
+    for name, k in work_plan(a.profile, names, ov):
+        if a.hours is not None and time.time() - t0 > a.hours * 3600:
+            print(f"--hours {a.hours}: time is up, stopping before {name} fold {k}; "
+                  "run the same command again to continue", flush=True)
+            return 0
+        run_cv(a.profile, name, data_dir=a.data_dir, results_dir=a.results_dir,
+               stop_after_epochs=a.stop_after_epochs, **{**ov, "folds": [int(k)]})
     return 0
 
 

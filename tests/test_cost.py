@@ -157,6 +157,20 @@ def test_train_cli_stops_before_a_new_fold_when_time_is_up(capsys):
     assert not experiment_dir("smoke", "multitask").exists()
 
 
+def test_work_plan_runs_light_experiments_breadth_first():
+    from busi_lib.train import work_plan
+    plan = work_plan("cpu", ["random_light", "multitask", "seg_only", "base_unet"])
+    # full protocol first, all five folds; then fold 0 of every light experiment, then fold 1, ...
+    assert plan[:5] == [("multitask", k) for k in range(5)]
+    assert plan[5:8] == [("random_light", 0), ("seg_only", 0), ("base_unet", 0)]
+    assert plan[8:11] == [("random_light", 1), ("seg_only", 1), ("base_unet", 1)]
+    assert len(plan) == 5 + 3 * 3
+    # --folds narrows every experiment
+    assert work_plan("cpu", ["multitask", "seg_only"], {"folds": [2]}) == [("multitask", 2), ("seg_only", 2)]
+    with pytest.raises(ConfigError):
+        work_plan("cpu", ["multitask"], {"no_such_key": 1})
+
+
 def test_book_renders_cpu_records_without_training(monkeypatch):
     monkeypatch.delenv("BUSI_NO_TRAIN", raising=False)
     book.main(["--profile", "cpu", "--no-execute", "--no-build"])
