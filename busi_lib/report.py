@@ -184,7 +184,7 @@ def provenance(records: list[dict], experiment: str | None = None) -> str:
     folds = ", ".join(str(r["fold"] + 1) for r in records)
     return (f"`{exp}` · profile **{r0['profile']}** · seed {', '.join(map(str, seeds))} · "
             f"data {', '.join(data)} · commit {', '.join(commits)} · {prec[0]} · "
-            f"folds {folds} of {n_folds} · {r0['config']['image_size']} px, "
+            f"fold(s) {folds} of the {n_folds}-fold split · {r0['config']['image_size']} px, "
             f"{r0['config']['epochs']} epochs")
 
 
@@ -192,10 +192,18 @@ def show_provenance(records: list[dict], experiment: str | None = None) -> None:
     """Display :func:`provenance`, plus a note when folds are missing."""
     md("Source: " + provenance(records, experiment))
     if records:
-        n = records[0]["config"]["n_folds"]
-        if len(records) < n:
-            note(f"only {len(records)} of {n} folds of `{records[0]['experiment']}` are "
-                 "recorded: this table is incomplete.")
+        planned = planned_folds(records[0]["profile"], records[0]["experiment"])
+        if len(records) < len(planned):
+            note(f"only {len(records)} of the {len(planned)} planned folds of "
+                 f"`{records[0]['experiment']}` are recorded: this table is incomplete.")
+
+
+def planned_folds(profile: str, experiment: str) -> list[int]:
+    """The folds today's configuration of ``experiment`` trains (light ones: fewer)."""
+    from .config import make_config
+
+    cfg = make_config(profile, experiment)
+    return list(cfg["folds"]) if cfg["folds"] is not None else list(range(cfg["n_folds"]))
 
 
 def _pct(name: str, v: float) -> float:

@@ -56,3 +56,14 @@ def test_best_against_reference():
     assert got == "AUC: best base_fpn 0.900 (2 folds) against random_light 0.750 (2 folds)"
     assert report.best_against_reference({}, "random_light", "cls_AUC", ["base_fpn"]) == \
         "AUC: random_light: no record; no candidate recorded yet"
+
+
+def test_planned_folds_and_provenance():
+    assert report.planned_folds("cpu", "seg_only") == [0, 1, 2]        # light protocol
+    assert report.planned_folds("cpu", "multitask") == [0, 1, 2, 3, 4]
+    rec = {"experiment": "seg_only", "profile": "cpu", "seed": 42, "data_sha256": "ab" * 32,
+           "git_commit": "c" * 40, "precision": "float32", "fold": 1,
+           "config": {"n_folds": 5, "image_size": 64, "epochs": 4}}
+    line = report.provenance([rec])
+    assert "fold(s) 2 of the 5-fold split" in line and "commit ccccccc" in line
+    assert report.provenance([], "seg_only") == "`seg_only`: no records"
