@@ -818,29 +818,34 @@ def ablation_headline(table: pd.DataFrame) -> str:
 
 def best_against_reference(records: dict[str, list[dict]], reference: str, metric: str,
                            candidates: Sequence[str]) -> str:
-    """One phrase: the candidate with the highest fold-mean ``metric`` against ``reference``.
+    """One phrase: the candidate with the highest mean ``metric`` against ``reference``, both
+    averaged over the folds they have in common (light runs may be partly recorded).
 
-    Means are over each run's recorded folds (their counts are given, since light runs may be
-    partly recorded); Dice-like metrics in %, AUC as a fraction.
+    Dice-like metrics in %, AUC as a fraction.
     """
     lab = _metric_label(metric)
     form = "{:.3f}" if lab == "AUC" else "{:.1f}%"
 
-    def mean(name):
-        v = [_pct(lab, r["metrics"][metric]) for r in records.get(name, [])
-             if metric in r["metrics"] and np.isfinite(r["metrics"][metric])]
-        return (float(np.mean(v)), len(v)) if v else (np.nan, 0)
+    def by_fold(name):
+        return {r["fold"]: _pct(lab, r["metrics"][metric]) for r in records.get(name, [])
+                if metric in r["metrics"] and np.isfinite(r["metrics"][metric])}
 
-    scored = {c: mean(c) for c in candidates if mean(c)[1]}
-    ref, n_ref = mean(reference)
-    ref_txt = (f"{reference} {form.format(ref)} ({n_ref} fold{'s' if n_ref != 1 else ''})"
-               if n_ref else f"{reference}: no record")
+    ref = by_fold(reference)
+    if not ref:
+        return f"{lab}: {reference}: no record"
+    scored = {}
+    for c in candidates:
+        vals = by_fold(c)
+        common = sorted(set(vals) & set(ref))
+        if common:
+            scored[c] = (float(np.mean([vals[k] for k in common])),
+                         float(np.mean([ref[k] for k in common])), len(common))
     if not scored:
-        return f"{lab}: {ref_txt}; no candidate recorded yet"
+        return f"{lab}: no candidate shares a fold with {reference} yet"
     best = max(scored, key=lambda c: scored[c][0])
-    v, n = scored[best]
-    return (f"{lab}: best {best} {form.format(v)} ({n} fold{'s' if n != 1 else ''}) against "
-            f"{ref_txt}")
+    v, r, n = scored[best]
+    return (f"{lab}: best {best} {form.format(v)} against {reference} {form.format(r)} "
+            f"(same {n} fold{'s' if n != 1 else ''})")
 
 
 def plot_ablation(records: dict[str, list[dict]], metrics: Sequence[str] = ("seg_DC_mean", "cls_AUC")):

@@ -47,15 +47,19 @@ def test_ablation_headline_names_extremes_and_fold_counts():
         "no ablation has a fold in common with its reference yet"
 
 
-def test_best_against_reference():
+def test_best_against_reference_on_common_folds():
     recs = {"random_light": [_r(0, 0.5, 0.70), _r(1, 0.6, 0.80)],
-            "base_unet": [_r(0, 0.7, 0.5)], "base_fpn": [_r(0, 0.4, 0.9), _r(1, 0.5, 0.9)]}
-    got = report.best_against_reference(recs, "random_light", "seg_DC_mean", ["base_unet", "base_fpn", "base_x"])
-    assert got == "DC: best base_unet 70.0% (1 fold) against random_light 55.0% (2 folds)"
+            "base_unet": [_r(0, 0.7, 0.5)], "base_fpn": [_r(0, 0.4, 0.9), _r(1, 0.5, 0.9)],
+            "base_far": [_r(4, 0.99, 0.99)]}                       # no fold in common: ignored
+    got = report.best_against_reference(recs, "random_light", "seg_DC_mean",
+                                        ["base_unet", "base_fpn", "base_far", "base_x"])
+    assert got == "DC: best base_unet 70.0% against random_light 50.0% (same 1 fold)"
     got = report.best_against_reference(recs, "random_light", "cls_AUC", ["base_unet", "base_fpn"])
-    assert got == "AUC: best base_fpn 0.900 (2 folds) against random_light 0.750 (2 folds)"
+    assert got == "AUC: best base_fpn 0.900 against random_light 0.750 (same 2 folds)"
     assert report.best_against_reference({}, "random_light", "cls_AUC", ["base_fpn"]) == \
-        "AUC: random_light: no record; no candidate recorded yet"
+        "AUC: random_light: no record"
+    assert report.best_against_reference(recs, "random_light", "cls_AUC", ["base_far"]) == \
+        "AUC: no candidate shares a fold with random_light yet"
 
 
 def test_planned_folds_and_provenance():
