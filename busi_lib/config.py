@@ -130,10 +130,11 @@ BOOK_EXPERIMENTS: tuple[str, ...] = (
 
 #: The lighter protocol of ``light`` experiments (ablations and baselines) per profile. They
 #: are compared with ``random_light``, the main model trained under the same protocol.
-#: cpu: 20 light experiments must share about 3.5 of the profile's 8 hours on 2 cores (about
-#: 1000 s per fold-epoch for all of them at 64 px, estimated from their FLOPs and the measured
-#: throughput), so they run at 64 px, for 4 epochs at a 10x larger learning rate (1e-3, no
-#: step), on folds 1-3 of the same 5-fold split (``folds`` 0-2).
+#: cpu: 20 light experiments must share about 3 of the profile's 8 hours on 2 cores, so they
+#: run at 64 px, for 4 epochs at a 10x larger learning rate (1e-3, no step), on folds 1-3 of
+#: the same 5-fold split (``folds`` 0-2). Estimated beforehand from FLOPs at about 1000 s per
+#: fold-epoch for all 20; measured on fold 1: 3193 s of wall time for all 20 (about 800 s per
+#: fold-epoch, evaluation included), i.e. about 2.7 hours for the three folds.
 LIGHT = {"smoke": {"epochs": 1},
          "cpu": {"epochs": 4, "image_size": 64, "lr": 1e-3, "folds": [0, 1, 2]},
          "paper": {"epochs": 100}}
