@@ -89,7 +89,8 @@ def fmt(df: pd.DataFrame, decimals: int = 2, fraction_decimals: int = 3,
         for v in df[col].tolist():
             if isinstance(v, (bool, np.bool_)):
                 vals.append("yes" if v else "NO")
-            elif v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+            elif v is None or v is pd.NA or (isinstance(v, (float, np.floating))
+                                               and not np.isfinite(v)):
                 vals.append(missing)
             elif isinstance(v, (int, np.integer)):
                 vals.append(str(int(v)))
@@ -1276,7 +1277,9 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     extra = df.drop(own.index)
     out = pd.concat([own, pd.DataFrame([total], index=["total"]), extra])
     out.index.name = "experiment"
-    return out
+    # counts stay integers (nullable: the total has no image size or epochs)
+    ints = ["image px", "epochs", "folds recorded", "folds planned"]
+    return out.astype({c: "Int64" for c in ints})
 
 
 def cost_markdown(profile: str, results_dir=None) -> str:
