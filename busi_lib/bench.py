@@ -60,6 +60,11 @@ def peak_rss_mb() -> float:
     return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
 
 
+def _say(msg: str) -> None:
+    """A progress line on stderr (the JSON result alone goes to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process (all threads) so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -198,6 +203,7 @@ def _instrument_train(timer: _StepTimer, log: dict):
         log.setdefault("fit_wall", []).append(time.perf_counter() - t)
         log.setdefault("fit_end", []).append(time.perf_counter())
         log.setdefault("fit_end_cpu", []).append(cpu_seconds())
+        _say(f"project path: epoch {len(log['fit_wall'])} fit in {log['fit_wall'][-1]:.1f} s")
         return out
 
     def timed(name, fn):
@@ -346,7 +352,7 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
 
     t_start = time.perf_counter()
     res: dict = {"size": size, "width": width, "batch": batch, "epochs": epochs,
-                 "load_before": load_average()}
+                 "precision_requested": precision, "load_before": load_average()}
     import keras
     import tensorflow as tf
 
@@ -355,6 +361,8 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
     data, folds = synthetic_data(n_train + n_test, size, seed=seed, n_test=n_test)
     cfg = bench_config(size, width, batch, precision, epochs)
     prec = resolve_precision(precision)
+    _say(f"{size} px, width {width}, {prec}: {epochs} epochs of {n_train} synthetic images "
+         f"(the first one traces){', plus a float32 reference fit' if reference else ''}")
 
     # FLOPs: analytic, checked against the profiler's count of the traced forward graph
     model, _ = build_for_config(cfg)
@@ -368,6 +376,7 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
 
     # machine peak, same run
     if peak:
+        _say("matrix-multiply peak")
         for dt in ("float32", "bfloat16"):
             if dt == "float32" or cpu_supports_bf16() or prec == "mixed_bfloat16":
                 res[f"peak_gflops_{dt}"], res[f"peak_gflops_per_cpu_s_{dt}"] = matmul_peak(
@@ -375,11 +384,15 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
 
     # the reference first: train_fold turns op determinism on for the rest of the process
     if reference:
+        _say(f"reference: plain float32 fit of {n_train} images")
         res.update(reference_fit(cfg, data, n_train))
+        _say(f"reference: {res['reference_img_per_s']:.2f} images/s in its steps")
         keras.backend.clear_session()
 
+    _say(f"project path: train_fold, {epochs} epochs")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         res.update(real_path(cfg, data, folds, Path(tmp)))
+    _say(f"project path: {res['train_img_per_s']:.2f} images/s per epoch")
     if reference:
         res["speedup"] = res["train_img_per_s"] / res["reference_img_per_s"]
         # the same ratio in CPU seconds per image: less sensitive to other processes' load

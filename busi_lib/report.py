@@ -1324,10 +1324,70 @@ BENCH_FIGURES = {
 }
 
 
+def _auto_runs(bench: pd.DataFrame) -> pd.DataFrame:
+    """Full and quick runs in the precision ``auto`` picks (older rows, without
+    ``precision_requested``, were all ``auto``)."""
+    if bench.empty:
+        return bench
+    runs = bench[bench["kind"].isin(["bench", "quick"])]
+    if "precision_requested" in runs:
+        runs = runs[runs["precision_requested"].isna() | (runs["precision_requested"] == "auto")]
+    return runs
+
+
 def latest_bench(bench: pd.DataFrame) -> pd.Series | None:
-    """The latest ``quick`` or full benchmark run (one row of :func:`load_bench`), or None."""
-    runs = bench[bench["kind"].isin(["bench", "quick"])] if len(bench) else bench
-    return None if runs.empty else runs.iloc[-1]
+    """The benchmark run the book shows (one row of :func:`load_bench`), or None: the latest
+    full run (``kind`` "bench") if there is one, else the latest ``quick`` run; only runs in the
+    precision that ``auto`` picks (a forced ``--precision`` run is a comparison, see
+    :func:`bench_precision`)."""
+    runs = _auto_runs(bench)
+    if runs.empty:
+        return None
+    full = runs[runs["kind"] == "bench"]
+    return (full if len(full) else runs).iloc[-1]
+
+
+def bench_precision(bench: pd.DataFrame) -> pd.DataFrame:
+    """The latest forced ``mixed_bfloat16`` run beside the latest float32 run of the same kind,
+    size and width: training images/s (per epoch and in pure steps) and the matmul peak of each
+    precision measured in the same runs. Empty when either is missing."""
+    if bench.empty or "precision" not in bench:
+        return pd.DataFrame()
+    runs = bench[bench["kind"].isin(["bench", "quick"])]
+    bf = runs[runs["precision"] == "mixed_bfloat16"]
+    if bf.empty:
+        return pd.DataFrame()
+    b = bf.iloc[-1]
+    f = runs[(runs["precision"] == "float32") & (runs["kind"] == b["kind"])
+             & (runs["size"] == b["size"]) & (runs["width"] == b["width"])]
+    if f.empty:
+        return pd.DataFrame()
+    rows = []
+    for r in (f.iloc[-1], b):
+        peak = r.get(f"peak_gflops_{'bfloat16' if r['precision'] != 'float32' else 'float32'}")
+        rows.append({"precision": r["precision"],
+                     "run": f"{r['kind']}, {r['size']} px, width {r['width']}, {r['date']}",
+                     "images/s (epoch)": r["train_img_per_s"],
+                     "images/s (steps)": r["train_step_img_per_s"],
+                     "matmul peak GFLOP/s": np.nan if peak is None else peak,
+                     "load before": str(r.get("load_before")),
+                     "CPU has bfloat16": bool(r.get("cpu_bf16"))})
+    out = pd.DataFrame(rows).set_index("precision")
+    return out
+
+
+def bench_precision_sentence(bench: pd.DataFrame) -> str:
+    """One sentence from :func:`bench_precision` (or says that no comparison is recorded)."""
+    t = bench_precision(bench)
+    if t.empty:
+        return ("no run with `--precision mixed_bfloat16` is recorded beside a float32 run of the "
+                "same size and width")
+    f, b = t.iloc[0], t.iloc[1]
+    ratio = f["images/s (steps)"] / b["images/s (steps)"]
+    cmp = (f"{ratio:.1f}x slower" if ratio >= 1 else f"{1 / ratio:.1f}x faster")
+    return (f"forcing `mixed_bfloat16` on this CPU ({'with' if b['CPU has bfloat16'] else 'without'}"
+            f" bfloat16 units) trained at {b['images/s (steps)']:.2f} images/s in its steps "
+            f"against {f['images/s (steps)']:.2f} in float32 ({cmp}; {b['run']})")
 
 
 def bench_value(bench: pd.DataFrame, key: str) -> float:
@@ -1420,6 +1480,63 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
         row.update({_metric_label(m): _pct(_metric_label(m), r["metrics"][m]) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def precision_check(profile: str, reference: str = "random_light",
+                    variant: str = "random_light_bf16", fold: int = 0,
+                    metrics: Sequence[str] = ("seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_AUC"),
+                    results_dir=None) -> pd.DataFrame:
+    """Does another precision move the results by more than noise? (issue 5)
+
+    One fold of ``reference`` (float32) and of ``variant`` (the same experiment in another
+    precision), both with today's configuration. Per metric: the two values, their difference
+    ``delta`` = variant - reference, the reference's fold-to-fold sample sd (``sd folds``, the
+    noise yardstick: how much the metric moves between data splits) and ``within noise`` =
+    ``delta >= -sd folds`` (the variant is not lower by more than one sd). Metrics in % (AUC
+    as a fraction). Empty when either fold is not recorded.
+    """
+    _, ref = current_records(profile, reference, results_dir)
+    _, var = current_records(profile, variant, results_dir)
+    r = [x for x in ref if x["fold"] == fold]
+    v = [x for x in var if x["fold"] == fold]
+    if not r or not v:
+        return pd.DataFrame()
+    rows = {}
+    for m in metrics:
+        lab = _metric_label(m)
+        vals = np.array([_pct(lab, x["metrics"][m]) for x in ref], float)
+        a, b = _pct(lab, r[0]["metrics"][m]), _pct(lab, v[0]["metrics"][m])
+        sd = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
+        rows[lab] = {r[0]["precision"]: a, v[0]["precision"]: b, "delta": b - a,
+                     "sd folds": sd, "folds for sd": len(vals),
+                     "within noise": bool(b - a >= -sd) if sd == sd else False}
+    return pd.DataFrame(rows).T
+
+
+def precision_paired(profile: str, reference: str = "random_light",
+                     variant: str = "random_light_bf16", fold: int = 0,
+                     results_dir=None) -> dict:
+    """Image by image on the same test fold: ``n`` images, mean Dice difference (variant -
+    reference, in points) and its standard error, the share of images whose predicted class
+    agrees, the largest |difference| of p(malignant), and each run's wall time (s). Empty dict
+    when either fold is missing."""
+    from .records import load_predictions
+
+    _, ref = current_records(profile, reference, results_dir)
+    _, var = current_records(profile, variant, results_dir)
+    r = [x for x in ref if x["fold"] == fold]
+    v = [x for x in var if x["fold"] == fold]
+    if not r or not v:
+        return {}
+    a = load_predictions(profile, reference, results_dir)
+    b = load_predictions(profile, variant, results_dir)
+    m = a[a["fold"] == fold].merge(b[b["fold"] == fold], on="id", suffixes=("_a", "_b"))
+    d = 100 * (m["dice_b"] - m["dice_a"]).dropna()
+    return {"n": len(m), "dice_delta_mean": float(d.mean()),
+            "dice_delta_se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan,
+            "class_agreement": float((m["pred_class_a"] == m["pred_class_b"]).mean()),
+            "prob_max_abs_diff": float((m["prob_malignant_a"] - m["prob_malignant_b"]).abs().max()),
+            "reference_seconds": r[0]["wall_seconds"], "variant_seconds": v[0]["wall_seconds"]}
 
 
 def growth_summary(sw: pd.DataFrame) -> str:

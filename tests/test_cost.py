@@ -97,6 +97,56 @@ def test_evidence_run_keeps_the_hash_of_the_old_cpu_profile():
     assert config_hash(cfg) == "f4f3fd02147d"
 
 
+def test_every_committed_cpu_record_matches_todays_configuration():
+    # a change of how configurations are put together (e.g. the order of the light protocol
+    # and an experiment's own keys) must not orphan the committed records of the book
+    from busi_lib.records import PROJECT_ROOT, load_records
+    committed = PROJECT_ROOT / "results"
+    for exp in BOOK_EXPERIMENTS:
+        recs = load_records("cpu", exp, committed)
+        assert recs, exp
+        _, current = report.current_records("cpu", exp, committed)
+        assert len(current) == len(recs), exp
+
+
+def test_an_experiments_own_folds_win_over_the_light_protocol():
+    cfg, ref = make_config("cpu", "random_light_bf16"), make_config("cpu", "random_light")
+    assert cfg["folds"] == [0] and ref["folds"] == [0, 1, 2]
+    assert cfg["precision"] == "mixed_bfloat16" and cfg["image_size"] == 64 == ref["image_size"]
+    assert {k for k in cfg if cfg[k] != ref[k]} == {"folds", "precision"}
+
+
+def test_precision_check_compares_one_fold_against_fold_to_fold_noise():
+    import pandas as pd
+    assert report.precision_check("smoke").empty and report.precision_paired("smoke") == {}
+    for fold, dc, auc in [(0, 0.40, 0.70), (1, 0.50, 0.60)]:
+        _write_record("smoke", "random_light", fold, 90.0, 80.0, 1,
+                      metrics={"seg_DC_mean": dc, "seg_JSI_mean": dc / 2, "cls_ACC": 0.6,
+                               "cls_AUC": auc})
+    # the bf16 run: Dice 5 points lower (sd over the two folds: 7.07), AUC 0.1 lower (sd 0.0707)
+    _write_record("smoke", "random_light_bf16", 0, 900.0, 850.0, 1,
+                  metrics={"seg_DC_mean": 0.35, "seg_JSI_mean": 0.2, "cls_ACC": 0.6,
+                           "cls_AUC": 0.60})
+    rec = experiment_dir("smoke", "random_light_bf16") / "fold0.json"
+    rec.write_text(rec.read_text().replace('"precision": "float32"',
+                                           '"precision": "mixed_bfloat16"'))
+    t = report.precision_check("smoke")
+    assert list(t.columns[:2]) == ["float32", "mixed_bfloat16"]
+    assert t.loc["DC", "delta"] == pytest.approx(-5.0)
+    assert t.loc["DC", "sd folds"] == pytest.approx(np.std([40, 50], ddof=1))
+    assert t.loc["DC", "within noise"] and not t.loc["AUC", "within noise"]
+    for exp, dice, prob, cls in [("random_light", [0.5, 0.7], [0.2, 0.9], ["benign"] * 2),
+                                 ("random_light_bf16", [0.4, 0.7], [0.3, 0.9],
+                                  ["benign", "malignant"])]:
+        pd.DataFrame({"id": ["a", "b"], "true_class": ["benign"] * 2, "dice": dice,
+                      "prob_malignant": prob, "pred_class": cls}).to_csv(
+            experiment_dir("smoke", exp) / "fold0_predictions.csv", index=False)
+    p = report.precision_paired("smoke")
+    assert p["n"] == 2 and p["dice_delta_mean"] == pytest.approx(-5.0)
+    assert p["class_agreement"] == 0.5 and p["prob_max_abs_diff"] == pytest.approx(0.1)
+    assert (p["reference_seconds"], p["variant_seconds"]) == (90.0, 900.0)
+
+
 def test_aim_table_shortfall_and_met():
     recs = [{"metrics": {"seg_DC_mean": 0.70, "cls_AUC": 0.95}},
             {"metrics": {"seg_DC_mean": 0.80, "cls_AUC": 0.93}}]
@@ -139,6 +189,30 @@ def test_bench_results_append_and_read_back(tmp_path):
     assert sw.loc["128 px", "width 16"] == 70.0                   # the latest point wins
     assert np.isnan(sw.loc["192 px", "width 32"])
     assert report.load_bench(tmp_path / "none.jsonl").empty
+
+
+def test_latest_bench_prefers_full_runs_in_the_auto_precision(tmp_path):
+    out = tmp_path / "bench.jsonl"
+    row = {"size": 128, "width": 32, "batch": 16, "precision": "float32",
+           "train_img_per_s": 4.0, "train_step_img_per_s": 4.4, "peak_gflops_float32": 80.0}
+    bench.append_result(out, {**row, "precision_requested": "auto"}, "bench")
+    bench.append_result(out, {**row, "train_img_per_s": 2.0}, "quick")   # older row: no key
+    bf = {**row, "precision": "mixed_bfloat16", "precision_requested": "mixed_bfloat16",
+          "train_img_per_s": 0.5, "train_step_img_per_s": 0.55, "peak_gflops_bfloat16": 8.0}
+    bench.append_result(out, bf, "quick")
+    b = report.load_bench(out)
+    # the full run wins over a later quick one; the forced bf16 run is never "the" run
+    assert report.bench_value(b, "train_img_per_s") == 4.0
+    assert report.latest_bench(b[b["kind"] == "quick"])["train_img_per_s"] == 2.0
+    # the comparison pairs the bf16 run with the float32 run of the same kind, size and width
+    t = report.bench_precision(b)
+    assert list(t.index) == ["float32", "mixed_bfloat16"]
+    assert t.loc["float32", "images/s (epoch)"] == 2.0
+    assert t.loc["mixed_bfloat16", "matmul peak GFLOP/s"] == 8.0
+    assert "8.0x slower" in report.bench_precision_sentence(b)
+    # no float32 run of that size: no comparison, and the sentence says so
+    assert report.bench_precision(b[b["precision"] != "float32"]).empty
+    assert "no run with" in report.bench_precision_sentence(b.iloc[:1])
 
 
 def test_train_cli_rejects_unknown_experiments_and_bad_hours():
