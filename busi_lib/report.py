@@ -1387,7 +1387,10 @@ def bench_precision_sentence(bench: pd.DataFrame) -> str:
     cmp = (f"{ratio:.1f}x slower" if ratio >= 1 else f"{1 / ratio:.1f}x faster")
     return (f"forcing `mixed_bfloat16` on this CPU ({'with' if b['CPU has bfloat16'] else 'without'}"
             f" bfloat16 units) trained at {b['images/s (steps)']:.2f} images/s in its steps "
-            f"against {f['images/s (steps)']:.2f} in float32 ({cmp}; {b['run']})")
+            f"against {f['images/s (steps)']:.2f} in float32 ({cmp}; {b['run']}), while a "
+            f"large matrix multiply in the same runs reached "
+            f"{b['matmul peak GFLOP/s']:.0f} GFLOP/s in bfloat16 and "
+            f"{f['matmul peak GFLOP/s']:.0f} in float32")
 
 
 def bench_value(bench: pd.DataFrame, key: str) -> float:
@@ -1537,6 +1540,32 @@ def precision_paired(profile: str, reference: str = "random_light",
             "class_agreement": float((m["pred_class_a"] == m["pred_class_b"]).mean()),
             "prob_max_abs_diff": float((m["prob_malignant_a"] - m["prob_malignant_b"]).abs().max()),
             "reference_seconds": r[0]["wall_seconds"], "variant_seconds": v[0]["wall_seconds"]}
+
+
+def precision_sentence(check: pd.DataFrame, paired: dict) -> str:
+    """Plain sentences from :func:`precision_check` and :func:`precision_paired`."""
+    if check.empty:
+        return "not recorded yet"
+    prec = [c for c in check.columns[:2]]
+    parts = []
+    for lab, form in (("DC", "{:+.1f} points"), ("AUC", "{:+.3f}")):
+        if lab in check.index:
+            row = check.loc[lab]
+            parts.append(f"{lab} by {form.format(row['delta'])} (fold-to-fold sd "
+                         f"{form.format(row['sd folds']).lstrip('+')})")
+    low = [lab for lab in check.index if not check.loc[lab, "within noise"]]
+    verdict = ("neither is lower by more than that noise" if not low else
+               f"lower by more than that noise in {', '.join(low)}")
+    out = f"Same fold, {prec[1]} against {prec[0]}: it changed " + " and ".join(parts) + \
+        f"; {verdict}."
+    if paired:
+        out += (f" Image by image over the {paired['n']} test images, Dice moved by "
+                f"{paired['dice_delta_mean']:+.1f} +- {paired['dice_delta_se']:.1f} points (mean "
+                f"+- standard error), {paired['class_agreement']:.0%} of the predicted classes "
+                f"agree and p(malignant) differs by at most {paired['prob_max_abs_diff']:.2f}. "
+                f"The {prec[1]} fold took {paired['variant_seconds'] / 60:.0f} min against "
+                f"{paired['reference_seconds'] / 60:.1f} min.")
+    return out
 
 
 def growth_summary(sw: pd.DataFrame) -> str:

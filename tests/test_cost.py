@@ -145,6 +145,10 @@ def test_precision_check_compares_one_fold_against_fold_to_fold_noise():
     assert p["n"] == 2 and p["dice_delta_mean"] == pytest.approx(-5.0)
     assert p["class_agreement"] == 0.5 and p["prob_max_abs_diff"] == pytest.approx(0.1)
     assert (p["reference_seconds"], p["variant_seconds"]) == (90.0, 900.0)
+    text = report.precision_sentence(t, p)
+    assert "DC by -5.0 points (fold-to-fold sd 7.1 points)" in text
+    assert "lower by more than that noise in AUC" in text and "50% of the predicted" in text
+    assert report.precision_sentence(pd.DataFrame(), {}) == "not recorded yet"
 
 
 def test_aim_table_shortfall_and_met():
