@@ -61,7 +61,9 @@ DEFAULTS: dict[str, Any] = {
     # numerics
     "precision": "auto",      # "auto" | "float32" | "mixed_bfloat16"
     "deterministic": True,
-    "seed": 42,
+    "seed": 42,               # seeds the split and, unless train_seed is set, the training
+    "train_seed": None,       # None, or another seed for weights, shuffle, augmentation and
+                              # dropout on the same split (a noise yardstick at a fixed fold)
     # external validation on BUS-BRA after each fold (never used for training or tuning)
     "external": False,
 }
@@ -115,6 +117,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # more than the fold-to-fold noise? A numerics check; on a CPU without bfloat16 units the
     # arithmetic is emulated, so its time says nothing about speed on a bf16 CPU.
     "random_light_bf16": {"light": True, "precision": "mixed_bfloat16", "folds": [0]},
+    # ... and its noise yardstick: random_light on the same fold with other training seeds
+    # (same split, same float32 arithmetic; only weights, shuffle, augmentation, dropout change)
+    **{f"random_light_s{s}": {"light": True, "train_seed": s, "folds": [0]} for s in (1, 2, 3)},
 }
 #: Baselines (Tables 4 and 7): segmentation-only and classification-only, same folds.
 SEG_BASELINES = ("unet", "unetpp", "fpn", "deeplabv3p", "attunet")
@@ -159,6 +164,9 @@ _CHOICES = {
 }
 #: Keys that do not change what is computed for a fold (left out of the config hash).
 NON_SEMANTIC = ("folds", "light")
+#: Keys added after records were made: hashed only when set (not None), so that the records
+#: made before them keep their hash.
+HASHED_WHEN_SET = ("train_seed",)
 
 
 def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides) -> dict[str, Any]:
@@ -205,6 +213,9 @@ def validate_config(cfg: dict[str, Any]) -> None:
     need("n_folds", isint(cfg["n_folds"]) and cfg["n_folds"] >= 2, "an integer >= 2")
     need("batch_size", isint(cfg["batch_size"]) and cfg["batch_size"] >= 1, "an integer >= 1")
     need("seed", isint(cfg["seed"]) and cfg["seed"] >= 0, "a non-negative integer")
+    need("train_seed", cfg["train_seed"] is None or (isint(cfg["train_seed"])
+                                                     and cfg["train_seed"] >= 0),
+         "None or a non-negative integer")
     need("lr", isinstance(cfg["lr"], (int, float)) and 0 < cfg["lr"] < 1, "a number in (0, 1)")
     need("lr_drop_every", isint(cfg["lr_drop_every"]) and cfg["lr_drop_every"] >= 1,
          "an integer >= 1")
@@ -235,7 +246,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
 
 def config_hash(cfg: dict[str, Any]) -> str:
     """12-hex-digit hash of the semantic part of a configuration (see ``NON_SEMANTIC``)."""
-    sem = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC}
+    sem = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC
+           and not (k in HASHED_WHEN_SET and v is None)}
     return hashlib.sha256(json.dumps(sem, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 #: Epochs of the light protocol per profile (see ``LIGHT``).

@@ -1485,85 +1485,132 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
+#: float32 reruns of ``random_light`` on fold 0 with other training seeds (noise yardstick)
+RESEEDS = tuple(f"random_light_s{s}" for s in (1, 2, 3))
+
+
+def _fold_record(profile, experiment, fold, results_dir):
+    try:
+        _, recs = current_records(profile, experiment, results_dir)
+    except ConfigError:
+        return None
+    recs = [r for r in recs if r["fold"] == fold]
+    return recs[0] if recs else None
+
+
 def precision_check(profile: str, reference: str = "random_light",
-                    variant: str = "random_light_bf16", fold: int = 0,
+                    variant: str = "random_light_bf16", reseeds: Sequence[str] = RESEEDS,
+                    fold: int = 0,
                     metrics: Sequence[str] = ("seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_AUC"),
                     results_dir=None) -> pd.DataFrame:
     """Does another precision move the results by more than noise? (issue 5)
 
     One fold of ``reference`` (float32) and of ``variant`` (the same experiment in another
-    precision), both with today's configuration. Per metric: the two values, their difference
-    ``delta`` = variant - reference, the reference's fold-to-fold sample sd (``sd folds``, the
-    noise yardstick: how much the metric moves between data splits) and ``within noise`` =
-    ``delta >= -sd folds`` (the variant is not lower by more than one sd). Metrics in % (AUC
-    as a fraction). Empty when either fold is not recorded.
+    precision), both with today's configuration, and the noise that training alone makes on
+    that fold: the reference and its ``reseeds`` (float32, same split, other training seeds).
+    Per metric (in %, AUC as a fraction): the two values, ``delta`` = variant - reference, the
+    mean and sample sd of the float32 runs on the fold (``seeds``: how many), the reference's
+    fold-to-fold sd (``sd folds``) and ``within noise``: with at least 3 float32 runs on the fold,
+    variant >= their mean - 2 sd; otherwise delta >= -sd folds. Empty when the reference or the
+    variant fold is not recorded.
     """
-    _, ref = current_records(profile, reference, results_dir)
-    _, var = current_records(profile, variant, results_dir)
-    r = [x for x in ref if x["fold"] == fold]
-    v = [x for x in var if x["fold"] == fold]
-    if not r or not v:
+    r = _fold_record(profile, reference, fold, results_dir)
+    v = _fold_record(profile, variant, fold, results_dir)
+    if r is None or v is None:
         return pd.DataFrame()
+    _, ref_all = current_records(profile, reference, results_dir)
+    runs = [r] + [x for x in (_fold_record(profile, e, fold, results_dir) for e in reseeds)
+                  if x is not None]
     rows = {}
     for m in metrics:
         lab = _metric_label(m)
-        vals = np.array([_pct(lab, x["metrics"][m]) for x in ref], float)
-        a, b = _pct(lab, r[0]["metrics"][m]), _pct(lab, v[0]["metrics"][m])
-        sd = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
-        rows[lab] = {r[0]["precision"]: a, v[0]["precision"]: b, "delta": b - a,
-                     "sd folds": sd, "folds for sd": len(vals),
-                     "within noise": bool(b - a >= -sd) if sd == sd else False}
+        folds = np.array([_pct(lab, x["metrics"][m]) for x in ref_all], float)
+        seeds = np.array([_pct(lab, x["metrics"][m]) for x in runs], float)
+        a, b = _pct(lab, r["metrics"][m]), _pct(lab, v["metrics"][m])
+        sd_f = float(folds.std(ddof=1)) if len(folds) > 1 else np.nan
+        sd_s = float(seeds.std(ddof=1)) if len(seeds) > 1 else np.nan
+        within = (b >= seeds.mean() - 2 * sd_s) if len(seeds) >= 3 else (
+            b - a >= -sd_f if sd_f == sd_f else False)
+        rows[lab] = {r["precision"]: a, v["precision"]: b, "delta": b - a,
+                     "mean seeds": float(seeds.mean()), "sd seeds": sd_s, "seeds": len(seeds),
+                     "sd folds": sd_f, "within noise": bool(within)}
     return pd.DataFrame(rows).T
 
 
-def precision_paired(profile: str, reference: str = "random_light",
-                     variant: str = "random_light_bf16", fold: int = 0,
-                     results_dir=None) -> dict:
-    """Image by image on the same test fold: ``n`` images, mean Dice difference (variant -
-    reference, in points) and its standard error, the share of images whose predicted class
-    agrees, the largest |difference| of p(malignant), and each run's wall time (s). Empty dict
-    when either fold is missing."""
-    from .records import load_predictions
-
-    _, ref = current_records(profile, reference, results_dir)
-    _, var = current_records(profile, variant, results_dir)
-    r = [x for x in ref if x["fold"] == fold]
-    v = [x for x in var if x["fold"] == fold]
-    if not r or not v:
-        return {}
-    a = load_predictions(profile, reference, results_dir)
-    b = load_predictions(profile, variant, results_dir)
-    m = a[a["fold"] == fold].merge(b[b["fold"] == fold], on="id", suffixes=("_a", "_b"))
+def _paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """Image by image, b against a (prediction tables of one fold)."""
+    m = a.merge(b, on="id", suffixes=("_a", "_b"))
     d = 100 * (m["dice_b"] - m["dice_a"]).dropna()
     return {"n": len(m), "dice_delta_mean": float(d.mean()),
             "dice_delta_se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan,
             "class_agreement": float((m["pred_class_a"] == m["pred_class_b"]).mean()),
-            "prob_max_abs_diff": float((m["prob_malignant_a"] - m["prob_malignant_b"]).abs().max()),
-            "reference_seconds": r[0]["wall_seconds"], "variant_seconds": v[0]["wall_seconds"]}
+            "prob_max_abs_diff": float((m["prob_malignant_a"] - m["prob_malignant_b"]).abs().max())}
+
+
+def precision_paired(profile: str, reference: str = "random_light",
+                     variant: str = "random_light_bf16", reseeds: Sequence[str] = RESEEDS,
+                     fold: int = 0, results_dir=None) -> dict:
+    """Image by image on the same test fold, ``variant`` against ``reference`` and each recorded
+    reseed against ``reference``: ``n`` images, mean Dice difference (points) and its standard
+    error, the share of images whose predicted class agrees, the largest |difference| of
+    p(malignant). Returns ``{"variant": {...}, "reseeds": [{...}, ...], "reference_seconds",
+    "variant_seconds"}``; an empty dict when the reference or the variant fold is missing."""
+    from .records import load_predictions
+
+    r = _fold_record(profile, reference, fold, results_dir)
+    v = _fold_record(profile, variant, fold, results_dir)
+    if r is None or v is None:
+        return {}
+
+    def preds(exp):
+        p = load_predictions(profile, exp, results_dir)
+        return p[p["fold"] == fold].drop(columns="fold")
+    a = preds(reference)
+    out = {"variant": _paired(a, preds(variant)), "reseeds": [],
+           "reference_seconds": r["wall_seconds"], "variant_seconds": v["wall_seconds"]}
+    for e in reseeds:
+        if _fold_record(profile, e, fold, results_dir) is not None:
+            out["reseeds"].append(_paired(a, preds(e)))
+    return out
 
 
 def precision_sentence(check: pd.DataFrame, paired: dict) -> str:
     """Plain sentences from :func:`precision_check` and :func:`precision_paired`."""
     if check.empty:
         return "not recorded yet"
-    prec = [c for c in check.columns[:2]]
+    prec = list(check.columns[:2])
+    n_seeds = int(check["seeds"].iloc[0])
+    use_seeds = n_seeds >= 3
     parts = []
     for lab, form in (("DC", "{:+.1f} points"), ("AUC", "{:+.3f}")):
         if lab in check.index:
             row = check.loc[lab]
-            parts.append(f"{lab} by {form.format(row['delta'])} (fold-to-fold sd "
-                         f"{form.format(row['sd folds']).lstrip('+')})")
+            sd = row["sd seeds"] if use_seeds else row["sd folds"]
+            parts.append(f"{lab} by {form.format(row['delta'])} (sd "
+                         f"{form.format(sd).lstrip('+')})")
     low = [lab for lab in check.index if not check.loc[lab, "within noise"]]
-    verdict = ("neither is lower by more than that noise" if not low else
+    yard = (f"the sd of {n_seeds} float32 runs on this fold that differ only in training seed; "
+            "within noise = not below their mean - 2 sd" if use_seeds else
+            "the sd over folds of the float32 reference; within noise = not lower by more "
+            "than that")
+    verdict = ("no metric is lower by more than that noise" if not low else
                f"lower by more than that noise in {', '.join(low)}")
-    out = f"Same fold, {prec[1]} against {prec[0]}: it changed " + " and ".join(parts) + \
-        f"; {verdict}."
+    out = (f"Same fold, {prec[1]} against {prec[0]}: it changed " + " and ".join(parts)
+           + f" ({yard}); {verdict}.")
     if paired:
-        out += (f" Image by image over the {paired['n']} test images, Dice moved by "
-                f"{paired['dice_delta_mean']:+.1f} +- {paired['dice_delta_se']:.1f} points (mean "
-                f"+- standard error), {paired['class_agreement']:.0%} of the predicted classes "
-                f"agree and p(malignant) differs by at most {paired['prob_max_abs_diff']:.2f}. "
-                f"The {prec[1]} fold took {paired['variant_seconds'] / 60:.0f} min against "
+        p = paired["variant"]
+        out += (f" Image by image over the {p['n']} test images, Dice moved by "
+                f"{p['dice_delta_mean']:+.1f} +- {p['dice_delta_se']:.1f} points (mean +- "
+                f"standard error), {p['class_agreement']:.0%} of the predicted classes agree and "
+                f"p(malignant) differs by at most {p['prob_max_abs_diff']:.2f}")
+        rs = paired["reseeds"]
+        if rs:
+            dm = [x["dice_delta_mean"] for x in rs]
+            ag = [x["class_agreement"] for x in rs]
+            out += (f"; a float32 run with another training seed, against the same reference, "
+                    f"moved Dice by {min(dm):+.1f} to {max(dm):+.1f} points and agreed on "
+                    f"{min(ag):.0%} to {max(ag):.0%} of the classes ({len(rs)} seeds)")
+        out += (f". The {prec[1]} fold took {paired['variant_seconds'] / 60:.0f} min against "
                 f"{paired['reference_seconds'] / 60:.1f} min.")
     return out
 

@@ -240,9 +240,11 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
                                         normalize=cfg["class_weight_norm"])
     steps = math.ceil(len(train_idx) / cfg["batch_size"])
 
+    # the training seed: weights, shuffle, augmentation, dropout (the split has its own)
+    seed = cfg["seed"] if cfg.get("train_seed") is None else cfg["train_seed"]
     keras.mixed_precision.set_dtype_policy(precision)
     try:
-        set_determinism(cfg["seed"] + k, cfg["deterministic"])
+        set_determinism(seed + k, cfg["deterministic"])
         state = {"epoch": 0, "history": [], "train_seconds": 0.0, "best": None, "wait": 0,
                  "resumed_at": [], "build_note": None}
         if state_path.is_file() and model_path.is_file():
@@ -275,12 +277,12 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
                           f"asked; checkpoint at epoch {epoch} in {ckpt_dir}")
                 return None
             t0 = time.time()
-            rng = epoch_rng(cfg["seed"], k, epoch)
+            rng = epoch_rng(seed, k, epoch)
             order = rng.permutation(len(train_idx))
             xe, me = x_tr[order], m_tr[order]
             if cfg["augment"]:
                 xe, me = augment_batch(xe, me, rng, rotation=cfg["rotation"])
-            _reset_seed_generators(model, _epoch_seed(cfg["seed"], k, epoch))
+            _reset_seed_generators(model, _epoch_seed(seed, k, epoch))
             targets = _targets(task, me, y_tr[order])
             ds = make_dataset(xe, targets, cfg["batch_size"])
             if ds is not None:
@@ -364,7 +366,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             "config": cfg, "config_hash": chash, "data_sha256": data.data_sha256,
             "git_commit": records.git_commit(), "versions": records.versions(),
             "precision": precision,
-            "determinism": {"keras_seed": cfg["seed"] + k, "op_determinism": cfg["deterministic"],
+            "determinism": {"keras_seed": seed + k, "op_determinism": cfg["deterministic"],
                             "augmentation_rng": "numpy default_rng([seed, fold, epoch])"},
             "wall_seconds": state["train_seconds"] + (time.time() - t_eval),
             "train_seconds": state["train_seconds"], "eval_seconds": time.time() - t_eval,

@@ -116,39 +116,70 @@ def test_an_experiments_own_folds_win_over_the_light_protocol():
     assert {k for k in cfg if cfg[k] != ref[k]} == {"folds", "precision"}
 
 
-def test_precision_check_compares_one_fold_against_fold_to_fold_noise():
+def _preds(exp, dice, prob, cls):
+    import pandas as pd
+    pd.DataFrame({"id": ["a", "b"], "true_class": ["benign"] * 2, "dice": dice,
+                  "prob_malignant": prob, "pred_class": cls}).to_csv(
+        experiment_dir("smoke", exp) / "fold0_predictions.csv", index=False)
+
+
+def _metrics(dc, auc):
+    return {"seg_DC_mean": dc, "seg_JSI_mean": dc / 2, "cls_ACC": 0.6, "cls_AUC": auc}
+
+
+def test_precision_check_compares_one_fold_against_noise():
     import pandas as pd
     assert report.precision_check("smoke").empty and report.precision_paired("smoke") == {}
     for fold, dc, auc in [(0, 0.40, 0.70), (1, 0.50, 0.60)]:
-        _write_record("smoke", "random_light", fold, 90.0, 80.0, 1,
-                      metrics={"seg_DC_mean": dc, "seg_JSI_mean": dc / 2, "cls_ACC": 0.6,
-                               "cls_AUC": auc})
+        _write_record("smoke", "random_light", fold, 90.0, 80.0, 1, metrics=_metrics(dc, auc))
     # the bf16 run: Dice 5 points lower (sd over the two folds: 7.07), AUC 0.1 lower (sd 0.0707)
-    _write_record("smoke", "random_light_bf16", 0, 900.0, 850.0, 1,
-                  metrics={"seg_DC_mean": 0.35, "seg_JSI_mean": 0.2, "cls_ACC": 0.6,
-                           "cls_AUC": 0.60})
+    _write_record("smoke", "random_light_bf16", 0, 900.0, 850.0, 1, metrics=_metrics(0.35, 0.6))
     rec = experiment_dir("smoke", "random_light_bf16") / "fold0.json"
     rec.write_text(rec.read_text().replace('"precision": "float32"',
                                            '"precision": "mixed_bfloat16"'))
+    # without reseeds the yardstick is the fold-to-fold sd
     t = report.precision_check("smoke")
     assert list(t.columns[:2]) == ["float32", "mixed_bfloat16"]
     assert t.loc["DC", "delta"] == pytest.approx(-5.0)
     assert t.loc["DC", "sd folds"] == pytest.approx(np.std([40, 50], ddof=1))
+    assert t.loc["DC", "seeds"] == 1 and np.isnan(t.loc["DC", "sd seeds"])
     assert t.loc["DC", "within noise"] and not t.loc["AUC", "within noise"]
-    for exp, dice, prob, cls in [("random_light", [0.5, 0.7], [0.2, 0.9], ["benign"] * 2),
-                                 ("random_light_bf16", [0.4, 0.7], [0.3, 0.9],
-                                  ["benign", "malignant"])]:
-        pd.DataFrame({"id": ["a", "b"], "true_class": ["benign"] * 2, "dice": dice,
-                      "prob_malignant": prob, "pred_class": cls}).to_csv(
-            experiment_dir("smoke", exp) / "fold0_predictions.csv", index=False)
+    _preds("random_light", [0.5, 0.7], [0.2, 0.9], ["benign"] * 2)
+    _preds("random_light_bf16", [0.4, 0.7], [0.3, 0.9], ["benign", "malignant"])
     p = report.precision_paired("smoke")
-    assert p["n"] == 2 and p["dice_delta_mean"] == pytest.approx(-5.0)
-    assert p["class_agreement"] == 0.5 and p["prob_max_abs_diff"] == pytest.approx(0.1)
-    assert (p["reference_seconds"], p["variant_seconds"]) == (90.0, 900.0)
+    v = p["variant"]
+    assert v["n"] == 2 and v["dice_delta_mean"] == pytest.approx(-5.0)
+    assert v["class_agreement"] == 0.5 and v["prob_max_abs_diff"] == pytest.approx(0.1)
+    assert (p["reference_seconds"], p["variant_seconds"]) == (90.0, 900.0) and p["reseeds"] == []
     text = report.precision_sentence(t, p)
-    assert "DC by -5.0 points (fold-to-fold sd 7.1 points)" in text
+    assert "DC by -5.0 points (sd 7.1 points)" in text
     assert "lower by more than that noise in AUC" in text and "50% of the predicted" in text
+    # with two reseeds (3 float32 runs on fold 0: DC 40, 44, 42 -> mean 42, sd 2) the yardstick
+    # is the seed-to-seed sd: 35 < 42 - 2*2, so Dice is now lower by more than noise
+    for exp, dc in [("random_light_s1", 0.44), ("random_light_s2", 0.42)]:
+        _write_record("smoke", exp, 0, 90.0, 80.0, 1, metrics=_metrics(dc, 0.62))
+        _preds(exp, [0.5, 0.8], [0.2, 0.8], ["benign"] * 2)
+    t = report.precision_check("smoke")
+    assert t.loc["DC", "seeds"] == 3 and t.loc["DC", "mean seeds"] == pytest.approx(42.0)
+    assert t.loc["DC", "sd seeds"] == pytest.approx(2.0)
+    assert not t.loc["DC", "within noise"] and not t.loc["JSI", "within noise"]  # 17.5 < 21 - 2
+    p = report.precision_paired("smoke")
+    assert len(p["reseeds"]) == 2 and p["reseeds"][0]["dice_delta_mean"] == pytest.approx(5.0)
+    text = report.precision_sentence(t, p)
+    assert "3 float32 runs on this fold" in text and "agreed on 100% to 100%" in text
     assert report.precision_sentence(pd.DataFrame(), {}) == "not recorded yet"
+
+
+def test_train_seed_changes_training_but_not_the_hash_when_unset():
+    base = make_config("cpu", "random_light")
+    assert base["train_seed"] is None
+    cfg = make_config("cpu", "random_light_s1")
+    assert cfg["train_seed"] == 1 and cfg["folds"] == [0]
+    assert config_hash(cfg) != config_hash(base)
+    # unset, the key is left out of the hash: same hash as without it
+    assert config_hash({k: v for k, v in base.items() if k != "train_seed"}) == config_hash(base)
+    with pytest.raises(ConfigError, match="train_seed=-1"):
+        make_config("smoke", "multitask", train_seed=-1)
 
 
 def test_aim_table_shortfall_and_met():

@@ -77,6 +77,17 @@ def test_same_seed_same_numbers_other_seed_other_numbers(reference, tiny_data, t
     assert [h["loss"] for h in other["history"]] != [h["loss"] for h in rec["history"]]
 
 
+def test_train_seed_keeps_the_split_and_changes_the_training(reference, tiny_data, tmp_path):
+    rec, res = reference
+    other = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "t",
+                         verbose=0, train_seed=7, **TINY)[0]
+    assert other["seed"] == 42 and other["determinism"]["keras_seed"] == 7 + 0
+    assert other["config_hash"] != rec["config_hash"]
+    # same test images (the split comes from seed 42), other weights and losses
+    assert list(_preds(tmp_path / "t")["id"]) == list(_preds(res)["id"])
+    assert [h["loss"] for h in other["history"]] != [h["loss"] for h in rec["history"]]
+
+
 def test_recorded_fold_is_skipped_and_never_overwritten(reference, tiny_data, monkeypatch):
     rec, res = reference
     monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("retrained"))
