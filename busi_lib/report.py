@@ -1581,22 +1581,23 @@ def precision_sentence(check: pd.DataFrame, paired: dict) -> str:
     prec = list(check.columns[:2])
     n_seeds = int(check["seeds"].iloc[0])
     use_seeds = n_seeds >= 3
-    parts = []
+    deltas, sds = [], []
     for lab, form in (("DC", "{:+.1f} points"), ("AUC", "{:+.3f}")):
         if lab in check.index:
             row = check.loc[lab]
             sd = row["sd seeds"] if use_seeds else row["sd folds"]
-            parts.append(f"{lab} by {form.format(row['delta'])} (sd "
-                         f"{form.format(sd).lstrip('+')})")
+            deltas.append(f"{lab} by {form.format(row['delta'])}")
+            sds.append(form.format(sd).lstrip("+"))
     low = [lab for lab in check.index if not check.loc[lab, "within noise"]]
-    yard = (f"the sd of {n_seeds} float32 runs on this fold that differ only in training seed; "
-            "within noise = not below their mean - 2 sd" if use_seeds else
-            "the sd over folds of the float32 reference; within noise = not lower by more "
-            "than that")
+    yard = (f"{n_seeds} float32 runs on this fold that differ only in training seed spread with "
+            f"sd {' and '.join(sds)} (within noise = not below their mean - 2 sd)"
+            if use_seeds else
+            f"the float32 reference's sd over folds is {' and '.join(sds)} (within noise = not "
+            "lower by more than that)")
     verdict = ("no metric is lower by more than that noise" if not low else
                f"lower by more than that noise in {', '.join(low)}")
-    out = (f"Same fold, {prec[1]} against {prec[0]}: it changed " + " and ".join(parts)
-           + f" ({yard}); {verdict}.")
+    out = (f"Same fold, {prec[1]} against {prec[0]}: it changed " + " and ".join(deltas)
+           + f"; {yard}: {verdict}.")
     if paired:
         p = paired["variant"]
         out += (f" Image by image over the {p['n']} test images, Dice moved by "

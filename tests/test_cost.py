@@ -152,7 +152,7 @@ def test_precision_check_compares_one_fold_against_noise():
     assert v["class_agreement"] == 0.5 and v["prob_max_abs_diff"] == pytest.approx(0.1)
     assert (p["reference_seconds"], p["variant_seconds"]) == (90.0, 900.0) and p["reseeds"] == []
     text = report.precision_sentence(t, p)
-    assert "DC by -5.0 points (sd 7.1 points)" in text
+    assert "DC by -5.0 points and AUC by -0.100" in text and "sd over folds is 7.1 points" in text
     assert "lower by more than that noise in AUC" in text and "50% of the predicted" in text
     # with two reseeds (3 float32 runs on fold 0: DC 40, 44, 42 -> mean 42, sd 2) the yardstick
     # is the seed-to-seed sd: 35 < 42 - 2*2, so Dice is now lower by more than noise
