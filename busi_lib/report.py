@@ -1380,12 +1380,12 @@ def bench_precision_sentence(bench: pd.DataFrame) -> str:
     """One sentence from :func:`bench_precision` (or says that no comparison is recorded)."""
     t = bench_precision(bench)
     if t.empty:
-        return ("no run with `--precision mixed_bfloat16` is recorded beside a float32 run of the "
+        return ("no run with --precision mixed_bfloat16 is recorded beside a float32 run of the "
                 "same size and width")
     f, b = t.iloc[0], t.iloc[1]
     ratio = f["images/s (steps)"] / b["images/s (steps)"]
     cmp = (f"{ratio:.1f}x slower" if ratio >= 1 else f"{1 / ratio:.1f}x faster")
-    return (f"forcing `mixed_bfloat16` on this CPU ({'with' if b['CPU has bfloat16'] else 'without'}"
+    return (f"forcing mixed_bfloat16 on this CPU ({'with' if b['CPU has bfloat16'] else 'without'}"
             f" bfloat16 units) trained at {b['images/s (steps)']:.2f} images/s in its steps "
             f"against {f['images/s (steps)']:.2f} in float32 ({cmp}; {b['run']}), while a "
             f"large matrix multiply in the same runs reached "
