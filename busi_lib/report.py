@@ -1431,6 +1431,24 @@ def bench_size_width(bench: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def bench_table_check(bench: pd.DataFrame) -> str:
+    """How well the ``--table`` extrapolation (one-batch epochs scaled to 518 images) matches
+    the epoch that the latest full run measured at the same size and width; "" when the
+    table has no such point or there is no full run."""
+    r = latest_bench(bench)
+    sw = bench_size_width(bench)
+    if r is None or r["kind"] != "bench" or sw.empty:
+        return ""
+    row, col = f"{r['size']} px", f"width {r['width']}"
+    if row not in sw.index or col not in sw.columns or sw.loc[row, col] != sw.loc[row, col]:
+        return ""
+    est, meas = float(sw.loc[row, col]), float(r["epoch_seconds"])
+    return (f"Check of the extrapolation: at {r['size']} px, width {r['width']}, the table gives "
+            f"{est:.0f} s per epoch and the full run measured {meas:.0f} s for a whole epoch of "
+            f"{r['epoch_images']} images ({est / meas - 1:+.0%}), so read the table for its "
+            f"ratios rather than as exact times.")
+
+
 # ----------------------------------------------------------------------------- the aim
 #: The book's aim for the main model on BUSI 5-fold CV (per-image mean Dice, AUC).
 AIM = {"seg_DC_mean": 0.78, "cls_AUC": 0.92}

@@ -224,6 +224,11 @@ def test_bench_results_append_and_read_back(tmp_path):
     assert sw.loc["128 px", "width 16"] == 70.0                   # the latest point wins
     assert np.isnan(sw.loc["192 px", "width 32"])
     assert report.load_bench(tmp_path / "none.jsonl").empty
+    assert report.bench_table_check(b) == ""                       # no full run
+    bench.append_result(out, {"size": 128, "width": 16, "batch": 16, "train_img_per_s": 9.0,
+                              "epoch_seconds": 56.0, "epoch_images": 518}, "bench")
+    text = report.bench_table_check(report.load_bench(out))
+    assert "table gives 70 s" in text and "measured 56 s" in text and "(+25%)" in text
 
 
 def test_latest_bench_prefers_full_runs_in_the_auto_precision(tmp_path):
