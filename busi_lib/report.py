@@ -1364,7 +1364,8 @@ def bench_precision(bench: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for r in (f.iloc[-1], b):
-        peak = r.get(f"peak_gflops_{'bfloat16' if r['precision'] != 'float32' else 'float32'}")
+        peak = r.get("peak_gflops_float32" if r["precision"] == "float32"
+                     else "peak_gflops_bfloat16")
         rows.append({"precision": r["precision"],
                      "run": f"{r['kind']}, {r['size']} px, width {r['width']}, {r['date']}",
                      "images/s (epoch)": r["train_img_per_s"],
@@ -1372,8 +1373,7 @@ def bench_precision(bench: pd.DataFrame) -> pd.DataFrame:
                      "matmul peak GFLOP/s": np.nan if peak is None else peak,
                      "load before": str(r.get("load_before")),
                      "CPU has bfloat16": bool(r.get("cpu_bf16"))})
-    out = pd.DataFrame(rows).set_index("precision")
-    return out
+    return pd.DataFrame(rows).set_index("precision")
 
 
 def bench_precision_sentence(bench: pd.DataFrame) -> str:
@@ -1473,6 +1473,16 @@ def aim_table(records: list[dict], aim: dict[str, float] | None = None) -> pd.Da
     return pd.DataFrame(rows).T
 
 
+def _fold_record(profile: str, experiment: str, fold: int, results_dir=None) -> dict | None:
+    """The record of ``fold`` made with today's configuration of ``experiment``, or None (also
+    for an experiment unknown to this code)."""
+    try:
+        _, recs = current_records(profile, experiment, results_dir)
+    except ConfigError:
+        return None
+    return next((r for r in recs if r["fold"] == fold), None)
+
+
 def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
                   metrics: Sequence[str] = ("seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_AUC"),
                   results_dir=None) -> pd.DataFrame:
@@ -1483,14 +1493,10 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
     """
     rows = []
     for profile, exp in runs:
-        try:
-            _, recs = current_records(profile, exp, results_dir)
-        except ConfigError:
+        r = _fold_record(profile, exp, fold, results_dir)
+        if r is None:
             continue
-        recs = [r for r in recs if r["fold"] == fold]
-        if not recs:
-            continue
-        r, c = recs[0], recs[0]["config"]
+        c = r["config"]
         row = {"run": f"{profile} / {exp}", "image px": c["image_size"],
                "width": c["filters"][0], "epochs run": r["epochs_run"],
                "lr schedule": f"{c['lr']:g}, /{1 / c['lr_drop_factor']:g} every {c['lr_drop_every']}",
@@ -1505,15 +1511,6 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
 
 #: float32 reruns of ``random_light`` on fold 0 with other training seeds (noise yardstick)
 RESEEDS = tuple(f"random_light_s{s}" for s in (1, 2, 3))
-
-
-def _fold_record(profile, experiment, fold, results_dir):
-    try:
-        _, recs = current_records(profile, experiment, results_dir)
-    except ConfigError:
-        return None
-    recs = [r for r in recs if r["fold"] == fold]
-    return recs[0] if recs else None
 
 
 def precision_check(profile: str, reference: str = "random_light",
@@ -1532,11 +1529,11 @@ def precision_check(profile: str, reference: str = "random_light",
     variant >= their mean - 2 sd; otherwise delta >= -sd folds. Empty when the reference or the
     variant fold is not recorded.
     """
-    r = _fold_record(profile, reference, fold, results_dir)
+    _, ref_all = current_records(profile, reference, results_dir)
+    r = next((x for x in ref_all if x["fold"] == fold), None)
     v = _fold_record(profile, variant, fold, results_dir)
     if r is None or v is None:
         return pd.DataFrame()
-    _, ref_all = current_records(profile, reference, results_dir)
     runs = [r] + [x for x in (_fold_record(profile, e, fold, results_dir) for e in reseeds)
                   if x is not None]
     rows = {}
