@@ -13,7 +13,7 @@ One run, on one machine, measures
   the step calls only), which favours the reference; **speedup** = train / reference;
 * the sum of the real path's pure step times per epoch (**epoch_overhead_fraction** = epoch / steps
   - 1, the time an epoch spends outside its steps), augmentation and checkpoint seconds per epoch;
-* **infer_img_per_s**: :func:`busi_lib.train.predict` on the trained model, after its warm-up;
+* **infer_img_per_s**: :func:`busi_lib.inference.predict` (through ``busi_lib.train``) on the trained model, after its warm-up;
 * **flops_per_img**: analytic training FLOPs (:func:`busi_lib.model.training_flops_per_image`,
   3 x forward, 2 FLOPs per multiply-add of every convolution and dense layer), with the forward
   count checked against TensorFlow's profiler on the traced graph (``flops_check_ratio``);
@@ -253,7 +253,8 @@ def reference_fit(cfg: dict, data, n_images: int) -> dict:
     """The same network, float32, a plain ``model.fit`` on numpy arrays; step-timed."""
     import keras
 
-    from .train import _targets, _to_input, build_for_config
+    from .inference import targets, to_input
+    from .train import build_for_config
 
     old = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_dtype_policy("float32")
@@ -262,8 +263,8 @@ def reference_fit(cfg: dict, data, n_images: int) -> dict:
         b = cfg["batch_size"]
         _compile_like_train_fold(model, cfg, data.labels, math.ceil(n_images / b))
         idx = np.arange(n_images) % len(data.images)
-        x = _to_input(data.images[idx], cfg["in_channels"])
-        y = _targets(cfg["task"], data.masks[idx], data.labels[idx])
+        x = to_input(data.images[idx], cfg["in_channels"])
+        y = targets(cfg["task"], data.masks[idx], data.labels[idx])
         timer = _StepTimer()
         t = time.perf_counter()
         w = min(2, n_images)     # warm-up: traces the train function (batch dim is None)

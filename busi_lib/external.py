@@ -17,6 +17,7 @@ import pandas as pd
 
 from .data import PROJECT_ROOT, default_cache_dir, read_image, read_mask, resize_pair
 from .errors import DataError
+from .inference import predict, to_input
 
 
 def locate_busbra(path: str | os.PathLike | None = None) -> Path | None:
@@ -69,13 +70,12 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none"):
 def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
     """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, probability, Dice."""
     from .metrics import per_image_segmentation
-    from .train import _to_input, predict
 
     loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"])
     if loaded is None:
         return None
     images, masks, meta = loaded
-    pred = predict(model, _to_input(images, cfg["in_channels"]))
+    pred = predict(model, to_input(images, cfg["in_channels"]))
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"]})
     if "label" in pred:

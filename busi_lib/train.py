@@ -34,6 +34,7 @@ from .augment import augment_batch, epoch_rng
 from .config import config_hash, make_config
 from .data import load_busi
 from .errors import ConfigError, DataError
+from .inference import predict, targets, to_input
 from .splits import default_curated_path, load_or_make_folds, read_curated_ids, splits_path
 
 
@@ -85,20 +86,6 @@ def _epoch_seed(seed: int, fold: int, epoch: int) -> int:
 
 
 # ----------------------------------------------------------------------------- inputs
-def _to_input(images: np.ndarray, in_channels: int) -> np.ndarray:
-    x = images.astype(np.float32)[..., None] / 255.0
-    return np.repeat(x, 3, axis=-1) if in_channels == 3 else x
-
-
-def _targets(task: str, masks, labels) -> dict:
-    t = {}
-    if task in ("multi", "seg"):
-        t["mask"] = masks.astype(np.float32)[..., None]
-    if task in ("multi", "cls"):
-        t["label"] = labels.astype(np.int32)
-    return t
-
-
 def make_dataset(x: np.ndarray, y: dict, batch_size: int):
     """A ``tf.data`` pipeline with autotune off and a fixed ``prefetch(2)``.
 
@@ -118,16 +105,6 @@ def make_dataset(x: np.ndarray, y: dict, batch_size: int):
     opts.deterministic = True
     opts.threading.private_threadpool_size = 1
     return ds.with_options(opts)
-
-
-def predict(model, x: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Batched inference without ``tf.data`` (no iterator, no stall), as float32 numpy."""
-    outs: dict[str, list] = {}
-    for s in range(0, len(x), batch_size):
-        o = model.predict_on_batch(x[s:s + batch_size])
-        for k, v in o.items():
-            outs.setdefault(k, []).append(np.asarray(v, np.float32))
-    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 # ----------------------------------------------------------------------------- folds
@@ -234,7 +211,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
     state_path, model_path, best_path = (ckpt_dir / "state.json", ckpt_dir / "model.keras",
                                          ckpt_dir / "best.keras")
     task = cfg["task"]
-    x_all = _to_input(data.images, cfg["in_channels"])
+    x_all = to_input(data.images, cfg["in_channels"])
     n_cls = len(cfg["classes"])
     weights = class_weights_from_labels(data.labels[train_idx], n_cls,
                                         normalize=cfg["class_weight_norm"])
@@ -283,19 +260,19 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             if cfg["augment"]:
                 xe, me = augment_batch(xe, me, rng, rotation=cfg["rotation"])
             _reset_seed_generators(model, _epoch_seed(seed, k, epoch))
-            targets = _targets(task, me, y_tr[order])
-            ds = make_dataset(xe, targets, cfg["batch_size"])
+            tgt = targets(task, me, y_tr[order])
+            ds = make_dataset(xe, tgt, cfg["batch_size"])
             if ds is not None:
                 h = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
                               verbose=0)
             else:
-                h = model.fit(xe, targets, batch_size=cfg["batch_size"], epochs=epoch + 1,
+                h = model.fit(xe, tgt, batch_size=cfg["batch_size"], epochs=epoch + 1,
                               initial_epoch=epoch, shuffle=False, verbose=0)
             row = {"epoch": epoch + 1, **{n: float(v[-1]) for n, v in h.history.items()},
                    "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
             if len(val_idx):
                 vx = x_all[val_idx]
-                vt = _targets(task, data.masks[val_idx], data.labels[val_idx])
+                vt = targets(task, data.masks[val_idx], data.labels[val_idx])
                 vl = model.evaluate(vx, vt, batch_size=32, verbose=0, return_dict=True)
                 row.update({f"val_{n}": float(v) for n, v in vl.items()})
             row["seconds"] = time.time() - t0

@@ -1,0 +1,113 @@
+"""From images to network inputs, and from network outputs to predictions.
+
+Shared by training (:mod:`busi_lib.train`), tuning (:mod:`busi_lib.tune`), the external
+evaluation on BUS-BRA (:mod:`busi_lib.external`) and the predictor (:mod:`busi_lib.predict`),
+so that all of them feed the network the same way:
+
+* :func:`to_input`: ``uint8`` images ``(N, S, S)`` -> ``float32`` ``(N, S, S, C)``, scaled to
+  [0, 1] (``normalize="none"``, the paper) or standardised per image (``"zscore"``);
+* :func:`predict`: batched inference without ``tf.data``, optionally averaged with the
+  horizontally flipped image (test-time augmentation);
+* :func:`postprocess_masks`: threshold, optionally keep the largest connected component and
+  fill holes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+NORMALIZE = ("none", "zscore")
+
+
+def to_input(images: np.ndarray, in_channels: int = 1, normalize: str = "none") -> np.ndarray:
+    r"""Network input from ``uint8`` images ``(N, S, S)``.
+
+    ``normalize="none"``: :math:`x = I / 255`. ``"zscore"``: per image,
+    :math:`x = (I - \mu) / \max(\sigma, 1)` with the image's own mean and standard deviation
+    (grey levels), which removes a scanner's overall gain and contrast.
+    ``in_channels=3`` repeats the grey channel (ImageNet-style baselines).
+    """
+    if normalize not in NORMALIZE:
+        raise ConfigError(f"normalize={normalize!r}: expected one of {list(NORMALIZE)}")
+    if in_channels not in (1, 3):
+        raise ConfigError(f"in_channels={in_channels!r}: expected 1 or 3")
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images of shape {images.shape}: expected (N, S, S)")
+    x = images.astype(np.float32)
+    if normalize == "zscore":
+        mu = x.mean(axis=(1, 2), keepdims=True)
+        sd = np.maximum(x.std(axis=(1, 2), keepdims=True), 1.0)
+        x = (x - mu) / sd
+    else:
+        x /= 255.0
+    x = x[..., None]
+    return np.repeat(x, 3, axis=-1) if in_channels == 3 else x
+
+
+def targets(task: str, masks: np.ndarray, labels: np.ndarray) -> dict:
+    """Training targets of a task: ``{"mask": (N, S, S, 1) float32, "label": (N,) int32}``."""
+    t = {}
+    if task in ("multi", "seg"):
+        t["mask"] = np.asarray(masks).astype(np.float32)[..., None]
+    if task in ("multi", "cls"):
+        t["label"] = np.asarray(labels).astype(np.int32)
+    return t
+
+
+def predict(model, x: np.ndarray, batch_size: int = 32, tta: bool = False) -> dict[str, np.ndarray]:
+    """Batched inference without ``tf.data`` (no iterator, no stall), as float32 numpy.
+
+    With ``tta=True`` every output is the mean of the prediction on the image and on its
+    horizontal mirror (the mask prediction mirrored back first).
+    """
+    outs: dict[str, list] = {}
+    for s in range(0, len(x), batch_size):
+        o = model.predict_on_batch(x[s:s + batch_size])
+        if tta:
+            f = model.predict_on_batch(x[s:s + batch_size][:, :, ::-1])
+            o = {k: (np.asarray(v, np.float32) + (np.asarray(f[k], np.float32)[:, :, ::-1]
+                                                   if k == "mask" else np.asarray(f[k], np.float32))
+                     ) / 2 for k, v in o.items()}
+        for k, v in o.items():
+            outs.setdefault(k, []).append(np.asarray(v, np.float32))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def postprocess_masks(prob: np.ndarray, threshold: float = 0.5, *, largest: bool = False,
+                      fill_holes: bool = False) -> np.ndarray:
+    """Binary masks from mask probabilities ``(N, S, S)`` (or ``(N, S, S, 1)``).
+
+    Parameters
+    ----------
+    threshold : float in (0, 1)
+        A pixel is lesion when its probability is at least ``threshold``.
+    largest : bool
+        Keep only the largest connected component (8-connectivity) of each mask.
+    fill_holes : bool
+        Fill holes inside each mask.
+    """
+    from scipy import ndimage
+
+    if not 0 < threshold < 1:
+        raise ConfigError(f"threshold={threshold!r}: expected a probability in (0, 1)")
+    prob = np.asarray(prob)
+    if prob.ndim == 4:
+        prob = prob[..., 0]
+    out = prob >= threshold
+    if not (largest or fill_holes):
+        return out
+    eight = np.ones((3, 3), bool)
+    for i in range(len(out)):
+        m = out[i]
+        if largest and m.any():
+            lab, n = ndimage.label(m, structure=eight)
+            if n > 1:
+                sizes = np.bincount(lab.ravel())[1:]
+                m = lab == (1 + int(np.argmax(sizes)))
+        if fill_holes:
+            m = ndimage.binary_fill_holes(m)
+        out[i] = m
+    return out
