@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "image_size": 128,
     "classes": ["benign", "malignant"],
     "enhancement": "ghe",
+    "resize": "squash",       # "squash" (the paper: stretch to the square) or "pad" (keep aspect)
+    "normalize": "none",      # "none" (x / 255, the paper) or "zscore" (per image)
     "max_per_class": None,
     # folds
     "n_folds": 5,
@@ -41,7 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "cls_from": "456",
     "dense_units": 256,
     "dropout": 0.5,
+    "cls_head": "gap",        # "gap" (the paper: pooled stages 4-5-6) or "gap_crop" (plus a
+                              # second look at the image cropped around the predicted mask)
     # losses
+    "seg_loss": "dice",       # "dice" (Eq. 2) or "dice_bce" (Dice + pixel binary cross-entropy)
     "seg_smooth": 1.0,
     "cls_loss": "focal",      # "focal" (Eq. 3-4) or "ce" (plain cross-entropy)
     "focal_gamma": 2.0,
@@ -51,13 +56,24 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "epochs": 40,
     "lr": 1e-4,
+    "schedule": "step",       # "step" (the paper: lr x lr_drop_factor every lr_drop_every epochs)
+                              # or "cosine" (linear warm-up, then cosine decay to 0)
     "lr_drop_every": 20,
     "lr_drop_factor": 0.1,
+    "warmup_epochs": 0,       # epochs of linear warm-up (cosine schedule)
+    "weight_decay": 0.0,      # > 0: AdamW with this decoupled weight decay
     "early_stopping": None,   # None, or patience in epochs on a validation split of the train fold
     "val_fraction": 0.1,
     # augmentation
     "augment": True,
     "rotation": 30.0,
+    "aug_scale": 0.0,         # > 0: random zoom by a factor in [1 - s, 1 + s]
+    "aug_intensity": False,   # random brightness, contrast and gamma
+    "aug_noise": False,       # random Gaussian blur or multiplicative speckle
+    # inference (applied to the test fold and to BUS-BRA)
+    "tta": False,             # average with the horizontally flipped image
+    "mask_threshold": 0.5,
+    "postprocess": "none",    # "none" or "largest_fill" (largest component, holes filled)
     # numerics
     "precision": "auto",      # "auto" | "float32" | "mixed_bfloat16"
     "deterministic": True,
@@ -159,14 +175,27 @@ _CHOICES = {
     "cls_loss": ("focal", "ce"),
     "class_weight_norm": ("mean1", "raw"),
     "precision": ("auto", "float32", "mixed_bfloat16"),
+    "resize": ("squash", "pad"),
+    "normalize": ("none", "zscore"),
+    "cls_head": ("gap", "gap_crop"),
+    "seg_loss": ("dice", "dice_bce"),
+    "schedule": ("step", "cosine"),
+    "aug_intensity": (False, True),
+    "aug_noise": (False, True),
+    "tta": (False, True),
+    "postprocess": ("none", "largest_fill"),
     "model": ("resunet",) + SEG_BASELINES + CLS_BASELINES,
     "pretrained": ("imagenet", None),
 }
 #: Keys that do not change what is computed for a fold (left out of the config hash).
 NON_SEMANTIC = ("folds", "light")
-#: Keys added after records were made: hashed only when set (not None), so that the records
-#: made before them keep their hash.
-HASHED_WHEN_SET = ("train_seed",)
+#: Keys added after records were made, with the value that reproduces what was done before
+#: them: a key holding that value is left out of the config hash, so that the records made
+#: before the key existed keep their hash.
+LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head": "gap",
+          "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
+          "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
+          "mask_threshold": 0.5, "postprocess": "none"}
 
 
 def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides) -> dict[str, Any]:
@@ -221,6 +250,14 @@ def validate_config(cfg: dict[str, Any]) -> None:
          "an integer >= 1")
     need("lr_drop_factor", 0 < cfg["lr_drop_factor"] <= 1, "a number in (0, 1]")
     need("rotation", 0 <= cfg["rotation"] <= 180, "degrees in [0, 180]")
+    need("aug_scale", isinstance(cfg["aug_scale"], (int, float)) and 0 <= cfg["aug_scale"] < 0.5,
+         "a number in [0, 0.5)")
+    need("warmup_epochs", isint(cfg["warmup_epochs"]) and 0 <= cfg["warmup_epochs"] < cfg["epochs"],
+         f"an integer in [0, epochs) = [0, {cfg['epochs']})")
+    need("weight_decay", isinstance(cfg["weight_decay"], (int, float)) and
+         0 <= cfg["weight_decay"] < 1, "a number in [0, 1)")
+    need("mask_threshold", isinstance(cfg["mask_threshold"], (int, float)) and
+         0 < cfg["mask_threshold"] < 1, "a probability in (0, 1)")
     need("dropout", 0 <= cfg["dropout"] < 1, "a rate in [0, 1)")
     need("focal_gamma", cfg["focal_gamma"] >= 0, "a number >= 0")
     need("seg_smooth", cfg["seg_smooth"] >= 0, "a number >= 0")
@@ -247,8 +284,13 @@ def validate_config(cfg: dict[str, Any]) -> None:
 def config_hash(cfg: dict[str, Any]) -> str:
     """12-hex-digit hash of the semantic part of a configuration (see ``NON_SEMANTIC``)."""
     sem = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC
-           and not (k in HASHED_WHEN_SET and v is None)}
+           and not (k in LEGACY and _same(v, LEGACY[k]))}
     return hashlib.sha256(json.dumps(sem, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+def _same(a, b) -> bool:
+    """Equal values of the same kind (``0 == 0.0``, but ``False`` is not ``0``)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
 
 #: Epochs of the light protocol per profile (see ``LIGHT``).
 LIGHT_EPOCHS = {name: light["epochs"] for name, light in LIGHT.items()}

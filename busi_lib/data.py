@@ -17,7 +17,8 @@ Decisions taken here (and documented in the book):
   grey with R=G=B, 16 carry Doppler colour). A 16-bit image is refused: BUSI has none and a
   silent rescale would change the data;
 * images are resized to a square with bilinear interpolation, masks with nearest neighbour,
-  so masks stay binary. The aspect ratio is not kept (as in the paper's pipeline).
+  so masks stay binary. By default the aspect ratio is not kept (``resize="squash"``, as in the
+  paper's pipeline); ``resize="pad"`` pads to a centred black square first.
 
 Data identity is a hash of *decoded pixels*, not of file bytes, so a losslessly re-encoded
 copy (such as ``shared/data/BUSI``) and the original zip give the same ``data_sha256``.
@@ -300,13 +301,56 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
-def resize_pair(img: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+#: How an image is brought to the network's square: ``"squash"`` stretches it (the paper's
+#: pipeline; the aspect ratio is lost), ``"pad"`` pads it with black to a centred square first
+#: (aspect kept, as in a letterbox).
+RESIZE_MODES = ("squash", "pad")
+
+
+def pad_geometry(h: int, w: int) -> tuple[int, int, int]:
+    """``(top, left, side)``: where an ``h x w`` image sits in its centred black square."""
+    side = max(int(h), int(w))
+    return (side - int(h)) // 2, (side - int(w)) // 2, side
+
+
+def pad_to_square(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (H, W) centred in a zero-filled ``max(H, W)`` square (see :func:`pad_geometry`)."""
+    top, left, side = pad_geometry(*arr.shape[:2])
+    out = np.zeros((side, side) + arr.shape[2:], arr.dtype)
+    out[top:top + arr.shape[0], left:left + arr.shape[1]] = arr
+    return out
+
+
+def resize_image(img: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
+    """Resize a ``uint8`` grey image to ``size x size`` (bilinear), squashed or padded."""
+    _check_resize(size, mode)
+    if mode == "pad":
+        img = pad_to_square(img)
+    im = Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def resize_mask(mask: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
+    """Resize a ``bool`` mask to ``size x size`` (nearest neighbour: it stays binary)."""
+    _check_resize(size, mode)
+    if mode == "pad":
+        mask = pad_to_square(mask)
+    mk = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size),
+                                                            Image.Resampling.NEAREST)
+    return np.asarray(mk) > 0
+
+
+def resize_pair(img: np.ndarray, mask: np.ndarray, size: int, mode: str = "squash"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Resize an image (bilinear) and its mask (nearest, stays binary) to ``size x size``."""
+    return resize_image(img, size, mode), resize_mask(mask, size, mode)
+
+
+def _check_resize(size, mode: str) -> None:
     if not isinstance(size, (int, np.integer)) or size < 8:
         raise ConfigError(f"image_size={size!r}: expected an integer >= 8")
-    im = Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR)
-    mk = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
-    return np.asarray(im, dtype=np.uint8), np.asarray(mk) > 0
+    if mode not in RESIZE_MODES:
+        raise ConfigError(f"resize={mode!r}: expected one of {list(RESIZE_MODES)}")
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -419,6 +463,7 @@ class BusiData:
     root: Path | None = None
     image_size: int = 0
     enhancement: str = "none"
+    resize: str = "squash"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -448,7 +493,7 @@ def select_samples(samples: list[Sample], max_per_class: int | None) -> list[Sam
 def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 128,
               classes: Sequence[str] = CLASSES_2, enhancement: str = "none",
               max_per_class: int | None = None, cache_dir: str | os.PathLike | None = None,
-              download: bool = True, verbose: bool = False) -> BusiData:
+              download: bool = True, verbose: bool = False, resize: str = "squash") -> BusiData:
     """Load, enhance and resize BUSI, with an on-disk cache.
 
     The cache file is named by a hash of the pixel manifest of the selected samples and of
@@ -469,21 +514,24 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
         (see :mod:`busi_lib.enhance`).
     max_per_class : int, optional
         Keep only the lowest-numbered images of each class (smoke runs and tests).
+    resize : {"squash", "pad"}
+        Stretch to the square (the paper) or pad to a centred square first (see
+        :data:`RESIZE_MODES`).
     """
     from .enhance import METHODS, enhance
 
+    _check_resize(image_size, resize)
     if enhancement not in METHODS:
         raise ConfigError(f"enhancement={enhancement!r}: expected one of {list(METHODS)}")
     if data_dir is not None and str(data_dir).endswith(".npz"):
         return load_bundle(data_dir, image_size=image_size, classes=classes,
-                           enhancement=enhancement, max_per_class=max_per_class)
+                           enhancement=enhancement, max_per_class=max_per_class, resize=resize)
     root = locate_data(data_dir, download=download, cache_dir=cache_dir)
     samples = select_samples(find_samples(root, classes), max_per_class)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     manifest = data_manifest(root, samples, cache_dir=cache)
     data_hash = manifest_sha256(manifest)
-    params = dict(v=PREPROCESSING_VERSION, image_size=int(image_size), classes=list(classes),
-                  enhancement=enhancement, max_per_class=max_per_class)
+    params = _params(image_size, classes, enhancement, max_per_class, resize)
     key = hashlib.sha256((data_hash + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:20]
     cache_file = cache / f"busi_{key}.npz"
     class_names = tuple(classes)
@@ -494,7 +542,8 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
                                 images=z["images"], masks=z["masks"], data_sha256=data_hash,
                                 manifest=manifest, image_sha256=z["image_sha256"],
                                 orig_sizes=z["orig_sizes"], n_masks=z["n_masks"], root=root,
-                                image_size=int(image_size), enhancement=enhancement)
+                                image_size=int(image_size), enhancement=enhancement,
+                                resize=resize)
         except (OSError, ValueError, KeyError) as exc:
             warnings.warn(f"ignoring unreadable cache {cache_file}: {exc}")
     n = len(samples)
@@ -509,7 +558,7 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
         img, mask = load_sample(s)
         sizes[i] = img.shape
         img = enhance(img, enhancement)
-        images[i], masks[i] = resize_pair(img, mask, image_size)
+        images[i], masks[i] = resize_pair(img, mask, image_size, resize)
     ids = np.array([s.id for s in samples])
     labels = np.array([class_names.index(s.label) for s in samples], np.int64)
     img_hash = np.array([manifest[f"{s.label}/{s.image_path.name}"] for s in samples])
@@ -523,7 +572,7 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
     return BusiData(ids=ids, labels=labels, class_names=class_names, images=images, masks=masks,
                     data_sha256=data_hash, manifest=manifest, image_sha256=img_hash,
                     orig_sizes=sizes, n_masks=n_masks, root=root, image_size=int(image_size),
-                    enhancement=enhancement)
+                    enhancement=enhancement, resize=resize)
 
 
 def make_zip_of(root: str | os.PathLike, zip_path: str | os.PathLike,
@@ -565,14 +614,14 @@ def save_bundle(d: BusiData, path: str | os.PathLike, *, max_per_class: int | No
                         image_sha256=d.image_sha256, orig_sizes=d.orig_sizes, n_masks=d.n_masks,
                         manifest_keys=keys, manifest_values=vals,
                         params=np.array(json.dumps(dict(
-                            v=PREPROCESSING_VERSION, image_size=d.image_size,
-                            classes=list(d.class_names), enhancement=d.enhancement,
-                            max_per_class=max_per_class, data_sha256=d.data_sha256))))
+                            **_params(d.image_size, d.class_names, d.enhancement, max_per_class,
+                                      d.resize), data_sha256=d.data_sha256))))
     return path
 
 
 def load_bundle(path: str | os.PathLike, *, image_size: int, classes: Sequence[str],
-                enhancement: str, max_per_class: int | None = None) -> BusiData:
+                enhancement: str, max_per_class: int | None = None,
+                resize: str = "squash") -> BusiData:
     """Load a bundle written by :func:`save_bundle`, checking it matches the parameters.
 
     Raises
@@ -588,8 +637,9 @@ def load_bundle(path: str | os.PathLike, *, image_size: int, classes: Sequence[s
                         "busi_lib.data.save_bundle")
     with np.load(path, allow_pickle=False) as z:
         params = json.loads(str(z["params"]))
-        want = dict(v=PREPROCESSING_VERSION, image_size=int(image_size), classes=list(classes),
-                    enhancement=enhancement, max_per_class=max_per_class)
+        want = _params(image_size, classes, enhancement, max_per_class, resize)
+        want["resize"] = resize
+        params.setdefault("resize", "squash")
         for k, v in want.items():
             if params.get(k) != v:
                 raise ConfigError(f"bundle {path.name} was made with {k}={params.get(k)!r}; "
@@ -603,4 +653,14 @@ def load_bundle(path: str | os.PathLike, *, image_size: int, classes: Sequence[s
                         images=z["images"], masks=masks, data_sha256=params["data_sha256"],
                         manifest=manifest, image_sha256=z["image_sha256"],
                         orig_sizes=z["orig_sizes"], n_masks=z["n_masks"], root=None,
-                        image_size=s, enhancement=enhancement)
+                        image_size=s, enhancement=enhancement, resize=resize)
+
+
+def _params(image_size, classes, enhancement, max_per_class, resize) -> dict:
+    """Preprocessing parameters that name a cache file or a bundle (``resize`` only when it is
+    not the original ``"squash"``, so caches and bundles made before it keep their names)."""
+    p = dict(v=PREPROCESSING_VERSION, image_size=int(image_size), classes=list(classes),
+             enhancement=enhancement, max_per_class=max_per_class)
+    if resize != "squash":
+        p["resize"] = resize
+    return p

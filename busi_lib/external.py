@@ -33,7 +33,8 @@ def locate_busbra(path: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none"):
+def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none",
+                resize: str = "squash"):
     """Images ``(N, S, S)`` uint8, masks ``(N, S, S)`` bool and the metadata table.
 
     Cached in the busi_lib cache folder, keyed by the metadata file's hash and the parameters.
@@ -45,8 +46,8 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none"):
     if root is None:
         return None
     meta = pd.read_csv(root / "bus_data.csv")
-    key = hashlib.sha256(((root / "bus_data.csv").read_bytes()
-                          + f"{image_size}{enhancement}v1".encode())).hexdigest()[:16]
+    tag = f"{image_size}{enhancement}v1" + ("" if resize == "squash" else resize)
+    key = hashlib.sha256(((root / "bus_data.csv").read_bytes() + tag.encode())).hexdigest()[:16]
     cache = default_cache_dir() / f"busbra_{key}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
@@ -59,7 +60,7 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none"):
         mask = read_mask(root / "Masks" / f"{id_.replace('bus_', 'mask_')}.png")
         if mask.shape != img.shape:
             raise DataError(f"BUS-BRA mask of {id_} is {mask.shape}, image {img.shape}")
-        images[i], masks[i] = resize_pair(enhance(img, enhancement), mask, image_size)
+        images[i], masks[i] = resize_pair(enhance(img, enhancement), mask, image_size, resize)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, images=images, masks=masks)

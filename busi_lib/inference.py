@@ -111,3 +111,35 @@ def postprocess_masks(prob: np.ndarray, threshold: float = 0.5, *, largest: bool
             m = ndimage.binary_fill_holes(m)
         out[i] = m
     return out
+
+
+def prepare_image(img: np.ndarray, cfg: dict) -> np.ndarray:
+    """One grey ``uint8`` image ``(H, W)`` as the network of ``cfg`` sees it: enhanced
+    (``cfg["enhancement"]``) at full resolution, then resized (``cfg["resize"]``) to
+    ``cfg["image_size"]``, exactly as :func:`busi_lib.data.load_busi` prepares BUSI."""
+    from .data import resize_image
+    from .enhance import enhance
+
+    return resize_image(enhance(img, cfg["enhancement"]), cfg["image_size"],
+                        cfg.get("resize", "squash"))
+
+
+def restore_mask(prob: np.ndarray, shape: tuple[int, int], resize: str = "squash") -> np.ndarray:
+    """A mask probability map ``(S, S)`` brought back to an image of ``shape = (H, W)``.
+
+    The inverse of the resizing of :func:`prepare_image`: bilinear resize to ``(H, W)``
+    (``"squash"``), or to the padded square and then the image's own window (``"pad"``).
+    """
+    from PIL import Image
+
+    from .data import RESIZE_MODES, pad_geometry
+
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"resize={resize!r}: expected one of {list(RESIZE_MODES)}")
+    h, w = int(shape[0]), int(shape[1])
+    p = Image.fromarray(np.asarray(prob, np.float32))
+    if resize == "squash":
+        return np.asarray(p.resize((w, h), Image.Resampling.BILINEAR), np.float32)
+    top, left, side = pad_geometry(h, w)
+    big = np.asarray(p.resize((side, side), Image.Resampling.BILINEAR), np.float32)
+    return big[top:top + h, left:left + w]
