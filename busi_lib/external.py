@@ -17,7 +17,6 @@ import pandas as pd
 
 from .data import PROJECT_ROOT, default_cache_dir, read_image, read_mask, resize_pair
 from .errors import DataError
-from .inference import predict, to_input
 
 
 def locate_busbra(path: str | os.PathLike | None = None) -> Path | None:
@@ -72,16 +71,19 @@ def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
     """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, probability, Dice."""
     from .metrics import per_image_segmentation
 
-    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"])
+    from .fit import binarize, predict_arrays
+
+    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"],
+                         resize=cfg.get("resize", "squash"))
     if loaded is None:
         return None
     images, masks, meta = loaded
-    pred = predict(model, to_input(images, cfg["in_channels"]))
+    pred = predict_arrays(model, cfg, images)
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"]})
     if "label" in pred:
         mal = list(cfg["classes"]).index("malignant")
         out["prob_malignant"] = pred["label"][:, mal]
     if "mask" in pred:
-        out["dice"] = per_image_segmentation(masks, pred["mask"][..., 0] >= 0.5)["DC"]
+        out["dice"] = per_image_segmentation(masks, binarize(cfg, pred["mask"]))["DC"]
     return out
