@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import PROJECT_ROOT, default_cache_dir, read_image, read_mask, resize_pair
+from .data import PROJECT_ROOT, default_cache_dir
+from .images import read_image, read_mask, resize_pair
 from .errors import DataError
 
 
@@ -68,7 +69,8 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none",
 
 
 def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
-    """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, probability, Dice."""
+    """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, device,
+    probability, Dice, and the shape descriptors of the predicted mask (``pred_*``)."""
     from .metrics import per_image_segmentation
 
     from .fit import binarize, predict_arrays
@@ -85,5 +87,12 @@ def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
         mal = list(cfg["classes"]).index("malignant")
         out["prob_malignant"] = pred["label"][:, mal]
     if "mask" in pred:
-        out["dice"] = per_image_segmentation(masks, binarize(cfg, pred["mask"]))["DC"]
+        from .shape import predicted_descriptors
+
+        pm = binarize(cfg, pred["mask"])
+        out["dice"] = per_image_segmentation(masks, pm)["DC"]
+        desc = predicted_descriptors(pm, meta[["Height", "Width"]].to_numpy(),
+                                     cfg.get("resize", "squash"))
+        for c in desc.columns:
+            out[f"pred_{c}"] = desc[c].to_numpy()
     return out

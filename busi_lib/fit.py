@@ -186,8 +186,10 @@ def build_for_config(cfg: dict):
                           pretrained=cfg["pretrained"], dropout=cfg["dropout"])
 
 
-def compile_for_config(model, cfg: dict, class_weights, steps_per_epoch: int) -> None:
-    """Compile with the configuration's losses (Eq. 5), optimiser and schedule."""
+def compile_for_config(model, cfg: dict, class_weights, steps_per_epoch: int,
+                       optimizer=None) -> None:
+    """Compile with the configuration's losses (Eq. 5), optimiser and schedule (or with the
+    given ``optimizer``)."""
     from .losses import compile_losses
     from .optim import make_optimizer
 
@@ -197,7 +199,8 @@ def compile_for_config(model, cfg: dict, class_weights, steps_per_epoch: int) ->
                               class_weights=class_weights if focal else None,
                               loss_weights=cfg["loss_weights"],
                               seg_loss=cfg.get("seg_loss", "dice"))
-    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=loss, loss_weights=lw)
+    model.compile(optimizer=optimizer or make_optimizer(cfg, steps_per_epoch), loss=loss,
+                  loss_weights=lw)
 
 
 def _atomic_save(model, path: Path) -> None:
@@ -345,10 +348,12 @@ def binarize(cfg: dict, mask_prob: np.ndarray) -> np.ndarray:
 
 
 def evaluate_outputs(cfg: dict, pred: dict, masks: np.ndarray, labels: np.ndarray,
-                     class_names) -> tuple[dict, pd.DataFrame, np.ndarray | None]:
+                     class_names, orig_sizes=None) -> tuple[dict, pd.DataFrame, np.ndarray | None]:
     """Metrics, a per-image table and the binary masks from a model's raw outputs.
 
-    Segmentation metrics are over lesion images only (normal images have empty masks).
+    Segmentation metrics are over lesion images only (normal images have empty masks). With
+    ``orig_sizes`` (rows ``(H, W)``), the table also holds the shape descriptors of each
+    predicted mask (``pred_<descriptor>``, :mod:`busi_lib.shape`).
     """
     from .metrics import classification_metrics, per_image_segmentation, segmentation_metrics
 
@@ -361,6 +366,12 @@ def evaluate_outputs(cfg: dict, pred: dict, masks: np.ndarray, labels: np.ndarra
         lesion = np.array([class_names[i] != "normal" for i in labels])
         metrics.update(segmentation_metrics(masks[lesion], pm[lesion]))
         table["dice"] = per_image_segmentation(masks, pm)["DC"]
+        if orig_sizes is not None:
+            from .shape import predicted_descriptors
+
+            desc = predicted_descriptors(pm, orig_sizes, cfg.get("resize", "squash"))
+            for c in desc.columns:
+                table[f"pred_{c}"] = desc[c].to_numpy()
     if "label" in pred:
         mal = list(class_names).index("malignant")
         prob = pred["label"][:, mal]

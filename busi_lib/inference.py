@@ -121,7 +121,7 @@ def prepare_image(img: np.ndarray, cfg: dict) -> np.ndarray:
     """One grey ``uint8`` image ``(H, W)`` as the network of ``cfg`` sees it: enhanced
     (``cfg["enhancement"]``) at full resolution, then resized (``cfg["resize"]``) to
     ``cfg["image_size"]``, exactly as :func:`busi_lib.data.load_busi` prepares BUSI."""
-    from .data import resize_image
+    from .images import resize_image
     from .enhance import enhance
 
     return resize_image(enhance(img, cfg["enhancement"]), cfg["image_size"],
@@ -136,7 +136,7 @@ def restore_mask(prob: np.ndarray, shape: tuple[int, int], resize: str = "squash
     """
     from PIL import Image
 
-    from .data import RESIZE_MODES, pad_geometry
+    from .images import RESIZE_MODES, pad_geometry
 
     if resize not in RESIZE_MODES:
         raise ConfigError(f"resize={resize!r}: expected one of {list(RESIZE_MODES)}")

@@ -219,8 +219,8 @@ class LesionCrop(layers.Layer):
         hy = ops.maximum(2.0 * (1.0 + self.margin) * sy, self.min_half * h)
         hx = ops.maximum(2.0 * (1.0 + self.margin) * sx, self.min_half * w)
         empty = tot < 1.0
-        cy = ops.where(empty, (h - 1) / 2.0, cy)
-        cx = ops.where(empty, (w - 1) / 2.0, cx)
+        cy = ops.where(empty, h / 2.0, cy)            # the identity transform
+        cx = ops.where(empty, w / 2.0, cx)
         hy = ops.where(empty, h / 2.0, hy)
         hx = ops.where(empty, w / 2.0, hx)
         zero = ops.zeros_like(cy)

@@ -16,6 +16,7 @@ The training itself (numerics, the epoch loop, determinism, evaluation) is in
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -142,7 +143,8 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         ids = data.ids[test_idx]
         pred = fit.predict_arrays(model, cfg, data.images[test_idx])
         metrics, table, pm = fit.evaluate_outputs(cfg, pred, data.masks[test_idx],
-                                                  data.labels[test_idx], data.class_names)
+                                                  data.labels[test_idx], data.class_names,
+                                                  orig_sizes=data.orig_sizes[test_idx])
         table.insert(0, "id", ids)
         if pm is not None:
             records.write_masks(out / f"fold{k}_masks.npz", ids, pm)
@@ -187,7 +189,8 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         return rec
 
 
-def work_plan(profile: str, names, overrides: dict | None = None) -> list[tuple[str, int]]:
+def work_plan(profile: str, names, overrides: dict | None = None, breadth_first: bool = False
+              ) -> list[tuple[str, int]]:
     """The (experiment, fold) pairs to run, in order.
 
     Experiments of the full protocol come first, each fold in turn; the ``light`` experiments
@@ -204,10 +207,25 @@ def work_plan(profile: str, names, overrides: dict | None = None) -> list[tuple[
         cfg = make_config(profile, name, **overrides)    # fails on a bad override first
         folds = cfg["folds"] if cfg["folds"] is not None else list(range(cfg["n_folds"]))
         (light if EXPERIMENTS[name].get("light") else full).append((name, [int(k) for k in folds]))
+    if breadth_first:
+        light, full = full + light, []
     plan = [(name, k) for name, folds in full for k in folds]
     for k in sorted({k for _, folds in light for k in folds}):
         plan += [(name, k) for name, folds in light if k in folds]
     return plan
+
+
+def claim(claims_dir: Path, name: str, k: int) -> bool:
+    """Claim fold ``k`` of ``name`` for this process: True for the first process that asks
+    (an exclusive file create in ``claims_dir``), False for every later one."""
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(claims_dir / f"{name}_fold{k}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"{os.getpid()} {time.time():.0f}\n".encode())
+    os.close(fd)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="experiment name(s), or 'book' for all of the book's experiments")
     p.add_argument("--hours", type=float, default=None,
                    help="start no new fold after this many hours (a resumable piece)")
+    p.add_argument("--breadth-first", action="store_true",
+                   help="fold 1 of every experiment, then fold 2 of every one, ...")
+    p.add_argument("--claims", default=None, metavar="DIR",
+                   help="share the work between processes running the same command")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--results-dir", default=None)
     p.add_argument("--folds", type=int, nargs="*", default=None)
@@ -257,11 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.hours is not None and not a.hours > 0:
         raise ConfigError(f"--hours={a.hours}: expected a positive number of hours")
     t0 = time.time()
-    for name, k in work_plan(a.profile, names, ov):
+    for name, k in work_plan(a.profile, names, ov, breadth_first=a.breadth_first):
         if a.hours is not None and time.time() - t0 > a.hours * 3600:
             print(f"--hours {a.hours}: time is up, stopping before {name} fold {k}; "
                   "run the same command again to continue", flush=True)
             return 0
+        if a.claims is not None and not claim(Path(a.claims), name, k):
+            continue
         run_cv(a.profile, name, data_dir=a.data_dir, results_dir=a.results_dir,
                stop_after_epochs=a.stop_after_epochs, **{**ov, "folds": [int(k)]})
     return 0
