@@ -14,7 +14,8 @@ that a choice is made from has seen either (``tests/test_tune.py`` checks both).
 Each trial writes ``results/<profile>/tuning/<trial>.json``: its configuration and hash, the
 overrides it tests, the validation metrics of every epoch, the wall and CPU seconds, the machine
 (CPU model, bf16), the inner split's sizes, and, at the end, the inference choices (flip TTA,
-largest component + hole filling, mask threshold) measured on the same validation images.
+largest component + hole filling, mask threshold) and the occlusion AUCs (lesion hidden, lesion
+alone; :mod:`busi_lib.reliance`) measured on the same validation images.
 
 Selection rule (fixed before the trials ran): a trial's *score* is the mean over its last
 :data:`SCORE_EPOCHS` epochs of validation Dice plus validation AUC; a change is kept when it
@@ -170,6 +171,12 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         if model is None:
             return None
         choices = inference_choices(model, cfg, val, dev.class_names)
+        reliance = None
+        if cfg["task"] == "multi":
+            from .reliance import occlusion_auc
+
+            reliance = occlusion_auc(model, cfg, val.images, val.masks,
+                                     val.labels == list(dev.class_names).index("malignant"))
     hist = state["history"]
     rec = {
         "trial": name, "stage": TRIALS[name][0], "overrides": TRIALS[name][1], "extra": extra,
@@ -183,6 +190,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         "seconds_per_epoch": float(np.median([r["seconds"] for r in hist])),
         "n_params": int(model.count_params()), "history": hist,
         "score": trial_score(hist), "inference_choices": choices.to_dict("records"),
+        "reliance": reliance,
         "wall_seconds": time.time() - t0,
     }
     records.write_json(path, rec)
