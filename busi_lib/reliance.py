@@ -119,3 +119,43 @@ def leak_auc(features: pd.DataFrame, y, groups=None, n_splits: int = 5, seed: in
     p = cross_val_predict(clf, features.to_numpy(), y, cv=cv, groups=groups,
                           method="predict_proba")[:, 1]
     return _auc(y, p)
+
+
+def _logistic():
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                         LogisticRegression(max_iter=1000))
+
+
+def fold_fitted_scores(table: pd.DataFrame, features, y, fold_col: str = "fold") -> np.ndarray:
+    """Scores of a logistic regression on ``features``, each fold's rows scored by a model
+    fitted on the *other* folds' rows only (the test fold never enters its own fit).
+
+    ``table`` holds the features and ``fold_col``; ``y`` is 1 for malignant. Missing values
+    (an empty predicted mask) are imputed with the training rows' median.
+    """
+    y = np.asarray(y).astype(int)
+    out = np.full(len(table), np.nan)
+    folds = table[fold_col].to_numpy()
+    X = table[list(features)].to_numpy(float)
+    for k in np.unique(folds):
+        test = folds == k
+        out[test] = _logistic().fit(X[~test], y[~test]).predict_proba(X[test])[:, 1]
+    return out
+
+
+def transfer_scores(train: pd.DataFrame, y_train, test: pd.DataFrame, features) -> np.ndarray:
+    """Scores on ``test`` of a logistic regression fitted on all of ``train`` (e.g. BUSI ->
+    BUS-BRA)."""
+    model = _logistic().fit(train[list(features)].to_numpy(float), np.asarray(y_train).astype(int))
+    return model.predict_proba(test[list(features)].to_numpy(float))[:, 1]
+
+
+def logit(p, eps: float = 1e-6) -> np.ndarray:
+    """``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``."""
+    p = np.clip(np.asarray(p, float), eps, 1 - eps)
+    return np.log(p / (1 - p))

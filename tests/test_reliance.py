@@ -54,3 +54,21 @@ def test_leak_auc_finds_a_size_leak_and_not_noise():
     f = reliance.acquisition_features([(100, 200)], [0.25])
     assert list(f.columns) == ["height", "width", "aspect", "log_area", "dark_fraction"]
     assert f.loc[0, "aspect"] == 2.0 and isinstance(f, pd.DataFrame)
+
+
+def test_fold_fitted_scores_never_fit_on_the_scored_fold(monkeypatch):
+    rng = np.random.default_rng(2)
+    n = 90
+    y = rng.integers(0, 2, n)
+    t = pd.DataFrame({"x": y + 0.3 * rng.standard_normal(n), "fold": np.arange(n) % 3})
+    s = reliance.fold_fitted_scores(t, ["x"], y)
+    assert reliance._auc(y, s) > 0.9
+    # poison fold 0's labels: fold 0's own scores must not change, the others' must
+    y2 = y.copy()
+    y2[t["fold"] == 0] = 1 - y2[t["fold"] == 0]
+    s2 = reliance.fold_fitted_scores(t, ["x"], y2)
+    np.testing.assert_allclose(s2[t["fold"] == 0], s[t["fold"] == 0])
+    assert not np.allclose(s2[t["fold"] != 0], s[t["fold"] != 0])
+    tr = reliance.transfer_scores(t, y, t.assign(x=[np.nan] + [0.0] * (n - 1)), ["x"])
+    assert np.isfinite(tr).all()
+    assert reliance.logit([0.5])[0] == 0.0
