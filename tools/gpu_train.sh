@@ -19,12 +19,15 @@ if [ -z "${SKIP_WHEELS:-}" ]; then
 fi
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
+# identical networks (the folds of one experiment) compile once: persistent XLA cache
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 nvidia-smi -L 2>/dev/null
 $PY -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
 mkdir -p logs
 pack() {
     tar czf "$OUT/.results.tgz" --exclude='*/checkpoints' --exclude='*/models' \
-        --exclude='*/.write_probe*' results/cpu logs 2>/dev/null && mv "$OUT/.results.tgz" "$OUT/results.tgz"
+        --exclude="*/.write_probe*" ${PACK:-results/cpu} logs 2>/dev/null && mv "$OUT/.results.tgz" "$OUT/results.tgz"
 }
 pids=()
 for i in $(seq 1 "$N"); do
