@@ -143,7 +143,8 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
 def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
     """Pages generated from the code and the records: ``book/profiles_table.md`` (from
     busi_lib.config) and ``book/cost_table.md`` (measured cost of ``profile``'s experiments)."""
-    from .report import cost_markdown, profiles_markdown
+    from .cost import cost_markdown
+    from .tables import profiles_markdown
 
     for name, text in (("profiles_table.md", profiles_markdown()),
                        ("cost_table.md", cost_markdown(profile))):

@@ -163,7 +163,7 @@ def test_stage_copies_book_sources(tmp_path):
 
 def test_profiles_markdown_matches_config():
     from busi_lib.config import PROFILES
-    from busi_lib.report import profiles_markdown
+    from busi_lib.tables import profiles_markdown
 
     md = profiles_markdown()
     for name, prof in PROFILES.items():
