@@ -113,3 +113,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def parameters_line(**params) -> str:
+    """One Markdown line naming the notebook parameters in effect, in the order given."""
+    if not params:
+        raise ValueError("parameters_line: no parameter given; pass e.g. profile=profile")
+    return "Parameters: " + " · ".join(f"`{k}` = {v!r}" for k, v in params.items())
