@@ -1,5 +1,7 @@
-"""Sentences for the book, filled from the records: ``glue`` for the pages, and the one-line
-findings of ablations, baselines, the benchmark and the bfloat16 check.
+"""Sentences for the book filled from the records: glue, and one-line findings and checks.
+
+``glue`` for the pages, and the headlines of ablations, baselines, the benchmark and the
+bfloat16 check.
 """
 
 from __future__ import annotations

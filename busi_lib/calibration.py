@@ -1,5 +1,6 @@
-"""Calibration and external-test tables: reliability bins, ECE and Brier score, BI-RADS bands,
-and the BUS-BRA AUC with a patient-level bootstrap interval.
+"""Calibration and external-test tables: reliability, ECE, Brier, BI-RADS bands, BUS-BRA AUC.
+
+The BUS-BRA AUC comes with a patient-level bootstrap interval.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What training costs: measured hours per experiment from the fold records, and the recorded
-runs of the training benchmark (``python -m busi_lib.bench``) as tables.
+"""What training costs: hours per experiment from the fold records, and the benchmark runs.
+
+The benchmark runs are those that ``python -m busi_lib.bench --out`` appended, as tables.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Tables of the BUSI images themselves, nothing trained: inventory, class counts, sizes,
-duplicates, example picks and the lesion contrast of each enhancement method.
+"""Tables of the BUSI images themselves: inventory, counts, sizes, duplicates, contrast.
+
+Nothing here is trained: the image inventory, class counts beside the paper's, sizes,
+exact and near duplicates, example picks and the lesion contrast of each enhancement method.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Figures of the book: the data (sizes, pairs, gallery), GHE step by step and lesion contrast,
-learning curves, ROC, confusion matrix, mask overlays, ablations, reliability, external test.
+"""The book's figures: the data, GHE and contrast, training curves, ROC, masks, calibration.
+
+The data (sizes, pairs, gallery), GHE step by step and lesion contrast, learning curves, ROC,
+confusion matrix, mask overlays, ablations, reliability and the external test.
 
 Each function draws one figure with matplotlib and shows it (``plt.show()``).
 """

@@ -1,5 +1,7 @@
-"""Whether recorded numbers hold: recorded folds trained again (reruns), and mixed bfloat16
-against float32 on one fold with the spread of training seeds beside it.
+"""Whether recorded numbers hold: reruns of recorded folds, bfloat16 against float32.
+
+A rerun trains a recorded fold again from scratch; the bfloat16 check sets mixed bfloat16
+against float32 on one fold, with the spread of training seeds beside it.
 """
 
 from __future__ import annotations

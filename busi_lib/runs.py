@@ -1,5 +1,7 @@
-"""An experiment's fold records as a chapter uses them: loaded (or trained), kept to today's
-configuration, with the provenance line that names where they come from and their predictions.
+"""An experiment's fold records for a chapter: loaded or trained, current, with provenance.
+
+Records are kept to today's configuration of the experiment; the provenance line names
+where they come from (profile, seed, data hash, commit, folds); predictions are read per fold.
 """
 
 from __future__ import annotations

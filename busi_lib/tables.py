@@ -1,5 +1,7 @@
-"""Result tables: per-fold tables in the paper's layouts, ours beside the paper's, experiments
-and ablations compared, the aim, one fold under several budgets, settings, our own audit.
+"""Result tables in the paper's layouts: per fold, beside the paper, compared, ablations, aim.
+
+Also one fold under several budgets, our training settings beside the paper's, the profiles,
+and the audited relations checked on our own records.
 
 Every number comes from result records (:mod:`busi_lib.runs`); the paper's numbers come only
 from :mod:`busi_lib.paper` and are always labelled "paper".

@@ -1,4 +1,4 @@
-"""How the notebooks show things: display settings, Markdown notes, formatted tables, units.
+"""Notebook display: pandas and matplotlib settings, Markdown notes, formatted tables, units.
 
 Conventions: our metrics are stored as fractions and shown as percentages with two decimals
 (AUC, ECE and Brier scores as fractions with three), as the paper prints them. Functions that

@@ -100,7 +100,10 @@ def test_module_is_not_over_650_lines(name):
 @pytest.mark.parametrize("name", sorted(_modules()))
 def test_module_says_what_it_makes(name):
     doc = ast.get_docstring(ast.parse(_modules()[name].read_text()))
-    assert doc and doc.strip().splitlines()[0].strip(), f"busi_lib/{name}.py: no docstring"
+    assert doc and doc.strip(), f"busi_lib/{name}.py: no module docstring"
+    first = doc.strip().split("\n\n")[0]
+    assert "\n" not in first, f"busi_lib/{name}.py: the docstring's first paragraph, what the " \
+        f"module makes, should be one line, not {first!r}"
 
 
 def test_the_graph_reader_sees_every_import_form(tmp_path):
