@@ -251,6 +251,39 @@ def select(table: pd.DataFrame, reference: str, candidates, min_gain: float = MI
     return [c for _, c in sorted(won, reverse=True)]
 
 
+def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):
+    """Validation Dice and AUC against cumulative training CPU hours, one curve per trial
+    (a running mean over ``smooth`` epochs); the paper's schedule dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for r in recs:
+        if names is not None and r["trial"] not in names:
+            continue
+        h = pd.DataFrame(r["history"])
+        x = h["cpu_seconds"].cumsum() / 3600
+        style = "--" if r["trial"].startswith("paper") else "-"
+        for ax, col in zip(axes, ("val_dice", "val_auc")):
+            ax.plot(x, h[col].rolling(smooth, min_periods=1).mean(), style, label=r["trial"])
+    for ax, t in zip(axes, ("validation Dice", "validation AUC")):
+        ax.set_xlabel("training CPU hours (2-core machine, cumulative)")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def choices_table(rec: dict) -> pd.DataFrame:
+    """A trial's inference choices as a table: validation Dice per threshold (columns), one
+    row per (TTA, post-processing); AUC with and without TTA."""
+    c = pd.DataFrame(rec["inference_choices"])
+    dice = c.pivot_table(index=["tta", "postprocess"], columns="mask_threshold", values="val_dice")
+    dice.columns = [f"Dice @ {t:g}" for t in dice.columns]
+    auc = c.groupby(["tta", "postprocess"])["val_auc"].first()
+    return dice.assign(AUC=auc)
+
+
 # ----------------------------------------------------------------------------- LR range test
 def lr_range_test(profile: str = "cpu", *, lr_min: float = 1e-5, lr_max: float = 1e-1,
                   epochs: int = 2, data_dir=None, results_dir=None, verbose: int = 1,

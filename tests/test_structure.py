@@ -16,10 +16,7 @@ import pytest
 PACKAGE = "busi_lib"
 LIB = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_LINES = 650
-#: Modules allowed over :data:`MAX_LINES` for now, with why: xfail while they are over it (so
-#: they stay visible), an ordinary test again once they are not.
-OVER_LIMIT = {"data": "issue 16 lets data.py stay whole if it reads well; it was 666 lines when "
-                      "report.py was split, and is being split on main by other work"}
+
 
 
 def _modules(lib: Path = LIB) -> dict[str, Path]:
@@ -94,9 +91,7 @@ def _lines(name: str) -> int:
     return len(_modules()[name].read_text().splitlines())
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=OVER_LIMIT[n], strict=True))
-    if n in OVER_LIMIT and _lines(n) > MAX_LINES else n for n in sorted(_modules())])
+@pytest.mark.parametrize("name", sorted(_modules()))
 def test_module_is_not_over_650_lines(name):
     n = _lines(name)
     assert n <= MAX_LINES, f"busi_lib/{name}.py has {n} lines; split it (at most {MAX_LINES})"
