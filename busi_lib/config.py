@@ -5,7 +5,11 @@ A *profile* says how big the run is (``smoke`` for tests, ``cpu`` for the publis
 trained (the main multi-task model, an ablation, a variant). :func:`make_config` combines them:
 
     config = DEFAULTS | PROFILES[profile] | LIGHT[profile] (light experiments only)
-             | EXPERIMENTS[experiment] | overrides
+             | experiments(profile)[experiment] | overrides
+
+The ``cpu`` profile trains the recipe chosen by :mod:`busi_lib.tune` (:data:`RECIPE`);
+``cpu_v1`` is the profile as it was before, with its own frozen experiment table, so that its
+committed records stay readable and comparable.
 
 and checks the result, so a bad notebook parameter fails before any work starts.
 """
@@ -84,20 +88,49 @@ DEFAULTS: dict[str, Any] = {
     "external": False,
 }
 
+#: Keys added after records were made, with the value that reproduces what was done before
+#: them: a key holding that value is left out of the config hash, so that the records made
+#: before the key existed keep their hash.
+LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head": "gap",
+          "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
+          "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
+          "mask_threshold": 0.5, "postprocess": "none"}
+
+
+#: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.tune` on an inner
+#: validation split of the duplicate-grouped fold 1's training images (never a test fold, never
+#: BUS-BRA; the trials are under ``results/cpu/tuning/``). Stage 1 (schedule): warm-up + cosine
+#: at lr 1e-3 beat the paper's step schedule at lr 1e-4 by 0.18 in validation Dice + AUC over 30
+#: epochs; lr 3e-3 was not better by more than the 0.02 the rule asks for.
+RECIPE: dict[str, Any] = {
+    "epochs": 30, "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 2,
+}
+#: The paper's training recipe (section 3 of PAPER_NOTES.md): Adam at 1e-4 divided by 10 every
+#: 20 epochs, Dice loss, flips and rotation, images scaled to [0, 1], the pooled head, no
+#: test-time choices. ``paper_recipe`` trains it with the cpu profile's network, size and epochs.
+PAPER_RECIPE: dict[str, Any] = {
+    **{k: v for k, v in LEGACY.items() if k != "train_seed"},
+    "lr": 1e-4, "lr_drop_every": 20, "lr_drop_factor": 0.1,
+}
+
 #: What each profile changes. ``cpu`` is the default and what the book shows.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        # the whole book in minutes on 2 cores: tiny images, tiny network, 2 folds, 1-2 epochs
-        "image_size": 32, "filters": [4, 8, 8, 16], "bridge_filters": 16, "dense_units": 16,
-        "max_per_class": 12, "n_folds": 2, "epochs": 2, "batch_size": 8,
-        "lr": 1e-3, "precision": "float32",
+        # the whole book in minutes on 2 cores: tiny images, tiny network, 2 folds, 2 epochs of
+        # the cpu profile's recipe
+        **RECIPE, "image_size": 32, "filters": [4, 8, 8, 16], "bridge_filters": 16,
+        "dense_units": 16, "max_per_class": 12, "n_folds": 2, "epochs": 2, "warmup_epochs": 1,
+        "batch_size": 8, "precision": "float32",
     },
     "cpu": {
-        # Sized for the 2-core AVX2 machine the book is built on (about 8 img/s at 128 px,
-        # width 16; 2.9 img/s at width 32), so that the whole profile fits in about 8 hours:
-        # 128 px, half the paper's width (filters 16..128, bridge 256, 3.1 M parameters) and the
-        # first 12 epochs of the paper's step schedule, i.e. all at lr 1e-4 (the first drop
-        # would come at epoch 20). ``multitask_w32_e40`` shows fold 0 at full width, 40 epochs.
+        # 128 px, half the paper's width (filters 16..128, bridge 256, 3.1 M parameters), the
+        # tuned recipe: about 9 s an epoch on a 2-core CPU with bfloat16 units, 70 s without
+        "image_size": 128, "filters": [16, 32, 64, 128], "bridge_filters": 256, **RECIPE,
+    },
+    "cpu_v1": {
+        # the cpu profile before the recipe (records made until 2026-11-27, kept for the
+        # comparison; they say "profile": "cpu"): the first 12 epochs of the paper's step
+        # schedule, i.e. all at lr 1e-4, with the experiments of EXPERIMENTS_V1
         "image_size": 128, "filters": [16, 32, 64, 128], "bridge_filters": 256, "epochs": 12,
     },
     "paper": {
@@ -107,17 +140,60 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Experiments. ``light`` marks those that the cpu profile runs with fewer epochs.
+#: Baselines (Tables 4 and 7): segmentation-only and classification-only, same folds.
+SEG_BASELINES = ("unet", "unetpp", "fpn", "deeplabv3p", "attunet")
+CLS_BASELINES = ("resnet50", "vgg19", "densenet201", "inceptionv3", "mobilenet",
+                 "inceptionresnetv2")
+#: The paper's design choices, each switched off in turn (chapter 5).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "seg_only": {"task": "seg", "cls_head": "gap"},
+    "cls_only": {"task": "cls", "cls_head": "gap"},
+    "cls_encoder": {"cls_from": "encoder"},
+    "plain_blocks": {"block": "plain"},
+    "enh_none": {"enhancement": "none"},
+    "enh_clahe": {"enhancement": "clahe"},
+    "ce_loss": {"cls_loss": "ce"},
+}
+#: How many extra training seeds the ablations' reference is trained with (noise yardstick).
+REFERENCE_SEEDS = (1, 2)
+
+#: Experiments of the current profiles. Ablations and baselines run the profile's full recipe
+#: on the duplicate-grouped folds, paired fold by fold with ``ablation_reference``: the main
+#: model under exactly their protocol and on the same machine (``multitask_grouped`` itself
+#: when both are trained on one machine), retrained with other training seeds as the yardstick.
 EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "multitask": {"external": True},
+    "multitask_grouped": {"split": "grouped", "external": True},
+    "multitask_3class": {"classes": ["benign", "malignant", "normal"], "external": True},
+    "paper_recipe": {"split": "grouped", "external": True, **PAPER_RECIPE},
+    "ablation_reference": {"split": "grouped"},
+    **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
+    **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
+    **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap"}
+       for n in SEG_BASELINES},
+    **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,
+                     "cls_head": "gap"} for n in CLS_BASELINES},
+}
+
+#: Every experiment the book shows, in the order ``make results`` runs them: the three main
+#: experiments and the paper's recipe, then the ablations with their reference and its seeds,
+#: then the baselines (``python -m busi_lib.train --breadth-first`` runs the latter fold 1 of
+#: every one first).
+BOOK_EXPERIMENTS: tuple[str, ...] = (
+    "multitask_grouped", "multitask", "multitask_3class", "paper_recipe", "ablation_reference",
+    *ABLATIONS, *(f"ablation_reference_s{s}" for s in REFERENCE_SEEDS),
+    *(f"base_{n}" for n in SEG_BASELINES + CLS_BASELINES))
+
+#: The experiments of profile ``cpu_v1`` (the records made before the recipe), frozen as they
+#: were: ``light`` marks those run with the lighter protocol of LIGHT.
+EXPERIMENTS_V1: dict[str, dict[str, Any]] = {
     "multitask": {"external": True},
     "multitask_grouped": {"split": "grouped"},
     "multitask_3class": {"classes": ["benign", "malignant", "normal"]},
     # the paper's schedule (lr / 10 every 20 epochs) leaves the network under-trained; the same
     # model with the learning rate dropped every 60 epochs instead (evidence for the gap)
     "multitask_slowdecay": {"lr_drop_every": 60, "external": True},
-    # the paper's width (filters 32..256, bridge 512) and 40 epochs of its schedule: the cpu
-    # profile's main model before it was cut to fit the machine (fold 0 only; evidence for the
-    # gap to the aim)
+    # the paper's width (filters 32..256, bridge 512) and 40 epochs of its schedule (fold 0)
     "multitask_w32_e40": {"filters": [32, 64, 128, 256], "bridge_filters": 512, "epochs": 40,
                           "external": True, "folds": [0]},
     "seg_only": {"task": "seg", "light": True},
@@ -129,41 +205,37 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "ce_loss": {"cls_loss": "ce", "light": True},
     "grouped_light": {"split": "grouped", "light": True},
     "random_light": {"light": True},
-    # random_light in mixed bfloat16, fold 0 only (issue 5): does bfloat16 move Dice or AUC by
-    # more than the fold-to-fold noise? A numerics check; on a CPU without bfloat16 units the
-    # arithmetic is emulated, so its time says nothing about speed on a bf16 CPU.
+    # random_light in mixed bfloat16, fold 0 only: a numerics check (emulated on AVX2)
     "random_light_bf16": {"light": True, "precision": "mixed_bfloat16", "folds": [0]},
-    # ... and its noise yardstick: random_light on the same fold with other training seeds
-    # (same split, same float32 arithmetic; only weights, shuffle, augmentation, dropout change)
+    # ... and its noise yardstick: other training seeds on the same fold
     **{f"random_light_s{s}": {"light": True, "train_seed": s, "folds": [0]} for s in (1, 2, 3)},
+    **{f"base_{n}": {"model": n, "task": "seg", "light": True} for n in SEG_BASELINES},
+    **{f"base_{n}": {"model": n, "task": "cls", "in_channels": 3, "light": True}
+       for n in CLS_BASELINES},
 }
-#: Baselines (Tables 4 and 7): segmentation-only and classification-only, same folds.
-SEG_BASELINES = ("unet", "unetpp", "fpn", "deeplabv3p", "attunet")
-CLS_BASELINES = ("resnet50", "vgg19", "densenet201", "inceptionv3", "mobilenet",
-                 "inceptionresnetv2")
-for _name in SEG_BASELINES:
-    EXPERIMENTS[f"base_{_name}"] = {"model": _name, "task": "seg", "light": True}
-for _name in CLS_BASELINES:
-    EXPERIMENTS[f"base_{_name}"] = {"model": _name, "task": "cls", "in_channels": 3,
-                                    "light": True}
-
-#: Every experiment the book shows, in the order ``make results`` runs them (the main model
-#: first). ``multitask_slowdecay`` and ``multitask_w32_e40`` are evidence runs, made apart.
-BOOK_EXPERIMENTS: tuple[str, ...] = (
+#: The book's experiments of profile ``cpu_v1``.
+BOOK_EXPERIMENTS_V1: tuple[str, ...] = (
     "multitask", "multitask_grouped", "multitask_3class", "random_light", "seg_only", "cls_only",
     "cls_encoder", "plain_blocks", "enh_none", "enh_clahe", "ce_loss", "grouped_light",
     *(f"base_{n}" for n in SEG_BASELINES + CLS_BASELINES))
+#: Profiles whose experiments are those of EXPERIMENTS_V1.
+V1_PROFILES = ("cpu_v1",)
 
-#: The lighter protocol of ``light`` experiments (ablations and baselines) per profile. They
-#: are compared with ``random_light``, the main model trained under the same protocol.
-#: cpu: 20 light experiments must share about 3 of the profile's 8 hours on 2 cores, so they
-#: run at 64 px, for 4 epochs at a 10x larger learning rate (1e-3, no step), on folds 1-3 of
-#: the same 5-fold split (``folds`` 0-2). Estimated beforehand from FLOPs at about 1000 s per
-#: fold-epoch for all 20; measured on fold 1: 3193 s of wall time for all 20 (about 800 s per
-#: fold-epoch, evaluation included), i.e. about 2.7 hours for the three folds.
-LIGHT = {"smoke": {"epochs": 1},
-         "cpu": {"epochs": 4, "image_size": 64, "lr": 1e-3, "folds": [0, 1, 2]},
-         "paper": {"epochs": 100}}
+#: The lighter protocol of ``light`` experiments of EXPERIMENTS_V1 (cpu_v1: 64 px, 4 epochs at
+#: lr 1e-3, no step, folds 1-3 of the 5-fold split; measured on fold 1: 3193 s of wall time
+#: for all 20 light experiments on the 2-core AVX2 machine).
+LIGHT = {"cpu_v1": {"epochs": 4, "image_size": 64, "lr": 1e-3, "folds": [0, 1, 2]}}
+
+
+def experiments(profile: str) -> dict[str, dict[str, Any]]:
+    """The experiment table of a profile (EXPERIMENTS_V1 for the profiles of V1_PROFILES)."""
+    return EXPERIMENTS_V1 if profile in V1_PROFILES else EXPERIMENTS
+
+
+def book_experiments(profile: str) -> tuple[str, ...]:
+    """The experiments the book shows for a profile, in the order ``make results`` runs them."""
+    return BOOK_EXPERIMENTS_V1 if profile in V1_PROFILES else BOOK_EXPERIMENTS
+
 
 _CHOICES = {
     "enhancement": ("none", "he", "clahe", "ghe"),
@@ -189,14 +261,6 @@ _CHOICES = {
 }
 #: Keys that do not change what is computed for a fold (left out of the config hash).
 NON_SEMANTIC = ("folds", "light")
-#: Keys added after records were made, with the value that reproduces what was done before
-#: them: a key holding that value is left out of the config hash, so that the records made
-#: before the key existed keep their hash.
-LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head": "gap",
-          "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
-          "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
-          "mask_threshold": 0.5, "postprocess": "none"}
-
 
 def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides) -> dict[str, Any]:
     """The validated configuration of ``experiment`` in ``profile``, with ``overrides``.
@@ -208,11 +272,13 @@ def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides
     """
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r}: expected one of {list(PROFILES)}")
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(f"experiment={experiment!r}: expected one of {list(EXPERIMENTS)}")
+    table = experiments(profile)
+    if experiment not in table:
+        raise ConfigError(f"experiment={experiment!r}: expected one of {list(table)} "
+                          f"(profile {profile!r})")
     cfg = copy.deepcopy(DEFAULTS)
     cfg.update(copy.deepcopy(PROFILES[profile]))
-    exp = copy.deepcopy(EXPERIMENTS[experiment])
+    exp = copy.deepcopy(table[experiment])
     # the light protocol first, so that an experiment's own keys (e.g. ``folds``) win
     if exp.pop("light", False):
         cfg.update(LIGHT[profile])

@@ -20,7 +20,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
                results_dir=None) -> pd.DataFrame:
     """Measured cost of each experiment of ``profile``, from its fold records.
 
-    One row per experiment (default: :data:`busi_lib.config.BOOK_EXPERIMENTS` plus any other
+    One row per experiment (default: the profile's book experiments plus any other
     experiment with records): folds recorded and planned, epochs per fold, seconds per epoch
     (training only), hours of wall time recorded (training, evaluation and external
     validation), and the hours still to go estimated from the recorded folds' mean. A ``total``
@@ -28,13 +28,15 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     folds to go has no recorded fold); other experiments with records (evidence runs) are
     listed after it, outside the total. Folds made with another configuration are not counted.
     """
-    from .config import BOOK_EXPERIMENTS, EXPERIMENTS
+    from .config import book_experiments
+    from .config import experiments as experiment_table
     from .records import results_root
 
-    names = list(BOOK_EXPERIMENTS if experiments is None else experiments)
+    book, table = book_experiments(profile), experiment_table(profile)
+    names = list(book if experiments is None else experiments)
     if experiments is None:
         base = results_root(results_dir) / profile
-        names += sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in EXPERIMENTS
+        names += sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in table
                         and p.name not in names and any(p.glob("fold*.json")))
     rows = []
     for e in names:
@@ -52,7 +54,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
                                   (np.nan if left else 0.0),
         })
     df = pd.DataFrame(rows).set_index("experiment")
-    own = df.loc[[e for e in df.index if e in BOOK_EXPERIMENTS or experiments is not None]]
+    own = df.loc[[e for e in df.index if e in book or experiments is not None]]
     total = {c: np.nan for c in df.columns}
     left = own["hours to go (est.)"]
     unknown = own["folds planned"] > own["folds recorded"]

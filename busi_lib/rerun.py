@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import records
-from .config import EXPERIMENTS, config_hash, make_config
+from .config import config_hash, experiments, make_config
 from .errors import ConfigError, DataError
 
 #: Two runs "agree" when no metric differs by more than this (absolute). With TensorFlow's op
@@ -112,8 +112,9 @@ def rerun_fold(profile: str, experiment: str, fold: int, *, data_dir=None, resul
     """
     from .train import run_cv
 
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(f"experiment={experiment!r}: expected one of {sorted(EXPERIMENTS)}")
+    if experiment not in experiments(profile):
+        raise ConfigError(f"experiment={experiment!r}: expected one of "
+                          f"{sorted(experiments(profile))}")
     cfg = make_config(profile, experiment, **{**overrides, "folds": [int(fold)]})
     src = records.experiment_dir(profile, experiment, results_dir)
     rec_path = src / f"fold{fold}.json"

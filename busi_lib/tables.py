@@ -243,7 +243,7 @@ def profiles_table() -> pd.DataFrame:
     for name, prof in PROFILES.items():
         cfg = {**DEFAULTS, **prof}
         row = {k: str(cfg[k]) for k in keys}
-        row["light experiments"] = ", ".join(f"{k} {v}" for k, v in LIGHT[name].items()
+        row["light experiments"] = ", ".join(f"{k} {v}" for k, v in LIGHT.get(name, {}).items()
                                              if cfg.get(k) != v) or "same"
         rows[name] = row
     df = pd.DataFrame(rows).T

@@ -194,19 +194,20 @@ def work_plan(profile: str, names, overrides: dict | None = None, breadth_first:
     """The (experiment, fold) pairs to run, in order.
 
     Experiments of the full protocol come first, each fold in turn; the ``light`` experiments
-    (ablations and baselines, :data:`busi_lib.config.LIGHT`) follow breadth first: fold 1 of
-    every one of them, then fold 2 of every one, and so on, so that a budget that runs out
-    midway leaves every comparison with the same folds rather than some complete and others
-    empty.
+    (profile cpu_v1, :data:`busi_lib.config.LIGHT`), or all of them with ``breadth_first``,
+    follow breadth first: fold 1 of every one of them, then fold 2 of every one, and so on, so
+    that a budget that runs out midway leaves every comparison with the same folds rather than
+    some complete and others empty.
     """
-    from .config import EXPERIMENTS
+    from .config import experiments
 
+    table = experiments(profile)
     overrides = overrides or {}
     full, light = [], []
     for name in names:
         cfg = make_config(profile, name, **overrides)    # fails on a bad override first
         folds = cfg["folds"] if cfg["folds"] is not None else list(range(cfg["n_folds"]))
-        (light if EXPERIMENTS[name].get("light") else full).append((name, [int(k) for k in folds]))
+        (light if table[name].get("light") else full).append((name, [int(k) for k in folds]))
     if breadth_first:
         light, full = full + light, []
     plan = [(name, k) for name, folds in full for k in folds]
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
 
-    from .config import BOOK_EXPERIMENTS, EXPERIMENTS
+    from .config import book_experiments, experiments
 
     p = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu")
@@ -272,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         ov["folds"] = a.folds
     if a.epochs:
         ov["epochs"] = a.epochs
-    names = [n for e in a.experiment for n in (BOOK_EXPERIMENTS if e == "book" else (e,))]
-    bad = [n for n in names if n not in EXPERIMENTS]
+    book, table = book_experiments(a.profile), experiments(a.profile)
+    names = [n for e in a.experiment for n in (book if e == "book" else (e,))]
+    bad = [n for n in names if n not in table]
     if bad:
-        raise ConfigError(f"--experiment {bad}: expected names from {sorted(EXPERIMENTS)} or 'book'")
+        raise ConfigError(f"--experiment {bad}: expected names from {sorted(table)} or 'book'")
     if a.hours is not None and not a.hours > 0:
         raise ConfigError(f"--hours={a.hours}: expected a positive number of hours")
     t0 = time.time()
