@@ -141,7 +141,7 @@ def test_15_rgba_mask_is_read(busi_dir):
 
 # ----------------------------------------------------------------------------- parameters
 @pytest.mark.parametrize("name,kwargs,patterns", [
-    ("unknown profile", dict(profile="laptop"), ["profile='laptop'", "'smoke', 'cpu', 'paper'"]),
+    ("unknown profile", dict(profile="laptop"), ["profile='laptop'", "'smoke', 'cpu', 'cpu_v1', 'paper'"]),
     ("unknown experiment", dict(experiment="multi_task"), ["experiment='multi_task'", "multitask"]),
     ("epochs < 1", dict(epochs=0), ["epochs=0", "integer >= 1"]),
     ("size not divisible by 16", dict(image_size=100), ["image_size=100", "divisible by 16"]),

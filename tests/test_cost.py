@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from busi_lib import bench, book, booktext, cost, repro_checks, runs, tables
-from busi_lib.config import BOOK_EXPERIMENTS, EXPERIMENTS, config_hash, make_config
+from busi_lib.config import (ABLATIONS, BOOK_EXPERIMENTS, BOOK_EXPERIMENTS_V1, EXPERIMENTS,
+                             EXPERIMENTS_V1, config_hash, make_config)
 from busi_lib.errors import ConfigError
 from busi_lib.records import experiment_dir
 
@@ -46,9 +47,9 @@ def test_cost_table_sums_records_and_estimates_what_is_left():
 
 
 def test_cost_table_total_is_the_book_experiments_only():
-    _write_record("smoke", "multitask", 0, wall=360.0, train=300.0, epochs=2)
-    _write_record("smoke", "multitask_w32_e40", 0, wall=3600.0, train=3500.0, epochs=2)
-    t = cost.cost_table("smoke")
+    _write_record("cpu_v1", "multitask", 0, wall=360.0, train=300.0, epochs=2)
+    _write_record("cpu_v1", "multitask_w32_e40", 0, wall=3600.0, train=3500.0, epochs=2)
+    t = cost.cost_table("cpu_v1")
     assert list(t.index[-2:]) == ["total", "multitask_w32_e40"]  # evidence run after the total
     assert t.loc["total", "hours recorded"] == pytest.approx(0.1)
     assert t.loc["multitask_w32_e40", "hours recorded"] == pytest.approx(1.0)
@@ -74,25 +75,29 @@ def test_cost_markdown_is_the_cost_table(tmp_path):
 
 
 def test_cost_table_counts_the_light_protocol_folds():
-    cfg = make_config("cpu", "random_light")
+    cfg = make_config("cpu_v1", "random_light")
     assert cfg["folds"] == [0, 1, 2] and cfg["image_size"] == 64
-    t = cost.cost_table("cpu", ["random_light", "multitask"])
+    t = cost.cost_table("cpu_v1", ["random_light", "multitask"])
     assert t.loc["random_light", "folds planned"] == 3
     assert t.loc["multitask", "folds planned"] == 5
 
 
 def test_book_experiments_are_all_known_and_cover_the_notebooks():
-    assert set(BOOK_EXPERIMENTS) <= set(EXPERIMENTS)
-    assert len(set(BOOK_EXPERIMENTS)) == len(BOOK_EXPERIMENTS)
-    assert BOOK_EXPERIMENTS[0] == "multitask"
-    for exp, ref, _ in tables.ABLATIONS:
-        assert exp in BOOK_EXPERIMENTS and ref in BOOK_EXPERIMENTS
+    for book, table in ((BOOK_EXPERIMENTS, EXPERIMENTS), (BOOK_EXPERIMENTS_V1, EXPERIMENTS_V1)):
+        assert set(book) <= set(table)
+        assert len(set(book)) == len(book)
+    assert BOOK_EXPERIMENTS[0] == "multitask_grouped"          # the headline protocol first
+    for exp in [*ABLATIONS, "ablation_reference", "paper_recipe"]:
+        assert exp in BOOK_EXPERIMENTS
+    for exp in ABLATIONS:       # an ablation differs from its reference in its own keys only
+        a, r = make_config("cpu", exp), make_config("cpu", "ablation_reference")
+        assert {k for k in a if a[k] != r[k]} <= set(ABLATIONS[exp])
 
 
 def test_evidence_run_keeps_the_hash_of_the_old_cpu_profile():
     # multitask_w32_e40 must reproduce the configuration under which its fold 0 was recorded
     # (the cpu profile before it was cut: 128 px, width 32, 40 epochs)
-    cfg = make_config("cpu", "multitask_w32_e40")
+    cfg = make_config("cpu_v1", "multitask_w32_e40")
     assert cfg["filters"] == [32, 64, 128, 256] and cfg["epochs"] == 40
     assert config_hash(cfg) == "f4f3fd02147d"
 
@@ -102,15 +107,19 @@ def test_every_committed_cpu_record_matches_todays_configuration():
     # and an experiment's own keys) must not orphan the committed records of the book
     from busi_lib.records import PROJECT_ROOT, load_records
     committed = PROJECT_ROOT / "results"
-    for exp in BOOK_EXPERIMENTS:
-        recs = load_records("cpu", exp, committed)
+    for exp in BOOK_EXPERIMENTS_V1:                  # the records made before the recipe
+        recs = load_records("cpu_v1", exp, committed)
         assert recs, exp
+        _, current = runs.current_records("cpu_v1", exp, committed)
+        assert len(current) == len(recs), exp
+    for exp in BOOK_EXPERIMENTS:                     # the recipe's records made so far
+        recs = load_records("cpu", exp, committed)
         _, current = runs.current_records("cpu", exp, committed)
         assert len(current) == len(recs), exp
 
 
 def test_an_experiments_own_folds_win_over_the_light_protocol():
-    cfg, ref = make_config("cpu", "random_light_bf16"), make_config("cpu", "random_light")
+    cfg, ref = make_config("cpu_v1", "random_light_bf16"), make_config("cpu_v1", "random_light")
     assert cfg["folds"] == [0] and ref["folds"] == [0, 1, 2]
     assert cfg["precision"] == "mixed_bfloat16" and cfg["image_size"] == 64 == ref["image_size"]
     assert {k for k in cfg if cfg[k] != ref[k]} == {"folds", "precision"}
@@ -120,7 +129,7 @@ def _preds(exp, dice, prob, cls):
     import pandas as pd
     pd.DataFrame({"id": ["a", "b"], "true_class": ["benign"] * 2, "dice": dice,
                   "prob_malignant": prob, "pred_class": cls}).to_csv(
-        experiment_dir("smoke", exp) / "fold0_predictions.csv", index=False)
+        experiment_dir("cpu_v1", exp) / "fold0_predictions.csv", index=False)
 
 
 def _metrics(dc, auc):
@@ -129,16 +138,16 @@ def _metrics(dc, auc):
 
 def test_precision_check_compares_one_fold_against_noise():
     import pandas as pd
-    assert repro_checks.precision_check("smoke").empty and repro_checks.precision_paired("smoke") == {}
+    assert repro_checks.precision_check("cpu_v1").empty and repro_checks.precision_paired("cpu_v1") == {}
     for fold, dc, auc in [(0, 0.40, 0.70), (1, 0.50, 0.60)]:
-        _write_record("smoke", "random_light", fold, 90.0, 80.0, 1, metrics=_metrics(dc, auc))
+        _write_record("cpu_v1", "random_light", fold, 90.0, 80.0, 1, metrics=_metrics(dc, auc))
     # the bf16 run: Dice 5 points lower (sd over the two folds: 7.07), AUC 0.1 lower (sd 0.0707)
-    _write_record("smoke", "random_light_bf16", 0, 900.0, 850.0, 1, metrics=_metrics(0.35, 0.6))
-    rec = experiment_dir("smoke", "random_light_bf16") / "fold0.json"
+    _write_record("cpu_v1", "random_light_bf16", 0, 900.0, 850.0, 1, metrics=_metrics(0.35, 0.6))
+    rec = experiment_dir("cpu_v1", "random_light_bf16") / "fold0.json"
     rec.write_text(rec.read_text().replace('"precision": "float32"',
                                            '"precision": "mixed_bfloat16"'))
     # without reseeds the yardstick is the fold-to-fold sd
-    t = repro_checks.precision_check("smoke")
+    t = repro_checks.precision_check("cpu_v1")
     assert list(t.columns[:2]) == ["float32", "mixed_bfloat16"]
     assert t.loc["DC", "delta"] == pytest.approx(-5.0)
     assert t.loc["DC", "sd folds"] == pytest.approx(np.std([40, 50], ddof=1))
@@ -146,7 +155,7 @@ def test_precision_check_compares_one_fold_against_noise():
     assert t.loc["DC", "within noise"] and not t.loc["AUC", "within noise"]
     _preds("random_light", [0.5, 0.7], [0.2, 0.9], ["benign"] * 2)
     _preds("random_light_bf16", [0.4, 0.7], [0.3, 0.9], ["benign", "malignant"])
-    p = repro_checks.precision_paired("smoke")
+    p = repro_checks.precision_paired("cpu_v1")
     v = p["variant"]
     assert v["n"] == 2 and v["dice_delta_mean"] == pytest.approx(-5.0)
     assert v["class_agreement"] == 0.5 and v["prob_max_abs_diff"] == pytest.approx(0.1)
@@ -157,13 +166,13 @@ def test_precision_check_compares_one_fold_against_noise():
     # with two reseeds (3 float32 runs on fold 0: DC 40, 44, 42 -> mean 42, sd 2) the yardstick
     # is the seed-to-seed sd: 35 < 42 - 2*2, so Dice is now lower by more than noise
     for exp, dc in [("random_light_s1", 0.44), ("random_light_s2", 0.42)]:
-        _write_record("smoke", exp, 0, 90.0, 80.0, 1, metrics=_metrics(dc, 0.62))
+        _write_record("cpu_v1", exp, 0, 90.0, 80.0, 1, metrics=_metrics(dc, 0.62))
         _preds(exp, [0.5, 0.8], [0.2, 0.8], ["benign"] * 2)
-    t = repro_checks.precision_check("smoke")
+    t = repro_checks.precision_check("cpu_v1")
     assert t.loc["DC", "seeds"] == 3 and t.loc["DC", "mean seeds"] == pytest.approx(42.0)
     assert t.loc["DC", "sd seeds"] == pytest.approx(2.0)
     assert not t.loc["DC", "within noise"] and not t.loc["JSI", "within noise"]  # 17.5 < 21 - 2
-    p = repro_checks.precision_paired("smoke")
+    p = repro_checks.precision_paired("cpu_v1")
     assert len(p["reseeds"]) == 2 and p["reseeds"][0]["dice_delta_mean"] == pytest.approx(5.0)
     text = booktext.precision_sentence(t, p)
     assert "3 float32 runs on this fold" in text and "agreed on 100% to 100%" in text
@@ -171,9 +180,9 @@ def test_precision_check_compares_one_fold_against_noise():
 
 
 def test_train_seed_changes_training_but_not_the_hash_when_unset():
-    base = make_config("cpu", "random_light")
+    base = make_config("cpu_v1", "random_light")
     assert base["train_seed"] is None
-    cfg = make_config("cpu", "random_light_s1")
+    cfg = make_config("cpu_v1", "random_light_s1")
     assert cfg["train_seed"] == 1 and cfg["folds"] == [0]
     assert config_hash(cfg) != config_hash(base)
     # unset, the key is left out of the hash: same hash as without it
@@ -267,20 +276,24 @@ def test_train_cli_stops_before_a_new_fold_when_time_is_up(capsys):
     from busi_lib.train import main
     # a negative elapsed budget is refused above; a tiny one stops before the first fold
     assert main(["--profile", "smoke", "--experiment", "book", "--hours", "1e-9"]) == 0
-    assert "time is up, stopping before multitask fold 0" in capsys.readouterr().out
-    assert not experiment_dir("smoke", "multitask").exists()
+    assert "time is up, stopping before multitask_grouped fold 0" in capsys.readouterr().out
+    assert not experiment_dir("smoke", "multitask_grouped").exists()
 
 
 def test_work_plan_runs_light_experiments_breadth_first():
     from busi_lib.train import work_plan
-    plan = work_plan("cpu", ["random_light", "multitask", "seg_only", "base_unet"])
+    plan = work_plan("cpu_v1", ["random_light", "multitask", "seg_only", "base_unet"])
     # full protocol first, all five folds; then fold 0 of every light experiment, then fold 1, ...
     assert plan[:5] == [("multitask", k) for k in range(5)]
     assert plan[5:8] == [("random_light", 0), ("seg_only", 0), ("base_unet", 0)]
     assert plan[8:11] == [("random_light", 1), ("seg_only", 1), ("base_unet", 1)]
     assert len(plan) == 5 + 3 * 3
     # --folds narrows every experiment
-    assert work_plan("cpu", ["multitask", "seg_only"], {"folds": [2]}) == [("multitask", 2), ("seg_only", 2)]
+    assert work_plan("cpu_v1", ["multitask", "seg_only"], {"folds": [2]}) == [("multitask", 2), ("seg_only", 2)]
+    # the current profile: every experiment at the full protocol; breadth first on demand
+    assert work_plan("cpu", ["multitask", "seg_only"])[:2] == [("multitask", 0), ("multitask", 1)]
+    assert work_plan("cpu", ["multitask", "seg_only"], breadth_first=True)[:2] == [
+        ("multitask", 0), ("seg_only", 0)]
     with pytest.raises(ConfigError):
         work_plan("cpu", ["multitask"], {"no_such_key": 1})
 

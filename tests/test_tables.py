@@ -63,7 +63,8 @@ def test_best_against_reference_on_common_folds():
 
 
 def test_planned_folds_and_provenance():
-    assert runs.planned_folds("cpu", "seg_only") == [0, 1, 2]        # light protocol
+    assert runs.planned_folds("cpu_v1", "seg_only") == [0, 1, 2]     # light protocol
+    assert runs.planned_folds("cpu", "seg_only") == [0, 1, 2, 3, 4]
     assert runs.planned_folds("cpu", "multitask") == [0, 1, 2, 3, 4]
     rec = {"experiment": "seg_only", "profile": "cpu", "seed": 42, "data_sha256": "ab" * 32,
            "git_commit": "c" * 40, "precision": "float32", "fold": 1,
