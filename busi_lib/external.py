@@ -171,3 +171,55 @@ def radiologist_scores(path=None) -> pd.DataFrame | None:
     meta = pd.read_csv(root / "bus_data.csv")
     return pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                          "birads": meta["BIRADS"], "device": meta["Device"]})
+
+
+def ensemble_table(ens: pd.DataFrame, radiologists: pd.DataFrame | None = None,
+                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The fold ensemble on BUS-BRA beside the radiologists' own BI-RADS reading.
+
+    One row per reader: AUC with its 95% interval from a patient-grouped bootstrap (both
+    breasts of a patient resampled together), mean Dice of the ensemble's masks, images,
+    patients. ``ens`` is :func:`evaluate_ensemble`'s table; ``radiologists`` is
+    :func:`radiologist_scores` (BI-RADS 2-5 read as an ordinal malignancy score).
+    """
+    from .calibration import grouped_bootstrap_auc
+
+    rows = []
+    y = (ens["pathology"] == "malignant").astype(int).to_numpy()
+    auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
+    rows.append({"reader": "model: mean of the 5 fold models", "images": len(ens),
+                 "patients": ens["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
+                 "AUC 95% CI high": hi,
+                 "Dice mean": float(ens["dice"].mean()) if "dice" in ens else np.nan})
+    if radiologists is not None:
+        r = radiologists
+        yr = (r["pathology"] == "malignant").astype(int).to_numpy()
+        auc, lo, hi = grouped_bootstrap_auc(yr, r["birads"].astype(float), r["case"], n_boot,
+                                            seed)
+        rows.append({"reader": "radiologists: BI-RADS category as a score", "images": len(r),
+                     "patients": r["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
+                     "AUC 95% CI high": hi, "Dice mean": np.nan})
+    return pd.DataFrame(rows).set_index("reader")
+
+
+def device_table(ens: pd.DataFrame, min_images: int = 20) -> pd.DataFrame:
+    """The ensemble per scanner (``device``): images, malignant share, AUC, mean Dice; scanners
+    with fewer than ``min_images`` images or one class only are pooled as ``other``."""
+    from .calibration import fast_auc
+
+    counts = ens["device"].value_counts()
+    dev = ens["device"].where(ens["device"].map(counts) >= min_images, "other")
+    rows = []
+    for name, g in ens.groupby(dev):
+        y = (g["pathology"] == "malignant").astype(int)
+        rows.append({"device": name, "images": len(g), "malignant": float(y.mean()),
+                     "AUC": fast_auc(y, g["prob_malignant"]) if 0 < y.sum() < len(y) else np.nan,
+                     "Dice mean": float(g["dice"].mean()) if "dice" in g else np.nan})
+    return pd.DataFrame(rows).set_index("device").sort_values("images", ascending=False)
+
+
+def probability_by_birads(ens: pd.DataFrame) -> pd.DataFrame:
+    """The ensemble's malignancy probability per BI-RADS category of the radiologists and per
+    pathology: count and median."""
+    return (ens.groupby(["birads", "pathology"])["prob_malignant"]
+            .agg(images="size", median="median").unstack("pathology"))

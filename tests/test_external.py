@@ -1,0 +1,43 @@
+"""busi_lib.external: the BUS-BRA tables on inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from busi_lib.external import device_table, ensemble_table, probability_by_birads
+
+
+def _ens(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    mal = rng.random(n) < 0.35
+    return pd.DataFrame({"id": [f"bus_{i:04d}" for i in range(n)], "case": np.arange(n) // 2,
+                         "pathology": np.where(mal, "malignant", "benign"),
+                         "birads": np.where(mal, rng.integers(4, 6, n), rng.integers(2, 5, n)),
+                         "device": np.where(np.arange(n) < 100, "A", "B"),
+                         "prob_malignant": np.clip(mal * 0.4 + rng.random(n) * 0.6, 0, 1),
+                         "dice": rng.random(n)})
+
+
+def test_ensemble_table_beside_the_radiologists():
+    from sklearn.metrics import roc_auc_score
+
+    e = _ens()
+    t = ensemble_table(e, e[["id", "case", "pathology", "birads", "device"]], n_boot=100)
+    y = e["pathology"] == "malignant"
+    model, rad = t.iloc[0], t.iloc[1]
+    assert model["AUC"] == pytest.approx(roc_auc_score(y, e["prob_malignant"]))
+    assert rad["AUC"] == pytest.approx(roc_auc_score(y, e["birads"]))
+    assert model["AUC 95% CI low"] <= model["AUC"] <= model["AUC 95% CI high"]
+    assert model["patients"] == 60 and model["Dice mean"] == pytest.approx(e["dice"].mean())
+    assert np.isnan(rad["Dice mean"])
+
+
+def test_device_table_pools_small_scanners():
+    e = _ens()
+    t = device_table(e, min_images=30)
+    assert list(t.index) == ["A", "other"] and t.loc["other", "images"] == 20
+    assert t.loc["A", "malignant"] == pytest.approx((e["pathology"][:100] == "malignant").mean())
+    p = probability_by_birads(e)
+    assert p[("images", "malignant")].sum() + p[("images", "benign")].sum() == len(e)
