@@ -296,7 +296,6 @@ class Predictor:
         self.verified = verified
         self.source = source
         self._mal = list(self.cfg["classes"]).index("malignant")
-        self._current = -1
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -366,9 +365,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ inference
     def _set_fold(self, k: int) -> None:
-        if self._current != k:
-            self.model.set_weights(self.fold_weights[k])
-            self._current = k
+        # always set (milliseconds): the network may be shared with another Predictor
+        self.model.set_weights(self.fold_weights[k])
 
     def forward(self, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network outputs on prepared ``uint8`` images ``(N, S, S)``.

@@ -107,16 +107,13 @@ def check_records(profile: str, experiment: str, results_dir=None) -> tuple[dict
     return cfg, [recs[k] for k in todo]
 
 
-def export_fold(keras_path: Path, cfg: dict, out32: Path, out16: Path) -> int:
-    """Load a fold model (``safe_mode=True``), put its weights into a float32 network rebuilt
-    from ``cfg`` and save them weights-only, as float32 and as float16; returns the parameter
-    count."""
+def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
+    """Load a fold model (``safe_mode=True``), put its weights into ``net`` (the float32 network
+    rebuilt from the configuration) and save them weights-only, as float32 and as float16;
+    returns the parameter count."""
     import keras
 
-    from .predict import _build_for_config
-
     src = keras.saving.load_model(keras_path, safe_mode=True, compile=False)
-    net = _build_for_config(cfg)
     net.set_weights(src.get_weights())
     net.save_weights(out32)
     to_float16(out32, out16)
@@ -146,12 +143,11 @@ def to_float16(src: Path, dst: Path) -> None:
         copy(a, b)
 
 
-def _weights_of(cfg: dict, path: Path) -> list[np.ndarray]:
+def load_weights(net, path: Path) -> list[np.ndarray]:
+    """The arrays of a ``.weights.h5`` file, as ``net`` (a network of the same configuration)
+    holds them once loaded (float16 files come back as float32)."""
     import keras
 
-    from .predict import _build_for_config
-
-    net = _build_for_config(cfg)
     net.load_weights(path)
     return [np.asarray(keras.ops.convert_to_numpy(w)) for w in net.weights]
 
@@ -171,17 +167,18 @@ def _binarize(cfg: dict, mask_prob: np.ndarray) -> np.ndarray:
                              fill_holes=both)
 
 
-def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path]) -> pd.DataFrame:
+def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], net
+                ) -> pd.DataFrame:
     """Out-of-fold predictions of exported weights: each fold's test images predicted by that
-    fold's model, with the predictor's pipeline. Columns: id, fold, true_class, prob_raw, dice
-    (``NaN`` for normal images)."""
+    fold's model (loaded into ``net``), with the predictor's pipeline. Columns: id, fold,
+    true_class, prob_raw, dice (``NaN`` for normal images)."""
     from .metrics import per_image_segmentation
 
     fold_col = folds["fold"].to_numpy()
     frames = []
     for k, f in enumerate(fold_files):
         idx = np.nonzero(fold_col == k)[0]
-        pred = Predictor(cfg, [_weights_of(cfg, f)], None, name=f.name)
+        pred = Predictor(cfg, [load_weights(net, f)], None, name=f.name, model=net)
         p_folds, mask_prob = pred.forward(data.images[idx])
         dice = per_image_segmentation(data.masks[idx], _binarize(cfg, mask_prob))["DC"]
         names = [data.class_names[i] for i in data.labels[idx]]
@@ -262,6 +259,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
     DataError, ConfigError
         Incomplete or stale records, missing fold models, other data, a file over ``max_mib``.
     """
+    from .predict import _build_for_config
     from .train import prepare, run_cv
 
     if method not in METHODS:
@@ -289,16 +287,17 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
     try:
         stage = work / name
         stage.mkdir()
+        net = _build_for_config(cfg)      # one network, its weights swapped (no retracing)
         exp32, exp16, n_params = [], [], 0
         for r in recs:
             k = r["fold"]
             f32, f16 = work / f"fold{k}.f32.weights.h5", work / f"fold{k}.f16.weights.h5"
-            n_params = export_fold(folder / "models" / f"fold{k}.keras", cfg, f32, f16)
+            n_params = export_fold(folder / "models" / f"fold{k}.keras", net, f32, f16)
             exp32.append(f32)
             exp16.append(f16)
         _log(verbose, f"exported {len(recs)} folds ({n_params:,} parameters each)")
-        oof32 = out_of_fold(cfg, data, folds, exp32)
-        oof16 = out_of_fold(cfg, data, folds, exp16)
+        oof32 = out_of_fold(cfg, data, folds, exp32, net)
+        oof16 = out_of_fold(cfg, data, folds, exp16, net)
         s32, s16 = _summary(oof32), _summary(oof16)
         moved = {m: abs(s16[m] - s32[m]) for m in s32}
         ok16 = all(np.isfinite(v) and v < tolerance for v in moved.values())
@@ -333,8 +332,9 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
         # ---- the released ensemble on BUS-BRA (evaluation only)
         hashes = {p.name: sha256_file(p) for p in weights_files(stage)}
-        predictor = Predictor(cfg_out, [_weights_of(cfg_out, p) for p in weights_files(stage)],
-                              cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes))
+        predictor = Predictor(cfg_out, [load_weights(net, p) for p in weights_files(stage)],
+                              cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes),
+                              model=net)
         ext = evaluate_busbra(predictor, busbra_dir) if external else None
         if ext is not None:
             records.write_csv(stage / "busbra_predictions.csv", ext)
@@ -703,6 +703,19 @@ def demo_model(data_dir=None, *, profile: str = "smoke", experiment: str = "mult
     return release(profile, experiment, results_dir=root / "results", out=root / "models",
                    data_dir=data_dir, external=False, train_missing=True, bench_repeats=0,
                    verbose=verbose)
+
+
+def model_for_book(profile: str, model=None, data_dir=None,
+                   experiment: str = "multitask_grouped") -> tuple[Path, bool]:
+    """``(model folder, is_demo)`` for the chapter *Try the model*: ``model`` when given, else
+    the released ``models/<experiment>_<profile>``, else the demonstration model
+    (:func:`demo_model`, trained in the cache on the smoke profile)."""
+    if model not in (None, ""):
+        return Path(model), False
+    released = MODELS_DIR / model_name(profile, experiment)
+    if (released / "config.json").is_file():
+        return released, False
+    return demo_model(data_dir, experiment=experiment), True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,8 +125,9 @@ def test_predictor_on_image_files_matches_the_out_of_fold_pipeline(released):
     d, _, busi, _, _ = released
     oof = pd.read_csv(d / "oof_predictions.csv")
     cfg = json.loads((d / "config.json").read_text())
+    net = P._build_for_config(cfg)
     for k, f in enumerate(P.weights_files(d)):
-        one = P.Predictor(cfg, [R._weights_of(cfg, f)], None)
+        one = P.Predictor(cfg, [R.load_weights(net, f)], None, model=net)
         rows = oof[oof["fold"] == k].head(3)
         for _, r in rows.iterrows():
             path = busi / r["true_class"] / f"{r['id']}.png"
