@@ -69,33 +69,52 @@ def _log(verbose: bool, msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- inputs
-def check_records(profile: str, experiment: str, results_dir=None) -> tuple[dict, list[dict]]:
+def check_records(profile: str, experiment: str, results_dir=None
+                  ) -> tuple[dict, list[dict], list[str]]:
     """The configuration and the fold records to release, after checking that they are complete
-    and current.
+    and consistent.
+
+    The configuration is the one stored in the records (what was trained), completed with the
+    defaults of keys added since; it must give the records' config hash. Keys where the
+    experiment's current definition (:func:`busi_lib.config.make_config`) differs are returned,
+    so that the card can say so.
+
+    Returns
+    -------
+    cfg, records (by fold), differing keys
 
     Raises
     ------
     DataError
         A fold without a record or without its ``.keras`` model; records on different data.
     ConfigError
-        Records made with another configuration than the experiment's current one.
+        Folds recorded with different configurations, or a record whose configuration does not
+        give its hash.
     """
-    cfg = make_config(profile, experiment)
-    cfg["folds"] = None
-    chash = config_hash(cfg)
+    from .config import DEFAULTS, NON_SEMANTIC, validate_config
+
     folder = records.experiment_dir(profile, experiment, results_dir)
     recs = {r["fold"]: r for r in records.load_records(profile, experiment, results_dir)}
+    current = make_config(profile, experiment)       # also checks the names
+    if not recs:
+        raise DataError(f"{folder}: no fold recorded. Train the folds first: python -m "
+                        f"busi_lib.train --profile {profile} --experiment {experiment}")
+    hashes = sorted({str(r.get("config_hash")) for r in recs.values()})
+    if len(hashes) != 1:
+        raise ConfigError(f"{folder}: the folds were recorded with different configurations "
+                          f"(config hashes {hashes}); expected one configuration for all folds")
+    first = recs[min(recs)]
+    if config_hash(first["config"]) != first["config_hash"]:
+        raise ConfigError(f"{folder}/fold{first['fold']}.json: its configuration gives config hash "
+                          f"{config_hash(first['config'])}, not the recorded {first['config_hash']}")
+    cfg = {**DEFAULTS, **first["config"], "folds": None}
+    validate_config(cfg)
     todo = list(range(cfg["n_folds"]))
     missing = [k for k in todo if k not in recs]
     if missing:
         raise DataError(f"{folder}: fold(s) {missing} not recorded; expected all {cfg['n_folds']} "
                         f"folds. Train them first: python -m busi_lib.train --profile {profile} "
                         f"--experiment {experiment}")
-    stale = [k for k in todo if recs[k].get("config_hash") != chash]
-    if stale:
-        raise ConfigError(f"{folder}: fold(s) {stale} were recorded with config hash "
-                          f"{recs[stale[0]].get('config_hash')}, but the experiment's current "
-                          f"configuration has {chash}; retrain them or release another experiment")
     data = {recs[k].get("data_sha256") for k in todo}
     if len(data) != 1:
         raise DataError(f"{folder}: the folds were recorded on different data {sorted(data)}")
@@ -104,7 +123,9 @@ def check_records(profile: str, experiment: str, results_dir=None) -> tuple[dict
         raise DataError(f"{folder}/models: fold model(s) {[f'fold{k}.keras' for k in no_model]} "
                         "missing (they are written when a fold finishes training and are not "
                         "committed); retrain those folds on this machine, or copy them here")
-    return cfg, [recs[k] for k in todo]
+    differ = sorted(k for k in set(cfg) | set(current) if k not in NON_SEMANTIC
+                    and cfg.get(k) != current.get(k))
+    return cfg, [recs[k] for k in todo], differ
 
 
 def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
@@ -274,10 +295,13 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
     if train_missing:
         run_cv(profile, experiment, data_dir=data_dir, results_dir=results_dir,
                verbose=1 if verbose else 0)
-    cfg, recs = check_records(profile, experiment, results_dir)
+    cfg, recs, differ = check_records(profile, experiment, results_dir)
     folder = records.experiment_dir(profile, experiment, results_dir)
     _log(verbose, f"{name}: {len(recs)} folds recorded with config {recs[0]['config_hash']} on "
                   f"data {recs[0]['data_sha256'][:12]}")
+    if differ:
+        _log(verbose, f"note: the experiment's current definition differs from the records in "
+                      f"{differ}; the records' configuration is released")
     data, folds = prepare(cfg, data_dir, results_dir=results_dir, manifest_dir=folder)
     if data.data_sha256 != recs[0]["data_sha256"]:
         raise DataError(f"BUSI found here has data_sha256 {data.data_sha256}, the records "
@@ -341,7 +365,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
             _log(verbose, f"BUS-BRA: {len(ext)} images evaluated")
         timing = _time_predictor(predictor, stage, bench_repeats) if bench_repeats else None
 
-        info = _release_info(profile, experiment, name, cfg_out, recs, folder, oof, s32, s16, moved,
+        info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
                              timing)
         records.write_json(stage / "release.json", info)
@@ -403,7 +427,7 @@ def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
     return grouped_bootstrap_auc(y, p, groups, n_boot=n_boot, seed=seed)
 
 
-def _release_info(profile, experiment, name, cfg, recs, folder, oof, s32, s16, moved, use16,
+def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
                   tolerance, cal, ext, n_params, ens_sha, n_boot, timing) -> dict[str, Any]:
     """Everything the card says, from the records and this release's measurements."""
     lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
@@ -432,7 +456,7 @@ def _release_info(profile, experiment, name, cfg, recs, folder, oof, s32, s16, m
         "versions": records.versions(), "note": NOTE,
         "config_hash": recs[0]["config_hash"], "data_sha256": recs[0]["data_sha256"],
         "seed": recs[0].get("seed"), "train_seed": cfg.get("train_seed"),
-        "config": cfg, "n_folds": len(recs), "n_params": n_params, "weights_sha256": ens_sha,
+        "config": cfg, "config_differs_from_current_definition": differ, "n_folds": len(recs), "n_params": n_params, "weights_sha256": ens_sha,
         "n_images": int(len(oof)), "n_lesion_images": int(len(lesion)),
         "n_malignant": int(y.sum()),
         "records": per_fold, "records_external": rec_ext,
@@ -567,6 +591,10 @@ def model_card(info: dict[str, Any]) -> str:
         "|" + "|".join(" --- " for k in cfg_keys if k in cfg) + "|",
         "| " + " | ".join(str(cfg[k]) for k in cfg_keys if k in cfg) + " |",
         "",
+        *([f"The experiment's definition in `busi_lib/config.py` now differs from these records "
+           f"in {', '.join(f'`{k}`' for k in c['config_differs_from_current_definition'])}: the "
+           "records' configuration is what was trained and released.", ""]
+          if c.get("config_differs_from_current_definition") else []),
         "Fold records (`results/" + f"{c['profile']}/{c['experiment']}/fold<k>.json`):",
         "",
         _table(c["records"], ["fold", "n_test", "dice_mean", "auc", "accuracy", "epochs",

@@ -169,8 +169,8 @@ def test_release_refuses_stale_records(released, tmp_path):
     r = json.loads(rec.read_text())
     r["config_hash"] = "0123456789ab"
     rec.write_text(json.dumps(r))
-    with pytest.raises(ConfigError, match=r"fold\(s\) \[0\] were recorded with config hash "
-                                          "0123456789ab"):
+    with pytest.raises(ConfigError, match=r"recorded with different configurations \(config "
+                                          r"hashes \['0123456789ab', "):
         R.release("smoke", "multitask_grouped", results_dir=copy, out=tmp_path / "m",
                   data_dir=busi, external=False, verbose=False)
     assert not (tmp_path / "m" / NAME).exists()
@@ -190,3 +190,27 @@ def test_release_cli_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("busi_lib.release: error: profile='laptop'") and len(
         err.strip().splitlines()) == 1
+
+
+def test_records_trained_with_an_override_are_released_with_a_note(released, tmp_path):
+    """The records' own configuration is released; where config.py now says otherwise, the
+    differing keys are reported (for the card)."""
+    from busi_lib.config import config_hash
+
+    _, results, _, _, _ = released
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    for rec in (copy / "smoke" / "multitask_grouped").glob("fold*.json"):
+        r = json.loads(rec.read_text())
+        r["config"]["tta"] = True
+        r["config_hash"] = config_hash(r["config"])
+        rec.write_text(json.dumps(r))
+    cfg, recs, differ = R.check_records("smoke", "multitask_grouped", copy)
+    assert cfg["tta"] is True and differ == ["tta"] and [r["fold"] for r in recs] == [0, 1]
+    rec = copy / "smoke" / "multitask_grouped" / "fold1.json"
+    r = json.loads(rec.read_text())
+    r["config"]["epochs"] = 99                      # no longer gives its recorded hash
+    for f in (copy / "smoke" / "multitask_grouped").glob("fold*.json"):
+        f.write_text(json.dumps({**json.loads(f.read_text()), "config": r["config"]}))
+    with pytest.raises(ConfigError, match="does not give|gives config hash"):
+        R.check_records("smoke", "multitask_grouped", copy)
