@@ -285,9 +285,10 @@ def reliability_points(y, p, n_bins: int = 10) -> pd.DataFrame:
 
 
 def plot_reliability_before_after(sets: dict[str, tuple[Iterable, Iterable, Iterable]],
-                                  n_bins: int = 10, title: str = ""):
+                                  n_bins: int = 10, title: str = "", show: bool = True):
     """One reliability diagram per data set, before (grey) and after (blue) calibration, with
-    the BI-RADS band edges marked. ``sets`` as in :func:`calibration_table`. Returns the figure."""
+    the BI-RADS band edges marked. ``sets`` as in :func:`calibration_table`. Shows the figure
+    (``show=True``, returns ``None``) or returns it."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 3.6), squeeze=False)
@@ -306,7 +307,54 @@ def plot_reliability_before_after(sets: dict[str, tuple[Iterable, Iterable, Iter
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if show:
+        plt.show()
+        return None
     return fig
+
+
+def release_evidence(model_dir) -> dict[str, Any]:
+    """Calibration before and after of a released model (:mod:`busi_lib.release`), from the
+    predictions stored with it: BUSI out-of-fold (raw, and calibrated by cross-fitting) and
+    BUS-BRA (the ensemble's mean raw probability, and the mean of its calibrated fold
+    probabilities, which is what the predictor says). Returns the same keys as
+    :func:`records_evidence`."""
+    import json
+    from pathlib import Path
+
+    d = Path(model_dir)
+    cal = Calibrator.from_dict(json.loads((d / "calibration.json").read_text()))
+    oof = pd.read_csv(d / "oof_predictions.csv")
+    oof = oof[oof["true_class"].isin(["benign", "malignant"])]
+    y = (oof["true_class"] == "malignant").to_numpy(int)
+    sets = {"BUSI (cross-validation)": (y, oof["prob_raw"].to_numpy(float),
+                                        oof["prob_calibrated_crossfit"].to_numpy(float))}
+    busbra = pd.DataFrame()
+    if (d / "busbra_predictions.csv").is_file():
+        busbra = pd.read_csv(d / "busbra_predictions.csv").rename(
+            columns={"prob_calibrated": "prob_cal"})
+        yb = (busbra["pathology"] == "malignant").to_numpy(int)
+        sets["BUS-BRA (external)"] = (yb, busbra["prob_raw"].to_numpy(float),
+                                      busbra["prob_cal"].to_numpy(float))
+    return {"calibrator": cal, "sets": sets, "busbra": busbra,
+            "source": f"released model {d.name}"}
+
+
+def evidence(profile: str, experiment: str = "multitask_grouped", method: str = "platt",
+             models_dir=None, results_dir=None) -> dict[str, Any]:
+    """Calibration evidence for chapter 6: the released model ``<experiment>_<profile>`` when
+    it exists in ``models_dir`` (default ``models/``, :func:`release_evidence`), else the
+    experiment's records (:func:`records_evidence`). ``source`` says which."""
+    from pathlib import Path
+
+    from .predict import MODELS_DIR
+
+    d = Path(MODELS_DIR if models_dir is None else models_dir) / f"{experiment}_{profile}"
+    if (d / "calibration.json").is_file() and (d / "oof_predictions.csv").is_file():
+        return release_evidence(d)
+    ev = records_evidence(profile, experiment, method, results_dir)
+    ev["source"] = f"records of {experiment} ({profile}), calibration fitted on them here"
+    return ev
 
 
 def records_evidence(profile: str, experiment: str, method: str = "platt",

@@ -130,8 +130,10 @@ def test_records_evidence_on_the_committed_smoke_records():
     assert list(table.index) == ["BUSI (cross-validation)", "BUS-BRA (external)"]
     import matplotlib.pyplot as plt
 
-    fig = C.plot_reliability_before_after(ev["sets"])
+    fig = C.plot_reliability_before_after(ev["sets"], show=False)
     assert len(fig.axes) == 2
     plt.close(fig)
+    assert C.evidence("smoke", "multitask", models_dir=ROOT / "no_models",
+                      results_dir=ROOT / "results")["source"].startswith("records of multitask")
     with pytest.raises(ValueError, match="no out-of-fold predictions"):
         C.records_evidence("smoke", "no_such_experiment", results_dir=ROOT / "results")

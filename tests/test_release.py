@@ -144,6 +144,14 @@ def test_busbra_is_evaluated_not_fitted(released):
     assert info["calibration"]["n_fit"] == 16          # BUSI only
     pred = P.load_model(d)
     assert pred.calibrator.params_ == json.loads((d / "calibration.json").read_text())["params"]
+    from busi_lib.calibration import evidence
+
+    ev = evidence("smoke", models_dir=d.parent)              # what chapter 6 shows
+    assert ev["source"] == f"released model {NAME}"
+    y, before, after = ev["sets"]["BUS-BRA (external)"]
+    np.testing.assert_allclose(after, ext["prob_calibrated"])
+    assert len(y) == 6 and not np.allclose(before, after)
+    assert len(ev["sets"]["BUSI (cross-validation)"][0]) == 16
 
 
 def test_release_refuses_missing_fold_models_and_keeps_the_old_release(released, tmp_path):
