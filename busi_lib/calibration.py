@@ -11,7 +11,10 @@ images given p = 0.3, about 30 % should be malignant. This module holds
 * :func:`crossfit`: the honest "after" on BUSI: each fold's predictions calibrated by a
   calibrator fitted on the other folds only;
 * :func:`calibration_table`, :func:`plot_reliability_before_after`: ECE and Brier score, and the
-  reliability diagram, before and after calibration.
+  reliability diagram, before and after calibration;
+* :func:`evidence` (chapter 6): the before/after sets of the released model
+  (:func:`release_evidence`) or, before a release, of an experiment's records
+  (:func:`records_evidence`).
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         if ext is not None:
             records.write_csv(stage / "busbra_predictions.csv", ext)
             _log(verbose, f"BUS-BRA: {len(ext)} images evaluated")
-        timing = _time_predictor(predictor, stage, bench_repeats) if bench_repeats else None
+        timing = _time_predictor(stage, bench_repeats) if bench_repeats else None
 
         info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
@@ -390,22 +390,17 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
-def _time_predictor(predictor: Predictor, stage: Path, repeats: int) -> dict[str, Any]:
-    """Load time of the staged folder (without the TensorFlow import) and predict time of one
-    500 x 500 image, on this machine."""
-    rng = np.random.default_rng(0)
-    img = rng.normal(120, 25, (500, 500)).clip(0, 255).astype(np.uint8)
+def _time_predictor(stage: Path, repeats: int) -> dict[str, Any]:
+    """Load time of the staged folder (without the TensorFlow import, with the first
+    prediction) and predict time of one 500 x 500 image, on this machine."""
+    from .predict import bench_image, time_predictions
+
     t0 = time.perf_counter()
     p = Predictor.from_release(stage, verify=False)
-    p.predict(img)
     load = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        p.predict(img)
-        times.append(time.perf_counter() - t)
-    return {"load_and_first_predict_s": round(load, 2),
-            "predict_500px_median_s": round(float(np.median(times)), 3), "repeats": repeats,
+    t = time_predictions(p, bench_image(500), repeats)
+    return {"load_and_first_predict_s": round(load + t["first_predict_s"], 2),
+            "predict_500px_median_s": t["predict_median_s"], "repeats": repeats,
             "cpu_cores": os.cpu_count(), "cpu": _cpu_name()}
 
 
