@@ -1,5 +1,9 @@
 """Training augmentation, identical for an image and its mask (the paper: flips and rotation).
 
+Beyond the paper, for robustness to other scanners (all off by default): random zoom
+(``scale``), random brightness, contrast and gamma (``intensity``), and random Gaussian blur or
+multiplicative speckle noise (``noise``). Intensity and noise change the image only.
+
 Each epoch draws from a ``numpy.random.Generator`` seeded by ``(seed, fold, epoch)``, so an
 epoch's augmented images depend only on those three numbers: two runs, or a run resumed from a
 checkpoint, see exactly the same images. Rotation uses :func:`scipy.ndimage.rotate` (bilinear for
@@ -18,19 +22,30 @@ def epoch_rng(seed: int, fold: int, epoch: int) -> np.random.Generator:
 
 
 def augment_batch(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator, *,
-                  rotation: float = 30.0, hflip: bool = True, vflip: bool = True
+                  rotation: float = 30.0, hflip: bool = True, vflip: bool = True,
+                  scale: float = 0.0, intensity: bool = False, noise: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Randomly flip (each axis with probability 1/2) and rotate (uniform in +-``rotation``).
 
     Parameters
     ----------
-    images : (N, H, W) or (N, H, W, C) float or uint8 array
+    images : (N, H, W) or (N, H, W, C) float or uint8 array; with ``intensity`` or ``noise``,
+        float images in [0, 1]
     masks : (N, H, W) or (N, H, W, 1) array of 0/1
     rng : numpy Generator (see :func:`epoch_rng`)
+    scale : float in [0, 0.5)
+        Zoom by a factor uniform in ``[1 - scale, 1 + scale]`` about the centre, with the rotation.
+    intensity : bool
+        Brightness ``+ U(-0.1, 0.1)``, contrast ``x U(0.75, 1.25)`` about the image mean, then
+        gamma ``U(0.7, 1.5)`` (clipped to [0, 1]).
+    noise : bool
+        With probability 1/3 each: Gaussian blur (sigma ``U(0.3, 1.2)`` pixels), multiplicative
+        speckle ``x (1 + N(0, s))`` with ``s ~ U(0.05, 0.2)``, or nothing.
 
     Returns
     -------
-    Augmented copies; masks stay exactly binary.
+    Augmented copies; masks stay exactly binary. Draws for the paper's flips and rotation come
+    first, so with the extras off the result is the same as before they existed.
     """
     if len(images) != len(masks):
         raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
@@ -40,16 +55,57 @@ def augment_batch(images: np.ndarray, masks: np.ndarray, rng: np.random.Generato
     flips_h = rng.random(n) < 0.5 if hflip else np.zeros(n, bool)
     flips_v = rng.random(n) < 0.5 if vflip else np.zeros(n, bool)
     angles = rng.uniform(-rotation, rotation, n) if rotation > 0 else np.zeros(n)
+    zooms = rng.uniform(1 - scale, 1 + scale, n) if scale > 0 else np.ones(n)
+    if intensity or noise:
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"intensity/noise augmentation needs float images in [0, 1], "
+                             f"got dtype {images.dtype}")
+    if intensity:
+        bright = rng.uniform(-0.1, 0.1, n)
+        contrast = rng.uniform(0.75, 1.25, n)
+        gamma = rng.uniform(0.7, 1.5, n)
+    if noise:
+        kind = rng.integers(0, 3, n)             # 0 blur, 1 speckle, 2 nothing
+        sigma = rng.uniform(0.3, 1.2, n)
+        speckle = rng.uniform(0.05, 0.2, n)
     for k in range(n):
         im, mk = images[k], masks[k]
         if flips_h[k]:
             im, mk = im[:, ::-1], mk[:, ::-1]
         if flips_v[k]:
             im, mk = im[::-1], mk[::-1]
-        if angles[k] != 0:
+        if zooms[k] != 1:
+            im = _warp(im, angles[k], zooms[k], order=1)
+            mk = _warp(mk, angles[k], zooms[k], order=0)
+        elif angles[k] != 0:
             im = ndimage.rotate(im, angles[k], axes=(1, 0), reshape=False, order=1,
                                 mode="constant", cval=0)
             mk = ndimage.rotate(mk, angles[k], axes=(1, 0), reshape=False, order=0,
                                 mode="constant", cval=0)
+        if intensity:
+            m = im.mean()
+            im = np.clip((im - m) * contrast[k] + m + bright[k], 0.0, 1.0) ** gamma[k]
+        if noise and kind[k] == 0:
+            im = ndimage.gaussian_filter(im, sigma=(sigma[k], sigma[k]) + (0,) * (im.ndim - 2))
+        elif noise and kind[k] == 1:
+            im = np.clip(im * (1 + speckle[k] * rng.standard_normal(im.shape)), 0.0, 1.0)
         out_i[k], out_m[k] = im, mk
     return out_i, out_m
+
+
+def _warp(a: np.ndarray, angle: float, zoom: float, order: int) -> np.ndarray:
+    """Rotate by ``angle`` degrees (as :func:`scipy.ndimage.rotate` with ``axes=(1, 0)``) and
+    zoom by ``zoom`` about the centre of an ``(H, W)`` or ``(H, W, C)`` array; zero fill."""
+    t = np.deg2rad(angle)
+    # output -> input coordinates (row, col): inverse rotation and inverse zoom
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]]) / zoom
+    centre = (np.array(a.shape[:2]) - 1) / 2.0
+    offset = centre - rot @ centre
+    if a.ndim == 2:
+        return ndimage.affine_transform(a, rot, offset=offset, order=order, mode="constant",
+                                        cval=0)
+    out = np.empty_like(a)
+    for c in range(a.shape[2]):
+        out[..., c] = ndimage.affine_transform(a[..., c], rot, offset=offset, order=order,
+                                               mode="constant", cval=0)
+    return out

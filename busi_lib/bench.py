@@ -13,7 +13,7 @@ One run, on one machine, measures
   the step calls only), which favours the reference; **speedup** = train / reference;
 * the sum of the real path's pure step times per epoch (**epoch_overhead_fraction** = epoch / steps
   - 1, the time an epoch spends outside its steps), augmentation and checkpoint seconds per epoch;
-* **infer_img_per_s**: :func:`busi_lib.inference.predict` (through ``busi_lib.train``) on the trained model, after its warm-up;
+* **infer_img_per_s**: :func:`busi_lib.inference.predict` (through ``busi_lib.fit``) on the trained model, after its warm-up;
 * **flops_per_img**: analytic training FLOPs (:func:`busi_lib.model.training_flops_per_image`,
   3 x forward, 2 FLOPs per multiply-add of every convolution and dense layer), with the forward
   count checked against TensorFlow's profiler on the traced graph (``flops_check_ratio``);
@@ -188,10 +188,10 @@ class _StepTimer:
 @contextlib.contextmanager
 def _instrument_train(timer: _StepTimer, log: dict):
     """Time the real path from outside: wrap ``Model.fit`` (adds a step-timer callback) and the
-    functions of :mod:`busi_lib.train` that an epoch calls. Everything is restored on exit."""
+    functions of :mod:`busi_lib.fit` that an epoch calls. Everything is restored on exit."""
     import keras
 
-    from . import train
+    from . import fit as train   # the module whose epoch loop the instrumented names live in
 
     saved = {"fit": keras.Model.fit}
     orig_fit = keras.Model.fit
@@ -232,21 +232,12 @@ def _instrument_train(timer: _StepTimer, log: dict):
 
 # ----------------------------------------------------------------------------- the two paths
 def _compile_like_train_fold(model, cfg: dict, labels, steps: int) -> None:
-    """Compile exactly as :func:`busi_lib.train.train_fold` does (losses, schedule, Adam)."""
-    import keras
+    """Compile exactly as :func:`busi_lib.train.train_fold` does (losses, schedule, optimiser)."""
+    from .fit import compile_for_config
+    from .losses import class_weights_from_labels
 
-    from .losses import class_weights_from_labels, compile_losses
-
-    weights = class_weights_from_labels(labels, len(cfg["classes"]),
-                                        normalize=cfg["class_weight_norm"])
-    gamma = cfg["focal_gamma"] if cfg["cls_loss"] == "focal" else 0.0
-    cw = weights if cfg["cls_loss"] == "focal" else None
-    loss, lw = compile_losses(cfg["task"], smooth=cfg["seg_smooth"], gamma=gamma,
-                              class_weights=cw, loss_weights=cfg["loss_weights"])
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        cfg["lr"], decay_steps=cfg["lr_drop_every"] * steps, decay_rate=cfg["lr_drop_factor"],
-        staircase=True)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, loss_weights=lw)
+    compile_for_config(model, cfg, class_weights_from_labels(
+        labels, len(cfg["classes"]), normalize=cfg["class_weight_norm"]), steps)
 
 
 def reference_fit(cfg: dict, data, n_images: int) -> dict:
@@ -254,7 +245,7 @@ def reference_fit(cfg: dict, data, n_images: int) -> dict:
     import keras
 
     from .inference import targets, to_input
-    from .train import build_for_config
+    from .fit import build_for_config
 
     old = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_dtype_policy("float32")
@@ -286,7 +277,7 @@ def reference_fit(cfg: dict, data, n_images: int) -> dict:
 
 def real_path(cfg: dict, data, folds, workdir: Path, infer_batch: int = 32) -> dict:
     """Train fold 0 with :func:`busi_lib.train.train_fold` (instrumented) and time it."""
-    from . import train
+    from . import fit, train
     from .config import config_hash
 
     timer, log = _StepTimer(), {}
@@ -330,9 +321,9 @@ def real_path(cfg: dict, data, folds, workdir: Path, infer_batch: int = 32) -> d
     n_inf = max(2 * infer_batch, len(x)) // infer_batch * infer_batch
     xi = np.resize(x, (n_inf,) + x.shape[1:])                # whole batches only
     if len(x) < infer_batch or used_batch != infer_batch:
-        train.predict(model, xi[:infer_batch], batch_size=infer_batch)   # warm-up
+        fit.predict(model, xi[:infer_batch], batch_size=infer_batch)   # warm-up
     t = time.perf_counter()
-    train.predict(model, xi, batch_size=infer_batch)
+    fit.predict(model, xi, batch_size=infer_batch)
     out["infer_img_per_s"] = len(xi) / (time.perf_counter() - t)
     out["infer_batch"] = infer_batch
     return out
@@ -349,7 +340,7 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
     the first one (tracing) is not timed.
     """
     from .model import forward_flops_per_image, training_flops_per_image
-    from .train import build_for_config, cpu_supports_bf16, resolve_precision
+    from .fit import build_for_config, cpu_supports_bf16, resolve_precision
 
     t_start = time.perf_counter()
     res: dict = {"size": size, "width": width, "batch": batch, "epochs": epochs,

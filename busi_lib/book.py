@@ -23,6 +23,10 @@ pieces, with ``make results`` (``python -m busi_lib.train``). ``--train`` lets t
 train what is missing instead (the default for the other profiles, whose runs are short or
 meant for a GPU).
 
+papermill's ``injected-parameters`` cell is tagged ``remove-cell`` after execution, like the
+set-up cells of the notebooks themselves: the HTML shows each chapter's findings and results
+first and names the parameters and records behind them in its last section.
+
 Standard-error output of the kernel (TensorFlow's C++ log lines, Python warnings) is moved out
 of the executed notebooks into ``_build/<profile>/logs/<notebook>.stderr.txt``; the HTML build
 hides any that remain (``nb_output_stderr: remove`` in ``_config.yml``). The book is built with
@@ -98,6 +102,24 @@ def strip_stderr(path: Path, log_path: Path | None = None) -> int:
     return removed
 
 
+def hide_injected_parameters(path: Path) -> int:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell``: the HTML book leaves it out
+    (each chapter lists the parameters in effect in its last section, *How these numbers were
+    made*); it still runs and stays in the notebook. Returns the number of cells tagged."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = 0
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+            tagged += 1
+    if tagged:
+        nbformat.write(nb, path)
+    return tagged
+
+
 def notebook_parameters(path: Path, profile: str, data_dir: str | None) -> dict:
     """The papermill parameters for one notebook (only those it declares, besides profile)."""
     import papermill as pm
@@ -135,6 +157,7 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
                 n = strip_stderr(out, (log_dir / f"{nb.stem}.stderr.txt") if log_dir else None)
                 if n:
                     _log(f"    {n} stderr output(s) moved to the log")
+                hide_injected_parameters(out)
         times[nb.name] = time.time() - t0
         _log(f"    done in {times[nb.name]:.0f} s")
     return times
@@ -143,7 +166,8 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
 def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
     """Pages generated from the code and the records: ``book/profiles_table.md`` (from
     busi_lib.config) and ``book/cost_table.md`` (measured cost of ``profile``'s experiments)."""
-    from .report import cost_markdown, profiles_markdown
+    from .cost import cost_markdown
+    from .tables import profiles_markdown
 
     for name, text in (("profiles_table.md", profiles_markdown()),
                        ("cost_table.md", cost_markdown(profile))):

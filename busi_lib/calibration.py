@@ -1,20 +1,23 @@
-"""Calibration of the malignancy probability, and the BI-RADS-like bands read from it.
+"""Calibration of p(malignant): calibrators, reliability before and after, BI-RADS bands, BUS-BRA.
 
 A probability can be read on the BI-RADS likelihood scale only if it is *calibrated*: among the
 images given p = 0.3, about 30 % should be malignant. This module holds
 
-* the bands (:data:`BIRADS_BANDS`, :func:`birads_band`): the one definition that chapter 6, the
-  released model's card and the predictor (:mod:`busi_lib.predict`) share;
+* the bands (:data:`BIRADS_BANDS`, :func:`birads_band`, :func:`birads_table`): the one definition
+  that chapter 6, the released model's card and the predictor (:mod:`busi_lib.predict`) share
+  (:mod:`busi_lib.paper` re-exports them);
 * :class:`Calibrator`: Platt scaling (a logistic curve on the log-odds) or isotonic regression,
   fitted on BUSI's out-of-fold cross-validation predictions, never on BUS-BRA; stored as plain
   JSON numbers, so that applying it needs neither pickle nor scikit-learn;
 * :func:`crossfit`: the honest "after" on BUSI: each fold's predictions calibrated by a
   calibrator fitted on the other folds only;
-* :func:`calibration_table`, :func:`plot_reliability_before_after`: ECE and Brier score, and the
-  reliability diagram, before and after calibration;
+* reliability, ECE and Brier score (:func:`reliability_table`, :func:`calibration_summary`),
+  before and after calibration (:func:`calibration_table`, :func:`plot_reliability_before_after`);
 * :func:`evidence` (chapter 6): the before/after sets of the released model
   (:func:`release_evidence`) or, before a release, of an experiment's records
-  (:func:`records_evidence`).
+  (:func:`records_evidence`);
+* the external-test tables of BUS-BRA: AUC with a patient-level bootstrap interval
+  (:func:`external_summary`), true BI-RADS against the predicted band (:func:`birads_crosstab`).
 """
 
 from __future__ import annotations
@@ -255,6 +258,34 @@ def calibration_scores(y, p, n_bins: int = 10) -> dict[str, float]:
             "Brier of the base rate": brier_score(y, np.full(len(y), y.mean()))}
 
 
+def brier(y: Iterable[int], p: Iterable[float]) -> float:
+    from .metrics import brier_score
+
+    return brier_score(list(y), list(p))
+
+
+def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
+    """Equal-width bins of the predicted probability: count, mean prediction, observed rate."""
+    from .metrics import calibration_bins
+
+    y = np.asarray(y, float)
+    p = np.asarray(p, float)
+    b = calibration_bins(p, n_bins)
+    rows = []
+    for k in range(n_bins):
+        sel = b == k
+        rows.append({"bin": f"{k / n_bins:.1f}-{(k + 1) / n_bins:.1f}", "images": int(sel.sum()),
+                     "mean predicted": float(p[sel].mean()) if sel.any() else np.nan,
+                     "observed malignant": float(y[sel].mean()) if sel.any() else np.nan})
+    return pd.DataFrame(rows).set_index("bin")
+
+
+def calibration_summary(y, p, n_bins: int = 10) -> pd.DataFrame:
+    """:func:`calibration_scores` of the pooled predictions, as a one-row table."""
+    return pd.DataFrame([calibration_scores(y, p, n_bins)],
+                        index=pd.Index(["pooled"], name=f"{n_bins} bins"))
+
+
 def calibration_table(sets: dict[str, tuple[Sequence[int], Sequence[float], Sequence[float]]],
                       n_bins: int = 10) -> pd.DataFrame:
     """ECE and Brier score before and after calibration, one row per data set.
@@ -275,18 +306,6 @@ def calibration_table(sets: dict[str, tuple[Sequence[int], Sequence[float], Sequ
     return pd.DataFrame(rows).set_index("data")
 
 
-def reliability_points(y, p, n_bins: int = 10) -> pd.DataFrame:
-    """Per equal-width bin: images, mean predicted probability, observed malignant fraction
-    (empty bins left out)."""
-    from .metrics import calibration_bins
-
-    y, p = _check_yp(y, p)
-    b = calibration_bins(p, n_bins)
-    df = pd.DataFrame({"bin": b, "p": p, "y": y}).groupby("bin")
-    return pd.DataFrame({"images": df.size(), "mean predicted": df["p"].mean(),
-                         "observed malignant": df["y"].mean()})
-
-
 def plot_reliability_before_after(sets: dict[str, tuple[Iterable, Iterable, Iterable]],
                                   n_bins: int = 10, title: str = "", show: bool = True):
     """One reliability diagram per data set, before (grey) and after (blue) calibration, with
@@ -300,7 +319,8 @@ def plot_reliability_before_after(sets: dict[str, tuple[Iterable, Iterable, Iter
         for edge in [b[2] for b in BIRADS_BANDS[:-1]]:
             ax.axvline(edge, color="#dddddd", lw=0.8, zorder=0)
         for p, label, colour in ((before, "before", "#999999"), (after, "after", "#1f5fa8")):
-            pts = reliability_points(y, p, n_bins)
+            pts = reliability_table(y, p, n_bins)
+            pts = pts[pts["images"] > 0]
             ece = calibration_scores(y, p, n_bins)["ECE"]
             ax.plot(pts["mean predicted"], pts["observed malignant"], marker="o", ms=4,
                     color=colour, label=f"{label} (ECE {ece:.3f})")
@@ -350,7 +370,7 @@ def evidence(profile: str, experiment: str = "multitask_grouped", method: str = 
     experiment's records (:func:`records_evidence`). ``source`` says which."""
     from pathlib import Path
 
-    from .predict import MODELS_DIR
+    from .modelfiles import MODELS_DIR
 
     d = Path(MODELS_DIR if models_dir is None else models_dir) / f"{experiment}_{profile}"
     if (d / "calibration.json").is_file() and (d / "oof_predictions.csv").is_file():
@@ -398,3 +418,77 @@ def records_evidence(profile: str, experiment: str, method: str = "platt",
         sets["BUS-BRA (external)"] = (yb, busbra["prob_raw"].to_numpy(),
                                       busbra["prob_cal"].to_numpy())
     return {"calibrator": cal, "sets": sets, "busbra": busbra}
+
+
+# ----------------------------------------------------------------------------- BUS-BRA
+def fast_auc(y, p) -> float:
+    """ROC AUC from ranks (Mann-Whitney U; ties count one half), as sklearn's roc_auc_score."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, bool)
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(np.asarray(p, float))
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def grouped_bootstrap_auc(y, p, groups, n_boot: int = 1000, seed: int = 0,
+                          alpha: float = 0.05) -> tuple[float, float, float]:
+    """AUC and a percentile bootstrap CI, resampling whole groups (patients) with replacement."""
+    y = np.asarray(y, int)
+    p = np.asarray(p, float)
+    g = np.asarray(groups)
+    auc = fast_auc(y, p)
+    uniq, inv = np.unique(g, return_inverse=True)
+    members = [np.flatnonzero(inv == k) for k in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniq), len(uniq))
+        idx = np.concatenate([members[k] for k in pick])
+        if 0 < y[idx].sum() < len(idx):
+            stats.append(fast_auc(y[idx], p[idx]))
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return auc, float(lo), float(hi)
+
+
+def external_ensemble(ext: pd.DataFrame) -> pd.DataFrame:
+    """Mean over folds of each BUS-BRA image's malignancy probability and Dice."""
+    agg = {"prob_malignant": "mean", "dice": "mean", "case": "first", "pathology": "first",
+           "birads": "first", "device": "first"}
+    agg = {k: v for k, v in agg.items() if k in ext.columns}
+    out = ext.groupby("id", sort=True).agg(agg)
+    out["folds"] = ext.groupby("id").size()
+    return out.reset_index()
+
+
+def external_summary(ext: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per fold and for the fold ensemble: AUC (95 % CI by patient bootstrap) and mean Dice."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for k, g in ext.groupby("fold"):
+        y = (g["pathology"] == "malignant").astype(int)
+        rows.append({"model": f"fold {k + 1}", "images": len(g), "patients": g["case"].nunique(),
+                     "AUC": float(roc_auc_score(y, g["prob_malignant"])), "AUC 95% CI": "",
+                     "Dice mean (%)": 100 * float(g["dice"].mean())})
+    ens = external_ensemble(ext)
+    y = (ens["pathology"] == "malignant").astype(int)
+    auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
+    rows.append({"model": "mean of folds", "images": len(ens), "patients": ens["case"].nunique(),
+                 "AUC": auc, "AUC 95% CI": f"{lo:.3f}-{hi:.3f}",
+                 "Dice mean (%)": 100 * float(ens["dice"].mean())})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def birads_crosstab(ens: pd.DataFrame) -> pd.DataFrame:
+    """True BI-RADS (BUS-BRA) against the band of the predicted probability."""
+    band = birads_band(ens["prob_malignant"].clip(0, 1))
+    ct = pd.crosstab(pd.Categorical(ens["birads"].astype(str), categories=sorted(
+        ens["birads"].astype(str).unique())), pd.Categorical(band, categories=[b[0] for b in
+                                                                              BIRADS_BANDS]),
+        dropna=False)
+    ct.index.name, ct.columns.name = "true BI-RADS", "predicted band"
+    return ct

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import ConfigError, DataError
+from .images import _check_resize, pixel_sha256, read_image, read_mask, resize_pair
 
 #: The three BUSI classes, in the order used for integer labels.
 CLASSES = ("benign", "malignant", "normal")
@@ -234,53 +234,6 @@ def _check_classes(classes: Sequence[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
-def _open(path: Path) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{str(path)!r} does not exist")
-    if path.stat().st_size == 0:
-        raise DataError(f"{str(path)!r} is an empty (zero-byte) file; expected a PNG image")
-    try:
-        im = Image.open(path)
-        im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read {str(path)!r} as an image ({exc}); the file is truncated "
-                        "or not a PNG") from exc
-    return im
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit image as a ``uint8`` grey array of shape ``(H, W)``.
-
-    RGB(A) images are converted with Pillow's ITU-R 601 luma (``convert("L")``).
-
-    Raises
-    ------
-    DataError
-        Missing, empty, truncated or non-image file; an image with more than 8 bits per channel.
-    """
-    im = _open(Path(path))
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        raise DataError(f"{str(path)!r} is a {im.mode} (16/32-bit) image; expected 8-bit "
-                        "grey or RGB as in BUSI. Convert it to 8 bits first.")
-    if im.mode != "L":
-        im = im.convert("L")
-    return np.asarray(im, dtype=np.uint8)
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask of any format (1-bit, grey, RGB, RGBA, palette) as a ``bool`` ``(H, W)`` array.
-
-    A pixel is lesion when the mask's first channel is non-zero (for palette images, the
-    palette index). Values other than 0/255 therefore count as lesion when non-zero.
-    """
-    im = _open(Path(path))
-    arr = np.asarray(im)
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    return arr > 0
-
-
 def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Read one sample: grey ``uint8`` image and the OR of its masks (``bool``), same shape.
 
@@ -301,72 +254,7 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
-#: How an image is brought to the network's square: ``"squash"`` stretches it (the paper's
-#: pipeline; the aspect ratio is lost), ``"pad"`` pads it with black to a centred square first
-#: (aspect kept, as in a letterbox).
-RESIZE_MODES = ("squash", "pad")
-
-
-def pad_geometry(h: int, w: int) -> tuple[int, int, int]:
-    """``(top, left, side)``: where an ``h x w`` image sits in its centred black square."""
-    side = max(int(h), int(w))
-    return (side - int(h)) // 2, (side - int(w)) // 2, side
-
-
-def pad_to_square(arr: np.ndarray) -> np.ndarray:
-    """``arr`` (H, W) centred in a zero-filled ``max(H, W)`` square (see :func:`pad_geometry`)."""
-    top, left, side = pad_geometry(*arr.shape[:2])
-    out = np.zeros((side, side) + arr.shape[2:], arr.dtype)
-    out[top:top + arr.shape[0], left:left + arr.shape[1]] = arr
-    return out
-
-
-def resize_image(img: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
-    """Resize a ``uint8`` grey image to ``size x size`` (bilinear), squashed or padded."""
-    _check_resize(size, mode)
-    if mode == "pad":
-        img = pad_to_square(img)
-    im = Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(im, dtype=np.uint8)
-
-
-def resize_mask(mask: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
-    """Resize a ``bool`` mask to ``size x size`` (nearest neighbour: it stays binary)."""
-    _check_resize(size, mode)
-    if mode == "pad":
-        mask = pad_to_square(mask)
-    mk = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size),
-                                                            Image.Resampling.NEAREST)
-    return np.asarray(mk) > 0
-
-
-def resize_pair(img: np.ndarray, mask: np.ndarray, size: int, mode: str = "squash"
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize an image (bilinear) and its mask (nearest, stays binary) to ``size x size``."""
-    return resize_image(img, size, mode), resize_mask(mask, size, mode)
-
-
-def _check_resize(size, mode: str) -> None:
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ConfigError(f"image_size={size!r}: expected an integer >= 8")
-    if mode not in RESIZE_MODES:
-        raise ConfigError(f"resize={mode!r}: expected one of {list(RESIZE_MODES)}")
-
-
 # ----------------------------------------------------------------------------- hashing
-def pixel_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's decoded pixels: ``f"{mode}{shape}"`` then the raw array bytes.
-
-    This is the definition used by ``shared/data/BUSI/PIXELS.sha256``, so a losslessly
-    re-encoded PNG hashes the same as the original.
-    """
-    im = _open(Path(path))
-    arr = np.asarray(im)
-    h = hashlib.sha256(f"{im.mode}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
 def data_manifest(root: str | os.PathLike, samples: Iterable[Sample], *,
                   cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """Pixel sha256 of every image and mask file of ``samples``, keyed by ``class/file.png``.
@@ -526,6 +414,10 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
     if data_dir is not None and str(data_dir).endswith(".npz"):
         return load_bundle(data_dir, image_size=image_size, classes=classes,
                            enhancement=enhancement, max_per_class=max_per_class, resize=resize)
+    if data_dir is not None and (Path(data_dir) / BUNDLE_MARKER).is_file():
+        name = bundle_name(image_size, classes, enhancement, max_per_class, resize)
+        return load_bundle(Path(data_dir) / name, image_size=image_size, classes=classes,
+                           enhancement=enhancement, max_per_class=max_per_class, resize=resize)
     root = locate_data(data_dir, download=download, cache_dir=cache_dir)
     samples = select_samples(find_samples(root, classes), max_per_class)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -600,6 +492,35 @@ def copy_samples(samples: Iterable[Sample], dest: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- bundles
+#: A folder holding this file is a folder of bundles: ``load_busi(data_dir=folder)`` takes the
+#: bundle named :func:`bundle_name` of the requested preprocessing from it.
+BUNDLE_MARKER = "BUNDLES"
+
+
+def bundle_name(image_size: int, classes: Sequence[str], enhancement: str,
+                max_per_class: int | None = None, resize: str = "squash") -> str:
+    """The file name of a bundle in a folder of bundles, from its preprocessing parameters."""
+    name = f"busi_{'-'.join(classes)}_{int(image_size)}px_{enhancement}_{resize}"
+    return name + (f"_max{max_per_class}" if max_per_class is not None else "") + ".npz"
+
+
+def save_bundles(folder: str | os.PathLike, settings, data_dir=None) -> list[Path]:
+    """Write one bundle per preprocessing setting into ``folder`` (a folder of bundles).
+
+    ``settings`` is a sequence of dicts with keys of :func:`load_busi` (``image_size``,
+    ``classes``, ``enhancement``, ``max_per_class``, ``resize``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for st in settings:
+        st = {"classes": CLASSES_2, "max_per_class": None, "resize": "squash", **st}
+        d = load_busi(data_dir, **st)
+        out.append(save_bundle(d, folder / bundle_name(**st), max_per_class=st["max_per_class"]))
+    (folder / BUNDLE_MARKER).write_text("a folder of busi_lib.data bundles (save_bundles)\n")
+    return out
+
+
 def save_bundle(d: BusiData, path: str | os.PathLike, *, max_per_class: int | None = None) -> Path:
     """Save preprocessed arrays, with their pixel manifest, to one compressed ``.npz``.
 

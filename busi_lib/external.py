@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import PROJECT_ROOT, default_cache_dir, read_image, read_mask, resize_pair
+from .data import PROJECT_ROOT, default_cache_dir
+from .images import read_image, read_mask, resize_pair
 from .errors import DataError
-from .inference import predict, to_input
 
 
 def locate_busbra(path: str | os.PathLike | None = None) -> Path | None:
@@ -69,19 +69,105 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none",
 
 
 def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
-    """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, probability, Dice."""
+    """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, device,
+    probability, Dice, and the shape descriptors of the predicted mask (``pred_*``)."""
     from .metrics import per_image_segmentation
 
-    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"])
+    from .fit import binarize, predict_arrays
+
+    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"],
+                         resize=cfg.get("resize", "squash"))
     if loaded is None:
         return None
     images, masks, meta = loaded
-    pred = predict(model, to_input(images, cfg["in_channels"]))
+    pred = predict_arrays(model, cfg, images)
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"]})
     if "label" in pred:
         mal = list(cfg["classes"]).index("malignant")
         out["prob_malignant"] = pred["label"][:, mal]
     if "mask" in pred:
-        out["dice"] = per_image_segmentation(masks, pred["mask"][..., 0] >= 0.5)["DC"]
+        from .shape import predicted_descriptors
+
+        pm = binarize(cfg, pred["mask"])
+        out["dice"] = per_image_segmentation(masks, pm)["DC"]
+        desc = predicted_descriptors(pm, meta[["Height", "Width"]].to_numpy(),
+                                     cfg.get("resize", "squash"))
+        for c in desc.columns:
+            out[f"pred_{c}"] = desc[c].to_numpy()
     return out
+
+
+def evaluate_ensemble(profile: str, experiment: str, results_dir=None, path=None,
+                      write: bool = True) -> pd.DataFrame | None:
+    """BUS-BRA predictions of the fold models of an experiment used as one ensemble.
+
+    The malignancy probability and the mask probability are the means over the fold models
+    (``results/<profile>/<experiment>/models/fold<k>.keras``, which stay on the machine that
+    trained them); the mean mask is then thresholded and post-processed as the configuration
+    says. Written to ``ensemble_external.csv`` beside the fold records (with ``write``).
+
+    Returns ``None`` when BUS-BRA or the fold models cannot be found.
+    """
+    import json
+
+    import keras
+
+    from . import records
+    from .fit import binarize, predict_arrays
+    from .metrics import per_image_segmentation
+    from .shape import predicted_descriptors
+
+    folder = records.experiment_dir(profile, experiment, results_dir)
+    recs = records.load_records(profile, experiment, results_dir)
+    models = [folder / "models" / f"fold{r['fold']}.keras" for r in recs]
+    if not recs or not all(m.is_file() for m in models):
+        return None
+    cfg = recs[0]["config"]
+    if any(r["config_hash"] != recs[0]["config_hash"] for r in recs):
+        raise DataError(f"the fold records of {experiment} have different configurations")
+    loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"],
+                         resize=cfg.get("resize", "squash"))
+    if loaded is None:
+        return None
+    images, masks, meta = loaded
+    probs, mask_probs = [], []
+    for m in models:
+        model = keras.saving.load_model(m, safe_mode=True, compile=False)
+        pred = predict_arrays(model, cfg, images)
+        if "label" in pred:
+            probs.append(pred["label"][:, list(cfg["classes"]).index("malignant")])
+        if "mask" in pred:
+            mask_probs.append(pred["mask"])
+    out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
+                        "birads": meta["BIRADS"], "device": meta["Device"]})
+    if probs:
+        out["prob_malignant"] = np.mean(probs, axis=0)
+        out["prob_sd_folds"] = np.std(probs, axis=0)
+    if mask_probs:
+        pm = binarize(cfg, np.mean(mask_probs, axis=0))
+        out["dice"] = per_image_segmentation(masks, pm)["DC"]
+        desc = predicted_descriptors(pm, meta[["Height", "Width"]].to_numpy(),
+                                     cfg.get("resize", "squash"))
+        for c in desc.columns:
+            out[f"pred_{c}"] = desc[c].to_numpy()
+    if write:
+        records.write_csv(folder / "ensemble_external.csv", out)
+        records.write_json(folder / "ensemble_external.json", {
+            "experiment": experiment, "profile": profile, "folds": [r["fold"] for r in recs],
+            "config_hash": recs[0]["config_hash"], "git_commit": records.git_commit(),
+            "models_sha256": {m.name: hashlib.sha256(m.read_bytes()).hexdigest() for m in models},
+            "n_images": int(len(out)), "note": json.dumps(
+                "mean of the fold models' probabilities and mask probabilities")})
+    return out
+
+
+def radiologist_scores(path=None) -> pd.DataFrame | None:
+    """BUS-BRA's own BI-RADS category of each image as a malignancy score (the radiologists'
+    reading, a reference for the model's AUC): ``id``, ``case``, ``pathology``, ``birads``."""
+    root = locate_busbra(path)
+    if root is None:
+        return None
+    meta = pd.read_csv(root / "bus_data.csv")
+    return pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
+                         "birads": meta["BIRADS"], "device": meta["Device"]})

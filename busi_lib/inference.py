@@ -36,15 +36,19 @@ def to_input(images: np.ndarray, in_channels: int = 1, normalize: str = "none") 
     images = np.asarray(images)
     if images.ndim != 3:
         raise ValueError(f"images of shape {images.shape}: expected (N, S, S)")
-    x = images.astype(np.float32)
-    if normalize == "zscore":
-        mu = x.mean(axis=(1, 2), keepdims=True)
-        sd = np.maximum(x.std(axis=(1, 2), keepdims=True), 1.0)
-        x = (x - mu) / sd
-    else:
-        x /= 255.0
-    x = x[..., None]
+    x = standardize(images.astype(np.float32)[..., None] / 255.0, normalize)
     return np.repeat(x, 3, axis=-1) if in_channels == 3 else x
+
+
+def standardize(x: np.ndarray, normalize: str = "none") -> np.ndarray:
+    """Images in [0, 1] ``(N, S, S, 1)`` as :func:`to_input` scales them (after augmentation)."""
+    if normalize == "none":
+        return x
+    if normalize != "zscore":
+        raise ConfigError(f"normalize={normalize!r}: expected one of {list(NORMALIZE)}")
+    mu = x.mean(axis=(1, 2, 3), keepdims=True)
+    sd = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1.0 / 255.0)
+    return (x - mu) / sd
 
 
 def targets(task: str, masks: np.ndarray, labels: np.ndarray) -> dict:
@@ -117,7 +121,7 @@ def prepare_image(img: np.ndarray, cfg: dict) -> np.ndarray:
     """One grey ``uint8`` image ``(H, W)`` as the network of ``cfg`` sees it: enhanced
     (``cfg["enhancement"]``) at full resolution, then resized (``cfg["resize"]``) to
     ``cfg["image_size"]``, exactly as :func:`busi_lib.data.load_busi` prepares BUSI."""
-    from .data import resize_image
+    from .images import resize_image
     from .enhance import enhance
 
     return resize_image(enhance(img, cfg["enhancement"]), cfg["image_size"],
@@ -132,7 +136,7 @@ def restore_mask(prob: np.ndarray, shape: tuple[int, int], resize: str = "squash
     """
     from PIL import Image
 
-    from .data import RESIZE_MODES, pad_geometry
+    from .images import RESIZE_MODES, pad_geometry
 
     if resize not in RESIZE_MODES:
         raise ConfigError(f"resize={resize!r}: expected one of {list(RESIZE_MODES)}")

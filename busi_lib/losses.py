@@ -1,6 +1,7 @@
 """Losses of the paper, written with ``keras.ops`` (backend-neutral).
 
-* :class:`DiceLoss`, Eq. 2 (smoothed Dice loss);
+* :class:`DiceLoss`, Eq. 2 (smoothed Dice loss); :class:`DiceBCELoss`, the Dice loss plus the
+  pixel-wise binary cross-entropy (not in the paper; a common, better-conditioned choice);
 * :class:`FocalLoss`, Eq. 3-4 (class-weighted focal loss, gamma = 2);
 * Eq. 5, ``Global = Seg + Cls``, is the sum that ``model.compile(loss={...}, loss_weights={...})``
   computes; :func:`compile_losses` builds those dicts.
@@ -53,6 +54,32 @@ class DiceLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "smooth": self.smooth}
+
+
+@keras.saving.register_keras_serializable(package="busi_lib")
+class DiceBCELoss(DiceLoss):
+    r"""Dice loss plus mean pixel binary cross-entropy, per image.
+
+    .. math::
+
+        L(P, Y) = L_\mathrm{Dice}(P, Y) - \frac{1}{n} \sum_i \left[ y_i \log p_i +
+        (1 - y_i) \log (1 - p_i) \right]
+
+    with ``p`` clipped to ``[eps, 1 - eps]`` (eps = 1e-7) inside the logarithms and ``n`` the
+    number of pixels. The cross-entropy gives every pixel a gradient even when the Dice term is
+    flat (an empty or a nearly perfect prediction).
+    """
+
+    def __init__(self, smooth: float = 1.0, name: str = "dice_bce_loss", **kwargs):
+        super().__init__(smooth=smooth, name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        dice = super().call(y_true, y_pred)
+        p = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
+        y = ops.cast(y_true, "float32")
+        axes = tuple(range(1, len(p.shape)))
+        bce = -ops.mean(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=axes)
+        return dice + bce
 
 
 @keras.saving.register_keras_serializable(package="busi_lib")
@@ -129,13 +156,23 @@ def class_weights_from_labels(labels: Sequence[int], n_classes: int, *,
     return [float(x) for x in w]
 
 
+SEG_LOSSES = ("dice", "dice_bce")
+
+
 def compile_losses(task: str, *, smooth: float = 1.0, gamma: float = 2.0,
                    class_weights: Sequence[float] | None = None,
-                   loss_weights: Sequence[float] = (1.0, 1.0)):
-    """``(loss, loss_weights)`` dicts for ``model.compile`` (Eq. 5: weighted sum Seg + Cls)."""
+                   loss_weights: Sequence[float] = (1.0, 1.0), seg_loss: str = "dice"):
+    """``(loss, loss_weights)`` dicts for ``model.compile`` (Eq. 5: weighted sum Seg + Cls).
+
+    ``seg_loss`` is ``"dice"`` (:class:`DiceLoss`, the paper) or ``"dice_bce"``
+    (:class:`DiceBCELoss`).
+    """
+    if seg_loss not in SEG_LOSSES:
+        raise ConfigError(f"seg_loss={seg_loss!r}: expected one of {list(SEG_LOSSES)}")
     loss, weights = {}, {}
     if task in ("multi", "seg"):
-        loss["mask"], weights["mask"] = DiceLoss(smooth), float(loss_weights[0])
+        seg = DiceLoss(smooth) if seg_loss == "dice" else DiceBCELoss(smooth)
+        loss["mask"], weights["mask"] = seg, float(loss_weights[0])
     if task in ("multi", "cls"):
         loss["label"] = FocalLoss(gamma, class_weights)
         weights["label"] = float(loss_weights[1])

@@ -21,7 +21,10 @@ Architecture (see ``PAPER_NOTES.md``; choices the paper leaves open are argument
 (*) ``dec1`` is "stage 6". The classification branch takes global average pooling of stage 4
 (``enc4``), stage 5 (``bridge``) and stage 6 (``dec1``), concatenates them, then
 Dense(256, ReLU) -> Dropout(0.5) -> Dense(n_classes, softmax). With ``cls_from="encoder"`` it uses
-``enc4`` only (the Wang et al. baseline the paper improves on).
+``enc4`` only (the Wang et al. baseline the paper improves on). With ``cls_head="gap_crop"`` (not
+in the paper) the classifier also takes a second look at the lesion: the input image cropped
+around the predicted mask (:class:`LesionCrop`), through a small convolutional encoder whose
+pooled features join the concatenation.
 
 Because the encoder downsamples with strided convolutions, each decoder stage concatenates the
 encoder map one level *above* the one it came from, and the last stage, at full resolution, has
@@ -33,13 +36,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from .errors import ConfigError
 
 TASKS = ("multi", "seg", "cls")
 BLOCKS = ("residual", "plain")
 CLS_FROM = ("456", "encoder")
+CLS_HEADS = ("gap", "gap_crop")
 FULL_RES = ("stem", "input", "none")
 TOTAL_STRIDE = 16
 
@@ -91,7 +95,8 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
                 filters: Sequence[int] = (32, 64, 128, 256), bridge_filters: int = 512,
                 n_classes: int = 2, task: str = "multi", cls_from: str = "456",
                 block: str = "residual", full_res: str = "stem", dense_units: int = 256,
-                dropout: float = 0.5, name: str | None = None) -> keras.Model:
+                dropout: float = 0.5, cls_head: str = "gap", name: str | None = None
+                ) -> keras.Model:
     """Build the (multi-task) Residual-U-Net.
 
     Parameters
@@ -117,6 +122,9 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
         What the last decoder stage concatenates at full resolution: a conv stem of the input
         (default), the input itself, or nothing.
     dense_units, dropout : classification head's hidden width and dropout rate.
+    cls_head : {"gap", "gap_crop"}
+        The paper's pooled features (``"gap"``), or those plus the features of the image cropped
+        around the predicted mask (``"gap_crop"``; needs ``task="multi"``).
 
     Returns
     -------
@@ -135,6 +143,10 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     _check("block", block, block in BLOCKS, f"one of {list(BLOCKS)}")
     _check("full_res", full_res, full_res in FULL_RES, f"one of {list(FULL_RES)}")
     _check("dropout", dropout, 0 <= dropout < 1, "a rate in [0, 1)")
+    _check("cls_head", cls_head, cls_head in CLS_HEADS, f"one of {list(CLS_HEADS)}")
+    if cls_head == "gap_crop" and task != "multi":
+        raise ConfigError(f"cls_head='gap_crop' with task={task!r}: expected task='multi' (the "
+                          "crop follows the predicted mask)")
     f1, f2, f3, f4 = (int(f) for f in filters)
 
     inputs = keras.Input((image_size, image_size, in_channels), name="image")
@@ -159,12 +171,71 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     if task in ("multi", "cls"):
         feats = [e4] if cls_from == "encoder" else [e4, b, d1]
         pooled = [layers.GlobalAveragePooling2D(name=f"gap_{i}")(f) for i, f in enumerate(feats)]
+        if cls_head == "gap_crop":
+            crop = LesionCrop(name="lesion_crop")([inputs, outputs["mask"]])
+            for i, nf in enumerate((f1, f2, f3, f4)):
+                crop = conv_bn_relu(crop, nf, strides=2, name=f"crop{i + 1}")
+            pooled.append(layers.GlobalAveragePooling2D(name="gap_crop")(crop))
         h = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="gap_concat")(pooled)
         h = layers.Dense(dense_units, activation="relu", name="cls_dense")(h)
         h = layers.Dropout(dropout, name="cls_dropout")(h)
         c = layers.Dense(n_classes, name="cls_logits")(h)
         outputs["label"] = layers.Activation("softmax", dtype="float32", name="label")(c)
     return keras.Model(inputs, outputs, name=name or f"resunet_{task}")
+
+
+@keras.saving.register_keras_serializable(package="busi_lib")
+class LesionCrop(layers.Layer):
+    r"""The image cropped around a (predicted) lesion mask, resampled to the image's size.
+
+    From the mask probabilities ``m`` (gradient stopped) the crop's centre is their centroid
+    :math:`(\bar y, \bar x)` and its half-sides are :math:`2 (1 + margin)\,\sigma_y` and
+    :math:`2 (1 + margin)\,\sigma_x` (their standard deviations; a uniform blob of half-side
+    ``a`` has :math:`\sigma = a / \sqrt 3`), at least ``min_half`` of the image side. An image
+    whose mask sums to under one pixel keeps its whole frame. Bilinear sampling, zero outside.
+
+    Inputs ``[image (B, S, S, C), mask (B, S, S, 1)]``; output ``(B, S, S, C)`` float32.
+    """
+
+    def __init__(self, margin: float = 0.25, min_half: float = 0.125, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.margin = float(margin)
+        self.min_half = float(min_half)
+
+    def call(self, inputs):
+        image, mask = inputs
+        image = ops.cast(image, "float32")
+        m = ops.stop_gradient(ops.cast(mask, "float32"))[..., 0]
+        h, w = image.shape[1], image.shape[2]
+        ys = ops.reshape(ops.arange(h, dtype="float32"), (1, h, 1))
+        xs = ops.reshape(ops.arange(w, dtype="float32"), (1, 1, w))
+        tot = ops.sum(m, axis=(1, 2))
+        den = ops.maximum(tot, 1e-6)
+        cy = ops.sum(m * ys, axis=(1, 2)) / den
+        cx = ops.sum(m * xs, axis=(1, 2)) / den
+        sy = ops.sqrt(ops.sum(m * (ys - cy[:, None, None]) ** 2, axis=(1, 2)) / den)
+        sx = ops.sqrt(ops.sum(m * (xs - cx[:, None, None]) ** 2, axis=(1, 2)) / den)
+        hy = ops.maximum(2.0 * (1.0 + self.margin) * sy, self.min_half * h)
+        hx = ops.maximum(2.0 * (1.0 + self.margin) * sx, self.min_half * w)
+        empty = tot < 1.0
+        cy = ops.where(empty, h / 2.0, cy)            # the identity transform
+        cx = ops.where(empty, w / 2.0, cx)
+        hy = ops.where(empty, h / 2.0, hy)
+        hx = ops.where(empty, w / 2.0, hx)
+        zero = ops.zeros_like(cy)
+        # output pixel (x, y) samples the input at (a0 x + a2, b1 y + b2)
+        a0, b1 = 2.0 * hx / w, 2.0 * hy / h
+        transform = ops.stack([a0, zero, cx - hx, zero, b1, cy - hy, zero, zero], axis=1)
+        return ops.image.affine_transform(image, transform, interpolation="bilinear",
+                                          fill_mode="constant", fill_value=0.0,
+                                          data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin, "min_half": self.min_half}
 
 
 def _up_block(x, skip, filters: int, block: str, name: str):

@@ -38,11 +38,8 @@ mask post-processing); the mask probability is brought back to the image's size 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -52,198 +49,30 @@ import numpy as np
 
 from .calibration import Calibrator, birads_band
 from .errors import ConfigError, DataError
+from .modelfiles import (DEFAULT_MODEL, MODELS_DIR, ensemble_sha256, sha256_file, verify_release,
+                         weights_files)
+from .userimage import array_to_grey, check_not_blank, overlay, read_input
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: Where released models live; the default model is ``MODELS_DIR / DEFAULT_MODEL``.
-MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "multitask_grouped_cpu"
 #: Said with every prediction.
 NOTE = ("Research software, not a diagnostic device: trained on one small public dataset "
         "(BUSI); the probability and band are not validated for clinical use and must not guide "
         "care.")
-#: Larger images are refused before they are decoded (PIL's own bomb limit is about 179 MP).
-MAX_PIXELS = 100_000_000
 #: Images whose longer side exceeds this are reduced (area resampling) before enhancement; the
 #: network sees ``image_size`` pixels anyway. The mask is still written at the full size.
 WORK_SIDE = 2048
-#: Outline colour of the overlay (RGB).
-OUTLINE_RGB = (255, 40, 40)
-_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-_WEIGHTS_RE = re.compile(r"^fold(\d+)\.weights\.h5$")
-_CARD_ROW = re.compile(r"^\|\s*`?([\w.\-/]+)`?\s*\|\s*[\d,]+\s*\|\s*`?([0-9a-f]{64})`?\s*\|")
-
-
-# ----------------------------------------------------------------------------- reading
-def read_input(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """An image file as the predictor uses it: ``uint8`` grey ``(H, W)`` and warnings.
-
-    8-bit grey, RGB and palette images are read exactly as the training data
-    (:func:`busi_lib.data.read_image`: ITU-R 601 luma). Other inputs get a sensible answer and a
-    warning: 16-bit (or 32-bit) images are rescaled linearly from their own minimum and maximum
-    to 0-255; images with an alpha channel are composited on black first.
-
-    Raises
-    ------
-    DataError
-        Missing path, a folder, an empty, truncated or non-image file, an image larger than
-        :data:`MAX_PIXELS`, or a blank image (a single grey level).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    from .data import read_image
-
-    p = Path(path)
-    if p.is_dir():
-        raise DataError(f"{str(p)!r} is a folder; expected an image file (PNG, JPEG, TIFF, BMP)")
-    if not p.is_file():
-        raise DataError(f"{str(p)!r} does not exist")
-    if p.stat().st_size == 0:
-        raise DataError(f"{str(p)!r} is an empty (zero-byte) file; expected an image")
-    warnings: list[str] = []
-    try:
-        with Image.open(p) as im:             # lazy: the header only
-            w, h = im.size
-            mode = im.mode
-            if w * h > MAX_PIXELS:
-                raise DataError(f"{str(p)!r} is {w} x {h} = {w * h / 1e6:.0f} MP; expected at most "
-                                f"{MAX_PIXELS / 1e6:.0f} MP: downscale it first")
-            if mode in _HIGH_BIT_MODES:
-                im.load()
-                arr = np.asarray(im, np.float64)
-                lo, hi = float(arr.min()), float(arr.max())
-                img = np.zeros(arr.shape, np.uint8) if hi <= lo else np.round(
-                    (arr - lo) * 255.0 / (hi - lo)).astype(np.uint8)
-                warnings.append(f"{mode} image ({'32' if mode in ('I', 'F') else '16'}-bit) "
-                                f"rescaled linearly from its range [{lo:g}, {hi:g}] to 8 bits; "
-                                "the model was trained on 8-bit images")
-            elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-                im.load()
-                rgba = im.convert("RGBA")
-                alpha = np.asarray(rgba)[..., 3]
-                black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                img = np.asarray(Image.alpha_composite(black, rgba).convert("L"), np.uint8)
-                if alpha.min() < 255:
-                    warnings.append("image with transparency: composited on black before use")
-            else:
-                img = None
-    except DataError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{str(p)!r} is too large to decode safely ({exc}); downscale it "
-                        "first") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read {str(p)!r} as an image ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); expected a "
-                        "PNG, JPEG, TIFF or BMP file (DICOM: export it as PNG first)") from exc
-    if img is None:                            # the training path, unchanged
-        img = read_image(p)
-        if mode in ("RGB", "RGBX", "YCbCr", "CMYK", "P"):
-            rgb = np.asarray(Image.open(p).convert("RGB")).astype(np.int16)
-            if int((rgb.max(axis=-1) - rgb.min(axis=-1)).max()) > 16:
-                warnings.append("colour image converted to grey; colour overlays (Doppler, "
-                                "annotations) were not in most training images and can mislead "
-                                "the model")
-    check_not_blank(img, str(p))
-    return img, warnings
-
-
-def check_not_blank(img: np.ndarray, name: str = "image") -> None:
-    """Raise :class:`DataError` for an image with a single grey level (nothing to analyse)."""
-    if img.size == 0:
-        raise DataError(f"{name} has no pixels; expected a 2-D image")
-    if int(img.max()) == int(img.min()):
-        raise DataError(f"{name} is blank (every pixel is {int(img.min())}): there is nothing to "
-                        "analyse; expected an ultrasound image")
-
-
-# ----------------------------------------------------------------------------- model files
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def weights_files(model_dir: str | os.PathLike) -> list[Path]:
-    """The ``fold<k>.weights.h5`` files of a released model, in fold order."""
-    files = [p for p in Path(model_dir).iterdir() if _WEIGHTS_RE.match(p.name)]
-    return sorted(files, key=lambda p: int(_WEIGHTS_RE.match(p.name).group(1)))
-
-
-def ensemble_sha256(files: Sequence[Path], hashes: dict[str, str] | None = None) -> str:
-    """sha256 of the weights files together: the sha256 of the lines ``<sha256>  <name>``, as
-    ``sha256sum fold*.weights.h5 | sha256sum`` prints it in the model folder."""
-    lines = "".join(f"{(hashes or {}).get(p.name) or sha256_file(p)}  {p.name}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def read_card(card: str | os.PathLike) -> dict[str, str]:
-    """``relative path -> sha256`` from the file table of a model card (``models/README.md``)."""
-    out = {}
-    for line in Path(card).read_text().splitlines():
-        m = _CARD_ROW.match(line.strip())
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
-def verify_release(model_dir: str | os.PathLike, card: str | os.PathLike | None = None
-                   ) -> dict[str, str]:
-    """Check every file of a released model against the model card; return ``name -> sha256``.
-
-    ``card`` defaults to ``README.md`` in the folder above the model folder.
-
-    Raises
-    ------
-    DataError
-        No card, a file the card does not list, a file the card lists that is missing, or a
-        sha256 that differs (the message names the file and both hashes).
-    """
-    d = Path(model_dir)
-    card = Path(card) if card is not None else d.parent / "README.md"
-    if not card.is_file():
-        raise DataError(f"model card {str(card)!r} not found; a released model is checked against "
-                        "its card (written by `python -m busi_lib.release`)")
-    listed = {k.split("/", 1)[1]: v for k, v in read_card(card).items()
-              if k.startswith(d.name + "/")}
-    if not listed:
-        raise DataError(f"model card {str(card)!r} lists no file of {d.name!r}; expected rows "
-                        f"'| {d.name}/<file> | bytes | sha256 |'")
-    present = {p.name for p in d.iterdir() if p.is_file()}
-    checked = {n for n in present if _WEIGHTS_RE.match(n) or n in ("config.json",
-                                                                      "calibration.json")}
-    unlisted = sorted(checked - set(listed))
-    if unlisted:
-        raise DataError(f"{unlisted} in {str(d)!r} not listed in the model card {str(card)!r}; "
-                        "expected only the released files")
-    missing = sorted(set(listed) - present)
-    if missing:
-        raise DataError(f"{missing} listed in the model card {str(card)!r} but missing from "
-                        f"{str(d)!r}")
-    out = {}
-    for name, want in sorted(listed.items()):
-        got = sha256_file(d / name)
-        if got != want:
-            raise DataError(f"{str(d / name)!r} has sha256 {got}, but the model card says {want}: "
-                            "the file changed or is corrupt; download or release it again")
-        out[name] = got
-    return out
 
 
 def _build_for_config(cfg: dict):
-    """The network of a training configuration, built in float32 (train or fit module)."""
+    """The network of a training configuration (:func:`busi_lib.fit.build_for_config`), built
+    in float32 whatever the global Keras dtype policy is."""
     import keras
 
-    from . import train
+    from .fit import build_for_config
 
-    build = getattr(train, "build_for_config", None)
-    if build is None:                          # moved to busi_lib.fit by a later refactoring
-        from .fit import build_for_config as build
     old = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("float32")
     try:
-        return build(cfg)[0]
+        return build_for_config(cfg)[0]
     finally:
         keras.mixed_precision.set_dtype_policy(old)
 
@@ -428,7 +257,7 @@ class Predictor:
             img, warnings = read_input(image)
             name = name or str(image)
         else:
-            img = _array_to_grey(image, warnings)
+            img = array_to_grey(image, warnings)
             check_not_blank(img, name or "image")
             name = name or "array"
         h, w = img.shape
@@ -481,88 +310,24 @@ class Predictor:
         }
 
 
-def _array_to_grey(image, warnings: list[str]) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        from PIL import Image
-
-        if a.dtype != np.uint8:
-            raise DataError(f"colour array of dtype {a.dtype}: expected uint8")
-        a = np.asarray(Image.fromarray(a[..., :3]).convert("L"), np.uint8)
-        warnings.append("colour array converted to grey (ITU-R 601 luma)")
-    if a.ndim != 2:
-        raise DataError(f"array of shape {a.shape}: expected a grey (H, W) or colour (H, W, 3) "
-                        "image")
-    if a.dtype != np.uint8:
-        if a.dtype.kind not in "uif" or not np.isfinite(a).all():
-            raise DataError(f"array of dtype {a.dtype}: expected uint8 grey levels")
-        lo, hi = float(a.min()), float(a.max())
-        a = (np.zeros(a.shape, np.uint8) if hi <= lo
-             else np.round((a - lo) * 255.0 / (hi - lo)).astype(np.uint8))
-        warnings.append(f"array rescaled linearly from [{lo:g}, {hi:g}] to 8 bits")
-    return a
-
-
-def mask_descriptors(mask: np.ndarray, max_side: int = 512) -> dict[str, Any]:
-    """Shape descriptors of a predicted mask (its largest connected component).
-
-    They describe the outline only; the network's probability does not use them. Computed on
-    the mask reduced to at most ``max_side`` pixels (they are ratios), except the area.
-
-    Returns
-    -------
-    dict: ``components`` (connected components in the mask), ``area_fraction``,
-    ``width_to_height`` (of the component's bounding box; > 1 is "wider than tall", the
-    BI-RADS "parallel" orientation), ``circularity`` (4 pi area / perimeter^2, 1 for a disc),
-    ``solidity`` (area / convex-hull area; lower for lobulated or irregular outlines) and
-    ``touches_border`` (the outline may be cut by the image's edge). Shape values are ``None``
-    for an empty mask.
-    """
-    from scipy import ndimage
+def mask_descriptors(mask: np.ndarray, side: int = 256) -> dict[str, float | None]:
+    """The shape descriptors of :mod:`busi_lib.shape` (area fraction, solidity, circularity,
+    extent, taller-than-wide ratio, roughness) of a mask at the image's size, computed on the
+    mask scaled so that its longer side is ``side`` pixels, as the book's prediction tables do
+    (they do not depend on scale); ``None`` for an empty mask. They describe the outline only:
+    the network's probability does not use them."""
+    from .shape import descriptors
 
     mask = np.asarray(mask, bool)
-    out: dict[str, Any] = {"components": 0, "area_fraction": round(float(mask.mean()), 5),
-                           "width_to_height": None, "circularity": None, "solidity": None,
-                           "touches_border": None}
-    if not mask.any():
-        return out
     h, w = mask.shape
-    small = mask
-    if max(h, w) > max_side:
-        f = max_side / max(h, w)
-        ri = (np.arange(max(1, round(h * f))) / f).astype(int)
-        ci = (np.arange(max(1, round(w * f))) / f).astype(int)
-        small = mask[np.ix_(ri, ci)]
-        if not small.any():
-            small = mask
-    lab, n = ndimage.label(mask if small is mask else small, structure=np.ones((3, 3), bool))
-    out["components"] = int(n)
-    sizes = np.bincount(lab.ravel())[1:]
-    comp = lab == 1 + int(np.argmax(sizes))
-    from skimage.measure import perimeter, regionprops
-
-    props = regionprops(comp.astype(np.uint8))[0]
-    r0, c0, r1, c1 = props.bbox
-    per = perimeter(comp)
-    out["width_to_height"] = round((c1 - c0) / max(r1 - r0, 1), 3)
-    out["circularity"] = round(float(min(1.0, 4 * math.pi * props.area / per ** 2)) if per else 1.0,
-                               3)
-    out["solidity"] = round(float(props.solidity), 3)
-    out["touches_border"] = bool(r0 == 0 or c0 == 0 or r1 == comp.shape[0] or c1 == comp.shape[1])
-    return out
-
-
-def overlay(img: np.ndarray, mask: np.ndarray, colour=OUTLINE_RGB) -> np.ndarray:
-    """The grey image as RGB with the outline of ``mask`` drawn in ``colour`` (``uint8``)."""
-    from scipy import ndimage
-
-    rgb = np.repeat(np.asarray(img, np.uint8)[..., None], 3, axis=-1)
-    mask = np.asarray(mask, bool)
-    if mask.any():
-        t = max(1, round(max(mask.shape) / 300))
-        inner = ndimage.minimum_filter(mask.astype(np.uint8), size=2 * t + 1, mode="nearest") > 0
-        rgb[mask & ~inner] = colour
-    return rgb
+    if max(h, w) > side:
+        f = side / max(h, w)
+        rows = (np.arange(max(1, round(h * f))) / f).astype(int)
+        cols = (np.arange(max(1, round(w * f))) / f).astype(int)
+        small = mask[np.ix_(rows, cols)]
+        mask = small if small.any() or not mask.any() else mask
+    return {k: (round(float(v), 4) if np.isfinite(v) else None)
+            for k, v in descriptors(mask).items()}
 
 
 # ----------------------------------------------------------------------------- API

@@ -95,7 +95,13 @@ def read_masks(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def git_commit() -> str:
-    """``git rev-parse HEAD`` of the project (``+dirty`` when tracked files changed)."""
+    """``git rev-parse HEAD`` of the project (``+dirty`` when tracked files changed).
+
+    ``$BUSI_GIT_COMMIT`` is used instead where it is set: a copy of the working tree without
+    its ``.git`` (a GPU machine) names the commit it was copied from that way.
+    """
+    if os.environ.get("BUSI_GIT_COMMIT"):
+        return os.environ["BUSI_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                               text=True, timeout=10).stdout.strip()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib import data
+from busi_lib import data, images
 from busi_lib.config import make_config
 from busi_lib.errors import ConfigError, DataError
 
@@ -129,14 +129,14 @@ def test_14_mask_values_other_than_0_255_are_lesion(busi_dir):
     p = busi_dir / "malignant" / "malignant (1)_mask.png"
     m = np.asarray(Image.open(p)) > 0
     Image.fromarray(m.astype(np.uint8) * 7).save(p)
-    np.testing.assert_array_equal(data.read_mask(p), m)
+    np.testing.assert_array_equal(images.read_mask(p), m)
 
 
 def test_15_rgba_mask_is_read(busi_dir):
     """Not an error: RGBA masks (two exist in BUSI) are read from their first channel."""
     p = busi_dir / "benign" / "benign (1)_mask_1.png"
     assert Image.open(p).mode == "RGBA"
-    assert data.read_mask(p).sum() == 16
+    assert images.read_mask(p).sum() == 16
 
 
 # ----------------------------------------------------------------------------- parameters

@@ -10,6 +10,7 @@ import keras
 import pytest
 
 from busi_lib import bench, train
+from busi_lib import fit as fitmod
 from busi_lib.model import build_model, forward_flops_per_image, training_flops_per_image
 
 POSITIVE = ("train_img_per_s", "reference_img_per_s", "speedup", "flops_per_img",
@@ -51,11 +52,11 @@ def test_matmul_peak_positive():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     keras.utils.clear_session()
-    fit, predict = keras.Model.fit, train.predict
+    fit_, predict = keras.Model.fit, fitmod.predict
     res = bench.run_bench(size=32, width=4, batch=4, steps=2, epochs=2, peak_n=256,
                           workdir=tmp_path_factory.mktemp("bench"))
     # the instrumentation is gone
-    assert keras.Model.fit is fit and train.predict is predict
+    assert keras.Model.fit is fit_ and fitmod.predict is predict
     return res
 
 
@@ -71,7 +72,7 @@ def test_bench_figures_consistent(tiny_run):
         r["epoch_seconds"] / r["epoch_steps_seconds"] - 1)
     assert r["train_img_per_s"] == pytest.approx(r["epoch_images"] / r["epoch_seconds"])
     assert r["epoch_images"] == 8 and r["steps_per_epoch"] == 2
-    assert r["precision"] == train.resolve_precision("auto")
+    assert r["precision"] == fitmod.resolve_precision("auto")
     assert r["peak_precision"] == ("bfloat16" if r["precision"] == "mixed_bfloat16"
                                    else "float32")
     assert r["flops_per_img"] == 3 * r["forward_flops_per_img"]

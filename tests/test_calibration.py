@@ -93,8 +93,11 @@ def test_calibration_table_known_values():
     row = t.loc["x"]
     assert row["ECE before"] == pytest.approx(0.0) and row["Brier before"] == pytest.approx(0.25)
     assert row["ECE after"] == pytest.approx(0.0) and row["Brier after"] == pytest.approx(0.0)
-    pts = C.reliability_points(y, [0.05, 0.95, 0.15, 0.95])
-    assert pts["images"].tolist() == [1, 1, 2] and pts.loc[9, "observed malignant"] == 1.0
+    pts = C.reliability_table(y, [0.05, 0.95, 0.15, 0.95])
+    assert pts["images"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert pts.loc["0.9-1.0", "observed malignant"] == 1.0
+    s = C.calibration_summary(y, [0.05, 0.95, 0.15, 0.95]).loc["pooled"]
+    assert s["images"] == 4 and s["Brier"] == pytest.approx((0.05**2 + 0.05**2 + 0.15**2 + 0.05**2) / 4)
 
 
 @pytest.mark.parametrize("call,exc,words", [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib import data
+from busi_lib import data, images
 from busi_lib.errors import DataError
 
 
@@ -19,8 +19,8 @@ def test_find_samples_pairs_and_merges_masks(busi_dir):
     s1 = samples[0]
     assert [p.name for p in s1.mask_paths] == ["benign (1)_mask.png", "benign (1)_mask_1.png"]
     img, mask = data.load_sample(s1)
-    single = data.read_mask(s1.mask_paths[0])
-    extra = data.read_mask(s1.mask_paths[1])
+    single = images.read_mask(s1.mask_paths[0])
+    extra = images.read_mask(s1.mask_paths[1])
     assert mask.dtype == bool and mask.shape == img.shape
     np.testing.assert_array_equal(mask, single | extra)
     assert extra.sum() == 16 and (mask.sum() > single.sum())
@@ -34,18 +34,18 @@ def test_read_mask_any_format(tmp_path, mode):
     im = im.convert(mode) if mode != "1" else im.convert("1")
     p = tmp_path / f"m_{mode}.png"
     im.save(p)
-    np.testing.assert_array_equal(data.read_mask(p), m)
+    np.testing.assert_array_equal(images.read_mask(p), m)
 
 
 def test_mask_values_other_than_255_count_as_lesion(tmp_path):
     arr = np.zeros((8, 8), np.uint8)
     arr[1, 1], arr[2, 2] = 1, 128
     Image.fromarray(arr).save(tmp_path / "m.png")
-    assert data.read_mask(tmp_path / "m.png").sum() == 2
+    assert images.read_mask(tmp_path / "m.png").sum() == 2
 
 
 def test_images_read_as_grey_uint8(busi_dir):
-    img = data.read_image(busi_dir / "benign" / "benign (2).png")
+    img = images.read_image(busi_dir / "benign" / "benign (2).png")
     assert img.dtype == np.uint8 and img.ndim == 2 and img.shape == (48, 64)
 
 
@@ -54,7 +54,7 @@ def test_resize_keeps_masks_binary():
     img = rng.integers(0, 256, (50, 70), dtype=np.uint8)
     mask = np.zeros((50, 70), bool)
     mask[10:30, 20:55] = True
-    ri, rm = data.resize_pair(img, mask, 32)
+    ri, rm = images.resize_pair(img, mask, 32)
     assert ri.shape == rm.shape == (32, 32) and ri.dtype == np.uint8
     assert rm.dtype == bool and set(np.unique(rm)) <= {False, True}
     # area fraction roughly kept by nearest-neighbour resizing
@@ -112,7 +112,7 @@ def test_pixel_hash_matches_shared_manifest(real_busi):
     lines = (real_busi.parent / "PIXELS.sha256").read_text().splitlines()[:3]
     for line in lines:
         h, rel = line.split("  ", 1)
-        assert data.pixel_sha256(real_busi.parent / rel) == h
+        assert images.pixel_sha256(real_busi.parent / rel) == h
 
 
 def test_locate_data_order(busi_dir, tmp_path, monkeypatch):
@@ -170,12 +170,12 @@ def test_real_counts_and_mask_merging(real_busi, real_cache):
     s195 = next(s for s in samples if s.id == "benign (195)")
     assert len(s195.mask_paths) == 3
     img, mask = data.load_sample(s195)
-    parts = [data.read_mask(p) for p in s195.mask_paths]
+    parts = [images.read_mask(p) for p in s195.mask_paths]
     np.testing.assert_array_equal(mask, parts[0] | parts[1] | parts[2])
     # RGBA mask of benign (4)
     s4 = next(s for s in samples if s.id == "benign (4)")
     assert Image.open(s4.mask_paths[1]).mode == "RGBA"
-    assert data.read_mask(s4.mask_paths[1]).any()
+    assert images.read_mask(s4.mask_paths[1]).any()
 
 
 def test_locate_data_falls_back_to_download(monkeypatch, tmp_path, busi_dir):

@@ -1,4 +1,8 @@
-"""The book's notebooks: structure (fast) and regression of their outputs with nbval (slow).
+"""The book's notebooks: structure and layout (fast) and regression of their outputs with nbval (slow).
+
+Layout: a chapter opens with its findings under its title (``{glue:text}`` roles filled from the
+records), set-up cells are tagged ``remove-cell`` (still executed, still checked by nbval), and
+provenance sits in the closing section, *How these numbers were made*.
 
 ``tests/nbval/`` holds the eight notebooks executed in the ``smoke`` profile
 (``make nbval-refresh``); nbval re-executes them and compares every deterministic output
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +28,9 @@ REF_DIR = ROOT / "tests" / "nbval"
 NAMES = ["01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
          "07_claims_audit", "08_try_model"]
 HEAVY = ("ensure_records(", "run_cv(")
+HOW_MADE = "## How these numbers were made"
+#: ``{glue:text}`key:s``` or ``{glue:text}`/notebooks/<name>.ipynb::key:s```
+GLUE_ROLE = re.compile(r"\{glue:text\}`(?:/notebooks/([^`:]+)\.ipynb::)?([A-Za-z0-9_]+)(?::[^`]*)?`")
 
 
 def _cells(path: Path) -> list[dict]:
@@ -64,6 +72,57 @@ def test_notebook_structure(name):
             tags = c["metadata"].get("tags", [])
             assert "nbval-ignore-output" in tags or "NBVAL_IGNORE_OUTPUT" in s, \
                 f"cell that may train must be tagged nbval-ignore-output:\n{s[:200]}"
+
+
+def _glued(path: Path) -> set[str]:
+    """Names glued by an executed notebook (``myst_nb.glue`` outputs)."""
+    return {o["metadata"]["scrapbook"]["name"] for c in _code(path) for o in c.get("outputs", [])
+            if "scrapbook" in o.get("metadata", {})}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chapter_layout_findings_first_set_up_hidden_provenance_last(name):
+    """A chapter opens with its findings (glued from the records) under its title; the set-up
+    cells are left out of the HTML; provenance lines sit in the closing section."""
+    cells = _cells(NB_DIR / f"{name}.ipynb")
+    title = _src(cells[0])
+    assert cells[0]["cell_type"] == "markdown" and title.startswith("# "), "first cell: the title"
+    assert GLUE_ROLE.search(title), "the title cell must state the findings with {glue:text}"
+    code = _code(NB_DIR / f"{name}.ipynb")
+    setup = [code[0]] + [c for c in code if "parameters" in c["metadata"].get("tags", [])
+                         or "injected-parameters" in c["metadata"].get("tags", [])
+                         or "setup_display()" in _src(c)]
+    for c in setup:
+        tags = c["metadata"].get("tags", [])
+        assert "remove-cell" in tags, f"set-up cell not removed from the page:\n{_src(c)[:200]}"
+    for c in code:
+        if any(h in _src(c) for h in HEAVY):
+            assert {"remove-input", "remove-cell"} & set(c["metadata"].get("tags", [])), \
+                f"record-loading cell shows its code:\n{_src(c)[:200]}"
+    heads = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+             and _src(c).startswith("## ")]
+    assert heads and _src(cells[heads[-1]]).startswith(HOW_MADE), \
+        f"the last section must be {HOW_MADE!r}"
+    for i, c in enumerate(cells[:heads[-1]]):
+        if c["cell_type"] == "code":
+            assert "provenance(" not in _src(c), f"provenance before {HOW_MADE!r} (cell {i})"
+
+
+def test_every_glue_reference_is_glued():
+    """Each ``{glue:text}`` role of the chapters and the book pages names a value that the
+    executed (published) notebook glues: a missing one fails the book build late."""
+    glued = {n: _glued(NB_DIR / f"{n}.ipynb") for n in NAMES}
+    pages = {f"notebooks/{n}": "".join(_src(c) for c in _cells(NB_DIR / f"{n}.ipynb")
+                                       if c["cell_type"] == "markdown") for n in NAMES}
+    pages.update({str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "book").glob("*.md")})
+    missing = []
+    for page, text in pages.items():
+        for nb, key in GLUE_ROLE.findall(text):
+            nb = nb or page.split("/")[-1]
+            if key not in glued.get(nb, set()):
+                missing.append(f"{page}: {nb}::{key}")
+    assert not missing, f"glue references without a glued value: {missing}"
+    assert sum(len(v) for v in glued.values()) > 30
 
 
 @pytest.mark.parametrize("folder", [NB_DIR, REF_DIR])
@@ -146,6 +205,23 @@ def test_strip_stderr_moves_stderr_to_log(tmp_path):
     assert "oneDNN" in (tmp_path / "log" / "x.txt").read_text()
 
 
+def test_injected_parameters_are_left_out_of_the_page(tmp_path):
+    import nbformat
+
+    from busi_lib.book import hide_injected_parameters
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'smoke'"), nbformat.v4.new_code_cell("x = 1")]
+    nb.cells[0].metadata["tags"] = ["injected-parameters"]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert hide_injected_parameters(path) == 1
+    assert hide_injected_parameters(path) == 0                      # already tagged
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert "tags" not in cells[1].metadata
+
+
 def test_stage_copies_book_sources(tmp_path):
     from busi_lib.book import BOOK_FILES, stage
 
@@ -163,7 +239,7 @@ def test_stage_copies_book_sources(tmp_path):
 
 def test_profiles_markdown_matches_config():
     from busi_lib.config import PROFILES
-    from busi_lib.report import profiles_markdown
+    from busi_lib.tables import profiles_markdown
 
     md = profiles_markdown()
     for name, prof in PROFILES.items():

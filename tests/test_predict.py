@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from busi_lib import modelfiles as MF
 from busi_lib import predict as P
+from busi_lib import userimage as U
 from busi_lib.calibration import Calibrator
 from busi_lib.config import make_config
 from busi_lib.errors import DataError
@@ -51,7 +53,7 @@ def _fold_weights(probs=PROBS, mask_bias: float = 10.0) -> list[list[np.ndarray]
 
 
 def write_card(root: Path, name: str) -> Path:
-    rows = [f"| {name}/{f.name} | {f.stat().st_size:,} | `{P.sha256_file(f)}` |"
+    rows = [f"| {name}/{f.name} | {f.stat().st_size:,} | `{MF.sha256_file(f)}` |"
             for f in sorted((root / name).iterdir())]
     card = root / "README.md"
     card.write_text("# card\n\n| file | bytes | sha256 |\n| --- | --- | --- |\n"
@@ -147,7 +149,7 @@ def test_no_lesion_found_gives_no_band():
     assert not out["lesion_found"] and not out["mask"].any()
     assert out["mask_area_fraction"] == 0.0 and out["birads_band"] is None
     assert any("no lesion found" in w for w in out["warnings"])
-    assert out["descriptors"]["components"] == 0 and out["descriptors"]["solidity"] is None
+    assert out["descriptors"]["solidity"] is None and out["descriptors"]["area_frac"] is None
 
 
 def test_predictor_refuses_weights_of_another_network():
@@ -156,25 +158,28 @@ def test_predictor_refuses_weights_of_another_network():
         P.Predictor({**_cfg(), "filters": [8, 8, 8, 16]}, ws, None)
 
 
-def test_mask_descriptors_known_shapes():
+def test_mask_descriptors_are_the_books_shape_descriptors():
+    from busi_lib.shape import DESCRIPTORS, descriptors
+
     m = np.zeros((100, 200), bool)
     m[40:60, 50:150] = True                                    # 100 wide, 20 tall
-    d = P.mask_descriptors(m)
-    assert d["components"] == 1 and d["area_fraction"] == pytest.approx(0.1)
-    assert d["width_to_height"] == pytest.approx(5.0) and d["solidity"] == pytest.approx(1.0)
-    assert d["touches_border"] is False
-    yy, xx = np.mgrid[:400, :400]
-    disc = (yy - 200) ** 2 + (xx - 200) ** 2 <= 150 ** 2
-    d = P.mask_descriptors(disc)
-    assert d["circularity"] > 0.85 and d["width_to_height"] == pytest.approx(1.0, abs=0.02)
+    d = P.mask_descriptors(m, side=256)                         # small: computed as it is
+    assert list(d) == list(DESCRIPTORS)
+    assert d == {k: round(v, 4) for k, v in descriptors(m).items()}
+    assert d["taller_wide"] == pytest.approx(0.2) and d["solidity"] == pytest.approx(1.0)
+    big = np.kron(m, np.ones((40, 40), bool))                   # 4000 x 8000: reduced to 256
+    db = P.mask_descriptors(big)
+    assert db["area_frac"] == pytest.approx(0.1, abs=0.01)
+    assert db["taller_wide"] == pytest.approx(0.2, abs=0.02)
+    assert set(P.mask_descriptors(np.zeros((5, 5), bool)).values()) == {None}
 
 
 def test_overlay_draws_the_outline_only():
     img = np.full((40, 40), 100, np.uint8)
     m = np.zeros((40, 40), bool)
     m[10:30, 10:30] = True
-    ov = P.overlay(img, m)
-    red = (ov == P.OUTLINE_RGB).all(-1)
+    ov = U.overlay(img, m)
+    red = (ov == U.OUTLINE_RGB).all(-1)
     assert red[10, 10:30].all() and red[29, 10:30].all() and red[10:30, 10].all()
     assert not red[20, 20] and (ov[20, 20] == 100).all() and (ov[0, 0] == 100).all()
 
@@ -256,7 +261,7 @@ def test_sixteen_bit_image_is_rescaled_with_a_warning(predictor, tmp_path):
     p = tmp_path / "deep.png"
     Image.fromarray(arr).save(p)
     assert Image.open(p).mode.startswith("I")
-    img, warnings = P.read_input(p)
+    img, warnings = U.read_input(p)
     lo, hi = arr.min(), arr.max()
     np.testing.assert_array_equal(img, np.round((arr - lo) * 255.0 / (hi - lo)).astype(np.uint8))
     assert "rescaled linearly" in warnings[0] and "16-bit" in warnings[0]
@@ -272,7 +277,7 @@ def test_colour_image_is_converted_with_a_warning(predictor, tmp_path):
     assert any("colour image converted to grey" in w for w in out["warnings"])
     from busi_lib.data import read_image
 
-    np.testing.assert_array_equal(P.read_input(p)[0], read_image(p))   # as training reads it
+    np.testing.assert_array_equal(U.read_input(p)[0], read_image(p))   # as training reads it
 
 
 def test_rgba_image_is_composited_with_a_warning(predictor, tmp_path):
@@ -281,17 +286,17 @@ def test_rgba_image_is_composited_with_a_warning(predictor, tmp_path):
     rgba[..., 3] = 255
     rgba[:, :10, 3] = 0                                   # a transparent strip
     p = _png(tmp_path / "alpha.png", rgba, "RGBA")
-    img, warnings = P.read_input(p)
+    img, warnings = U.read_input(p)
     assert (img[:, :10] == 0).all() and (img[:, 10:] == 200).all()
     assert "composited on black" in warnings[0]
     assert P.predict(p, predictor)["size"] == [40, 30]
 
 
 def test_image_over_the_pixel_limit_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setattr(P, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(U, "MAX_PIXELS", 1000)
     p = _png(tmp_path / "big.png", _grey(40, 40))
     with pytest.raises(DataError, match=r"40 x 40 .* expected at most"):
-        P.read_input(p)
+        U.read_input(p)
 
 
 def test_very_large_image_gets_a_full_size_mask(model_dir, tmp_path, capsys):
@@ -323,7 +328,7 @@ def test_default_model_missing_says_how_to_get_one(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="not found"):
         P.load_model()
     monkeypatch.delenv("BUSI_MODEL")
-    monkeypatch.setattr(P, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(P, "MODELS_DIR", tmp_path)        # predict's default model folder
     with pytest.raises(DataError, match="make model"):
         P.load_model()
 
@@ -344,11 +349,11 @@ def test_card_must_list_every_file(tmp_path):
     d = fake_release(tmp_path / "m")
     (d / "fold2.weights.h5").write_bytes((d / "fold1.weights.h5").read_bytes())
     with pytest.raises(DataError, match=r"fold2.weights.h5.*not listed in the model card"):
-        P.verify_release(d)
+        MF.verify_release(d)
     (d / "fold2.weights.h5").unlink()
     (d / "fold0.weights.h5").unlink()
     with pytest.raises(DataError, match=r"fold0.weights.h5.*missing"):
-        P.verify_release(d)
+        MF.verify_release(d)
     (tmp_path / "m" / "README.md").unlink()
     with pytest.raises(DataError, match="model card .* not found"):
         P.load_model(d, cache=False)

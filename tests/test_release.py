@@ -19,6 +19,7 @@ from PIL import Image
 
 pytest.importorskip("keras")
 
+from busi_lib import modelfiles as MF  # noqa: E402
 from busi_lib import predict as P  # noqa: E402
 from busi_lib import release as R  # noqa: E402
 from busi_lib.calibration import fit_calibrator  # noqa: E402
@@ -79,16 +80,16 @@ def test_release_writes_the_files_and_a_card_that_checks_them(released):
         "busbra_predictions.csv", "calibration.json", "config.json", "fold0.weights.h5",
         "fold1.weights.h5", "oof_predictions.csv", "release.json"]
     card = (out / "README.md").read_text()
-    listed = P.read_card(out / "README.md")
+    listed = MF.read_card(out / "README.md")
     assert {f"{NAME}/{n}": h for n, h in _hashes(d).items()} == listed
-    assert P.verify_release(d).keys() == {n for n in _hashes(d)}
+    assert MF.verify_release(d).keys() == {n for n in _hashes(d)}
     for words in ("not a diagnostic device", "Data and licence", "Intended use", "Limits",
                   "How to retrain", "python -m busi_lib.release --profile smoke", "BUS-BRA",
                   "float16 check"):
         assert words in card
     info = json.loads((d / "release.json").read_text())
     assert info["n_folds"] == 2 and info["profile"] == "smoke" and info["seed"] == 42
-    assert info["weights_sha256"] == P.ensemble_sha256(P.weights_files(d))
+    assert info["weights_sha256"] == MF.ensemble_sha256(MF.weights_files(d))
     assert info["weights_sha256"] in card and info["data_sha256"] in card
     # numbers in the card come from the records and the measurements, not from constants
     assert f"AUC {info['oof']['auc']:.3f}" in card
@@ -126,7 +127,7 @@ def test_predictor_on_image_files_matches_the_out_of_fold_pipeline(released):
     oof = pd.read_csv(d / "oof_predictions.csv")
     cfg = json.loads((d / "config.json").read_text())
     net = P._build_for_config(cfg)
-    for k, f in enumerate(P.weights_files(d)):
+    for k, f in enumerate(MF.weights_files(d)):
         one = P.Predictor(cfg, [R.load_weights(net, f)], None, model=net)
         rows = oof[oof["fold"] == k].head(3)
         for _, r in rows.iterrows():

@@ -93,20 +93,20 @@ def test_rerun_reproduces_a_fold_bit_for_bit(tmp_path):
     assert sorted(p.name for p in (res / "smoke").iterdir()) == ["multitask", "reruns"]
 
 
-def test_rerun_tables_in_the_report(tmp_path):
-    from busi_lib import records, report
+def test_rerun_tables(tmp_path):
+    from busi_lib import records, repro_checks
 
-    assert report.rerun_table("cpu", tmp_path).empty
-    assert report.rerun_metrics("cpu", "multitask", 0, tmp_path).empty
+    assert repro_checks.rerun_table("cpu", tmp_path).empty
+    assert repro_checks.rerun_metrics("cpu", "multitask", 0, tmp_path).empty
     comp = rerun.compare_records(_rec(seg_DC_mean=0.5, cls_AUC=0.7), _rec(seg_DC_mean=0.5, cls_AUC=0.7))
     path = rerun.rerun_path("cpu", "multitask", 0, tmp_path)
     path.parent.mkdir(parents=True)
     records.write_json(path, {"experiment": "multitask", "fold": 0, "recorded_git_commit": "a" * 40,
                               "rerun_git_commit": "b" * 40 + "+dirty", "date": "2026-11-26",
                               "rerun_wall_seconds": 900.0, **comp})
-    t = report.rerun_table("cpu", tmp_path)
+    t = repro_checks.rerun_table("cpu", tmp_path)
     assert t.loc[0, "fold"] == 1 and t.loc[0, "rerun minutes"] == 15.0
     assert t.loc[0, "recorded by"] == "aaaaaaa" and t.loc[0, "rerun by"] == "bbbbbbb+dirty"
     assert t.loc[0, "same (tolerance)"] == "yes (1e-06)"
-    m = report.rerun_metrics("cpu", "multitask", 0, tmp_path)
+    m = repro_checks.rerun_metrics("cpu", "multitask", 0, tmp_path)
     assert list(m.columns) == ["recorded", "rerun", "abs_diff"] and m.loc["cls_AUC", "rerun"] == 0.7

@@ -1,11 +1,11 @@
-"""busi_lib.report: tables computed from records (no training)."""
+"""Result tables, provenance lines and book sentences computed from records (no training)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib import report
+from busi_lib import booktext, runs, tables
 
 
 def _r(fold, dc, auc):
@@ -17,7 +17,7 @@ def test_ablation_delta_is_paired_over_common_folds():
     ref = [_r(0, 0.50, 0.70), _r(1, 0.60, 0.80), _r(2, 0.40, 0.60)]
     # seg_only recorded on folds 0 and 1 only: its Δ must not compare with the reference's fold 2
     var = [_r(0, 0.55, 0.72), _r(1, 0.62, 0.78)]
-    t = report.ablation_table({"random_light": ref, "seg_only": var})
+    t = tables.ablation_table({"random_light": ref, "seg_only": var})
     row = t.loc["seg_only"]
     assert row["folds"] == "2/3" and row["Δ folds"] == 2
     assert row["DC"] == pytest.approx(58.5)                    # its own mean, in %
@@ -31,7 +31,7 @@ def test_ablation_delta_is_paired_over_common_folds():
 
 
 def test_ablation_single_common_fold_has_no_spread():
-    t = report.ablation_table({"random_light": [_r(0, 0.5, 0.7)], "seg_only": [_r(0, 0.6, 0.7)]})
+    t = tables.ablation_table({"random_light": [_r(0, 0.5, 0.7)], "seg_only": [_r(0, 0.6, 0.7)]})
     assert t.loc["seg_only", "ΔDC"] == pytest.approx(10.0)
     assert np.isnan(t.loc["seg_only", "sd ΔDC"])
 
@@ -40,10 +40,10 @@ def test_ablation_headline_names_extremes_and_fold_counts():
     ref = [_r(0, 0.50, 0.70), _r(1, 0.60, 0.80)]
     recs = {"random_light": ref, "seg_only": [_r(0, 0.55, 0.70), _r(1, 0.65, 0.80)],
             "enh_none": [_r(0, 0.40, 0.75)]}
-    h = report.ablation_headline(report.ablation_table(recs))
+    h = booktext.ablation_headline(tables.ablation_table(recs))
     assert h == ("ΔDC from -10.0 Dice points (enh_none, 1 fold) to +5.0 Dice points (seg_only, 2 folds); "
                  "ΔAUC from +0.000 AUC (seg_only, 2 folds) to +0.050 AUC (enh_none, 1 fold)")
-    assert report.ablation_headline(report.ablation_table({})) == \
+    assert booktext.ablation_headline(tables.ablation_table({})) == \
         "no ablation has a fold in common with its reference yet"
 
 
@@ -51,23 +51,23 @@ def test_best_against_reference_on_common_folds():
     recs = {"random_light": [_r(0, 0.5, 0.70), _r(1, 0.6, 0.80)],
             "base_unet": [_r(0, 0.7, 0.5)], "base_fpn": [_r(0, 0.4, 0.9), _r(1, 0.5, 0.9)],
             "base_far": [_r(4, 0.99, 0.99)]}                       # no fold in common: ignored
-    got = report.best_against_reference(recs, "random_light", "seg_DC_mean",
+    got = booktext.best_against_reference(recs, "random_light", "seg_DC_mean",
                                         ["base_unet", "base_fpn", "base_far", "base_x"])
     assert got == "DC: best base_unet 70.0% against random_light 50.0% (same 1 fold)"
-    got = report.best_against_reference(recs, "random_light", "cls_AUC", ["base_unet", "base_fpn"])
+    got = booktext.best_against_reference(recs, "random_light", "cls_AUC", ["base_unet", "base_fpn"])
     assert got == "AUC: best base_fpn 0.900 against random_light 0.750 (same 2 folds)"
-    assert report.best_against_reference({}, "random_light", "cls_AUC", ["base_fpn"]) == \
+    assert booktext.best_against_reference({}, "random_light", "cls_AUC", ["base_fpn"]) == \
         "AUC: random_light: no record"
-    assert report.best_against_reference(recs, "random_light", "cls_AUC", ["base_far"]) == \
+    assert booktext.best_against_reference(recs, "random_light", "cls_AUC", ["base_far"]) == \
         "AUC: no candidate shares a fold with random_light yet"
 
 
 def test_planned_folds_and_provenance():
-    assert report.planned_folds("cpu", "seg_only") == [0, 1, 2]        # light protocol
-    assert report.planned_folds("cpu", "multitask") == [0, 1, 2, 3, 4]
+    assert runs.planned_folds("cpu", "seg_only") == [0, 1, 2]        # light protocol
+    assert runs.planned_folds("cpu", "multitask") == [0, 1, 2, 3, 4]
     rec = {"experiment": "seg_only", "profile": "cpu", "seed": 42, "data_sha256": "ab" * 32,
            "git_commit": "c" * 40, "precision": "float32", "fold": 1,
            "config": {"n_folds": 5, "image_size": 64, "epochs": 4}}
-    line = report.provenance([rec])
+    line = runs.provenance([rec])
     assert "fold(s) 2 of the 5-fold split" in line and "commit ccccccc" in line
-    assert report.provenance([], "seg_only") == "`seg_only`: no records"
+    assert runs.provenance([], "seg_only") == "`seg_only`: no records"

@@ -1,0 +1,396 @@
+"""Choosing the recipe on an inner validation split: never a test fold, never BUS-BRA.
+
+A *trial* trains one configuration on the inner-training part of the training images of one
+outer fold (:data:`TUNE_FOLD` of the duplicate-grouped split) and measures, after every epoch,
+validation Dice and AUC on the inner-validation part. The outer test fold is removed before
+anything else happens (:func:`development_set`), and BUS-BRA is never loaded here, so no number
+that a choice is made from has seen either (``tests/test_tune.py`` checks both).
+
+    python -m busi_lib.tune --list                     # the trials and what is recorded
+    python -m busi_lib.tune --trial cos_lr1e-3         # run (or resume) trials
+    python -m busi_lib.tune --stage 1 --hours 1        # run a stage, start none after 1 hour
+    python -m busi_lib.tune --lr-range                 # learning-rate range test
+
+Each trial writes ``results/<profile>/tuning/<trial>.json``: its configuration and hash, the
+overrides it tests, the validation metrics of every epoch, the wall and CPU seconds, the machine
+(CPU model, bf16), the inner split's sizes, and, at the end, the inference choices (flip TTA,
+largest component + hole filling, mask threshold) and the occlusion AUCs (lesion hidden, lesion
+alone; :mod:`busi_lib.reliance`) measured on the same validation images.
+
+Selection rule (fixed before the trials ran): a trial's *score* is the mean over its last
+:data:`SCORE_EPOCHS` epochs of validation Dice plus validation AUC; a change is kept when it
+raises the score of the stage's reference by more than :data:`MIN_GAIN`, otherwise the simpler
+(paper's) choice stays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import fit, records
+from .config import config_hash, make_config
+from .errors import ConfigError
+
+TUNE_FOLD = 0
+BASE_EXPERIMENT = "multitask_grouped"
+N_INNER = 5          # the inner validation part is 1/5 of the outer training images
+SCORE_EPOCHS = 3
+MIN_GAIN = 0.02
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+#: The old cpu profile's network (width 16, 128 px): every trial starts from it, so that the
+#: trials do not change when the cpu profile becomes the chosen recipe.
+NETWORK = {"image_size": 128, "filters": [16, 32, 64, 128], "bridge_filters": 256}
+#: Stage 2's reference: the best schedule of stage 1 (filled in from the stage-1 records).
+R1 = {"lr": 1e-3, "schedule": "cosine", "warmup_epochs": 2, "epochs": 30}
+STRONG_AUG = {"aug_scale": 0.15, "aug_intensity": True, "aug_noise": True}
+
+#: name -> (stage, overrides on top of NETWORK). Stage 1: optimisation; stage 2: one change at
+#: a time against stage 1's best; stage 3: the combination and its length.
+TRIALS: dict[str, tuple[int, dict]] = {
+    "paper_e30": (1, {"lr": 1e-4, "schedule": "step", "lr_drop_every": 20, "lr_drop_factor": 0.1,
+                      "epochs": 30}),
+    "step_lr1e-3": (1, {"lr": 1e-3, "schedule": "step", "lr_drop_every": 10,
+                        "lr_drop_factor": 0.3, "epochs": 30}),
+    "cos_lr1e-3": (1, dict(R1)),
+    "cos_lr3e-3": (1, {**R1, "lr": 3e-3}),
+    "dice_bce": (2, {**R1, "seg_loss": "dice_bce"}),
+    "enh_none": (2, {**R1, "enhancement": "none"}),
+    "pad": (2, {**R1, "resize": "pad"}),
+    "aug_strong": (2, {**R1, **STRONG_AUG}),
+    "zscore": (2, {**R1, "normalize": "zscore"}),
+    "crop_head": (2, {**R1, "cls_head": "gap_crop"}),
+    "cls_w2": (2, {**R1, "loss_weights": [1.0, 2.0]}),
+    "batch8": (2, {**R1, "batch_size": 8}),
+    "width32": (2, {**R1, "filters": [32, 64, 128, 256], "bridge_filters": 512}),
+    "px160": (2, {**R1, "image_size": 160}),
+}
+
+
+# ----------------------------------------------------------------------------- the split
+def development_set(data, folds: pd.DataFrame, fold: int = TUNE_FOLD):
+    """The images outside test fold ``fold`` (its training part), as a new ``BusiData``, with
+    their rows of ``folds``. The test fold's images are not in what is returned."""
+    col = folds["fold"].to_numpy()
+    keep = np.nonzero((col != fold) & (col >= 0))[0]
+    return data.subset(keep), folds.iloc[keep].reset_index(drop=True)
+
+
+def inner_split(dev_folds: pd.DataFrame, labels: np.ndarray, seed: int, n_inner: int = N_INNER
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` indices into the development set: stratified by class and grouped by
+    duplicate group (a group never straddles inner-train and validation); one of ``n_inner``
+    parts is the validation set."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + 1)
+    tr, va = next(splitter.split(np.zeros(len(labels)), labels, dev_folds["group"].to_numpy()))
+    return np.sort(tr), np.sort(va)
+
+
+# ----------------------------------------------------------------------------- a trial
+def trial_config(name: str, profile: str = "cpu", **extra) -> dict:
+    """The full configuration of trial ``name`` (see :data:`TRIALS`)."""
+    if name not in TRIALS:
+        raise ConfigError(f"trial={name!r}: expected one of {sorted(TRIALS)}")
+    _, ov = TRIALS[name]
+    return make_config(profile, BASE_EXPERIMENT, **{**NETWORK, **ov, **extra})
+
+
+def tuning_dir(profile: str = "cpu", results_dir=None) -> Path:
+    return records.results_root(results_dir) / profile / "tuning"
+
+
+def _val_metrics(model, cfg, val, class_names) -> dict:
+    pred = fit.predict_arrays(model, {**cfg, "tta": False}, val.images)
+    metrics, _, _ = fit.evaluate_outputs({**cfg, "tta": False, "mask_threshold": 0.5,
+                                          "postprocess": "none"}, pred, val.masks, val.labels,
+                                         class_names)
+    return {"val_dice": metrics.get("seg_DC_mean", float("nan")),
+            "val_auc": metrics.get("cls_AUC", float("nan"))}
+
+
+def inference_choices(model, cfg: dict, val, class_names) -> pd.DataFrame:
+    """Validation Dice (and AUC) for each inference choice: flip TTA off/on, post-processing
+    none / largest component + holes filled, and mask thresholds :data:`THRESHOLDS`."""
+    rows = []
+    for tta in (False, True):
+        pred = fit.predict_arrays(model, {**cfg, "tta": tta}, val.images)
+        auc = None
+        for post in ("none", "largest_fill"):
+            for thr in THRESHOLDS:
+                c = {**cfg, "tta": tta, "postprocess": post, "mask_threshold": thr}
+                m, _, _ = fit.evaluate_outputs(c, pred, val.masks, val.labels, class_names)
+                auc = m.get("cls_AUC", auc)
+                rows.append({"tta": tta, "postprocess": post, "mask_threshold": thr,
+                             "val_dice": m.get("seg_DC_mean"), "val_auc": auc})
+    return pd.DataFrame(rows)
+
+
+def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=None,
+              verbose: int = 1, stop_after_epochs: int | None = None, **extra) -> dict | None:
+    """Run (or resume, or skip when recorded) trial ``name``; returns its record.
+
+    ``extra`` overrides configuration values (tests use it to shrink a trial).
+    """
+    from .train import prepare
+
+    cfg = trial_config(name, profile, **extra)
+    chash = config_hash(cfg)
+    out = tuning_dir(profile, results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    if path.is_file():
+        rec = json.loads(path.read_text())
+        if rec["config_hash"] == chash:
+            if verbose:
+                print(f"[tune] {name}: recorded, skipped")
+            return rec
+        raise ConfigError(f"{path} was recorded with config_hash {rec['config_hash']}, not "
+                          f"{chash}: the trial changed; rename it or move the old record")
+    data, folds = prepare(cfg, data_dir, results_dir=results_dir)
+    dev, dev_folds = development_set(data, folds, TUNE_FOLD)
+    del data                                   # from here on, only the development set exists
+    tr, va = inner_split(dev_folds, dev.labels, cfg["seed"])
+    train_set, val = dev.subset(tr), dev.subset(va)
+    precision = fit.resolve_precision(cfg["precision"])
+    t0 = time.time()
+    with fit.precision_scope(precision):
+        model, state = fit.fit_model(
+            cfg, train_set.images, train_set.masks, train_set.labels, key=TUNE_FOLD,
+            ckpt_dir=out / "checkpoints" / name, chash=chash, label=f"tune {name}",
+            verbose=verbose, stop_after_epochs=stop_after_epochs,
+            on_epoch=lambda m, e: _val_metrics(m, cfg, val, dev.class_names))
+        if model is None:
+            return None
+        choices = inference_choices(model, cfg, val, dev.class_names)
+        reliance = None
+        if cfg["task"] == "multi":
+            from .reliance import occlusion_auc
+
+            reliance = occlusion_auc(model, cfg, val.images, val.masks,
+                                     val.labels == list(dev.class_names).index("malignant"))
+    hist = state["history"]
+    rec = {
+        "trial": name, "stage": TRIALS[name][0], "overrides": TRIALS[name][1], "extra": extra,
+        "profile": profile, "config": cfg, "config_hash": chash,
+        "data_sha256": dev.data_sha256, "git_commit": records.git_commit(),
+        "versions": records.versions(), "precision": precision,
+        "machine": fit.machine_info(precision),
+        "outer_fold": TUNE_FOLD, "split": cfg["split"], "n_inner_train": int(len(tr)),
+        "n_val": int(len(va)), "val_ids_sha256": _ids_hash(val.ids),
+        "train_seconds": state["train_seconds"], "cpu_seconds": state["cpu_seconds"],
+        "seconds_per_epoch": float(np.median([r["seconds"] for r in hist])),
+        "n_params": int(model.count_params()), "history": hist,
+        "score": trial_score(hist), "inference_choices": choices.to_dict("records"),
+        "reliance": reliance,
+        "wall_seconds": time.time() - t0,
+    }
+    records.write_json(path, rec)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)
+    if verbose:
+        print(f"[tune] {name}: score {rec['score']:.4f} ({rec['train_seconds']:.0f} s)",
+              flush=True)
+    return rec
+
+
+def _ids_hash(ids) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
+
+
+def trial_score(history: list[dict], n: int = SCORE_EPOCHS) -> float:
+    """Mean of ``val_dice + val_auc`` over the last ``n`` epochs (see the selection rule)."""
+    last = history[-n:]
+    return float(np.mean([r["val_dice"] + r["val_auc"] for r in last]))
+
+
+# ----------------------------------------------------------------------------- views
+def load_trials(profile: str = "cpu", results_dir=None) -> list[dict]:
+    """Every recorded trial of a profile, in the order of :data:`TRIALS` (others last)."""
+    folder = tuning_dir(profile, results_dir)
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
+            if not p.name.startswith("lr_range")]
+    order = {n: i for i, n in enumerate(TRIALS)}
+    return sorted(recs, key=lambda r: (order.get(r["trial"], len(order)), r["trial"]))
+
+
+def trials_table(recs: list[dict]) -> pd.DataFrame:
+    """One row per trial: stage, what it changes, last-epochs validation Dice and AUC, score,
+    gain over its stage's reference, CPU hours."""
+    rows = []
+    for r in recs:
+        last = r["history"][-SCORE_EPOCHS:]
+        rows.append({"trial": r["trial"], "stage": r["stage"],
+                     "epochs": r["config"]["epochs"],
+                     "val Dice": float(np.mean([h["val_dice"] for h in last])),
+                     "val AUC": float(np.mean([h["val_auc"] for h in last])),
+                     "score": r["score"], "CPU h": r["cpu_seconds"] / 3600,
+                     "s/epoch": r["seconds_per_epoch"]})
+    return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
+
+
+def select(table: pd.DataFrame, reference: str, candidates, min_gain: float = MIN_GAIN
+           ) -> list[str]:
+    """The candidates whose score beats ``reference``'s by more than ``min_gain``, best first."""
+    if reference not in table.index:
+        raise ConfigError(f"reference trial {reference!r} is not recorded")
+    ref = table.loc[reference, "score"]
+    won = [(table.loc[c, "score"] - ref, c) for c in candidates
+           if c in table.index and table.loc[c, "score"] - ref > min_gain]
+    return [c for _, c in sorted(won, reverse=True)]
+
+
+def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):
+    """Validation Dice and AUC against cumulative training CPU hours, one curve per trial
+    (a running mean over ``smooth`` epochs); the paper's schedule dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for r in recs:
+        if names is not None and r["trial"] not in names:
+            continue
+        h = pd.DataFrame(r["history"])
+        x = h["cpu_seconds"].cumsum() / 3600
+        style = "--" if r["trial"].startswith("paper") else "-"
+        for ax, col in zip(axes, ("val_dice", "val_auc")):
+            ax.plot(x, h[col].rolling(smooth, min_periods=1).mean(), style, label=r["trial"])
+    for ax, t in zip(axes, ("validation Dice", "validation AUC")):
+        ax.set_xlabel("training CPU hours (2-core machine, cumulative)")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def choices_table(rec: dict) -> pd.DataFrame:
+    """A trial's inference choices as a table: validation Dice per threshold (columns), one
+    row per (TTA, post-processing); AUC with and without TTA."""
+    c = pd.DataFrame(rec["inference_choices"])
+    dice = c.pivot_table(index=["tta", "postprocess"], columns="mask_threshold", values="val_dice")
+    dice.columns = [f"Dice @ {t:g}" for t in dice.columns]
+    auc = c.groupby(["tta", "postprocess"])["val_auc"].first()
+    return dice.assign(AUC=auc)
+
+
+# ----------------------------------------------------------------------------- LR range test
+def lr_range_test(profile: str = "cpu", *, lr_min: float = 1e-5, lr_max: float = 1e-1,
+                  epochs: int = 2, data_dir=None, results_dir=None, verbose: int = 1,
+                  **extra) -> dict:
+    """Leslie Smith's range test on the inner-training images: the learning rate grows
+    geometrically from ``lr_min`` to ``lr_max`` over ``epochs`` epochs, one step at a time, and
+    each step's training loss is recorded (``results/<profile>/tuning/lr_range.json``).
+
+    The suggestion is a tenth of the rate at which the smoothed loss is lowest.
+    """
+    import keras
+
+    from .losses import class_weights_from_labels
+    from .train import prepare
+
+    cfg = make_config(profile, BASE_EXPERIMENT, **{**NETWORK, **R1, **extra})
+    data, folds = prepare(cfg, data_dir, results_dir=results_dir)
+    dev, dev_folds = development_set(data, folds, TUNE_FOLD)
+    del data
+    tr, _ = inner_split(dev_folds, dev.labels, cfg["seed"])
+    train_set = dev.subset(tr)
+    steps = math.ceil(len(tr) * epochs / cfg["batch_size"])
+    rates = lr_min * (lr_max / lr_min) ** (np.arange(steps) / max(steps - 1, 1))
+    losses: list[float] = []
+
+    class Sweep(keras.callbacks.Callback):
+        """Sets each step's rate; Keras logs the running mean of the epoch's loss, from which
+        each step's own loss is recovered: ``l_b = b m_b - (b - 1) m_{b-1}``."""
+
+        prev = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate = float(rates[batch])
+
+        def on_train_batch_end(self, batch, logs=None):
+            mean = float(logs["loss"])
+            losses.append((batch + 1) * mean - batch * self.prev)
+            self.prev = mean
+
+    from .inference import targets
+
+    precision = fit.resolve_precision(cfg["precision"])
+    t0 = time.time()
+    with fit.precision_scope(precision):
+        fit.set_determinism(cfg["seed"], cfg["deterministic"])
+        model, _ = fit.build_for_config(cfg)
+        w = class_weights_from_labels(train_set.labels, len(cfg["classes"]),
+                                      normalize=cfg["class_weight_norm"])
+        fit.compile_for_config(model, cfg, w, 1, optimizer=keras.optimizers.Adam(lr_min))
+        xs, ms, ys = [], [], []
+        for e in range(epochs):             # the epochs' augmented images, one long epoch
+            rng = fit.epoch_rng(cfg["seed"], 10**3, e)
+            order = rng.permutation(len(tr))
+            xe, me = fit.epoch_inputs(cfg, train_set.images[order], train_set.masks[order], rng)
+            xs.append(xe), ms.append(me), ys.append(train_set.labels[order])
+        model.fit(np.concatenate(xs), targets(cfg["task"], np.concatenate(ms), np.concatenate(ys)),
+                  batch_size=cfg["batch_size"], epochs=1, shuffle=False, verbose=0,
+                  callbacks=[Sweep()])
+    lr = rates[: len(losses)]
+    smooth = pd.Series(losses).ewm(alpha=0.1).mean().to_numpy()
+    best = int(np.nanargmin(smooth))
+    rec = {"lr": lr.tolist(), "loss": losses, "smoothed": smooth.tolist(),
+           "lr_at_min": float(lr[best]), "suggested_lr": float(lr[best] / 10),
+           "config": cfg, "machine": fit.machine_info(precision),
+           "seconds": time.time() - t0, "git_commit": records.git_commit()}
+    records.write_json(tuning_dir(profile, results_dir) / "lr_range.json", rec)
+    if verbose:
+        print(f"[tune] LR range test: loss lowest at {rec['lr_at_min']:.2g}, suggested "
+              f"{rec['suggested_lr']:.2g}")
+    return rec
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    """``python -m busi_lib.tune [--trial NAME ...] [--stage N] [--hours H] [--lr-range]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--trial", nargs="*", default=[])
+    p.add_argument("--stage", type=int, default=None)
+    p.add_argument("--hours", type=float, default=None)
+    p.add_argument("--lr-range", action="store_true")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--results-dir", default=None)
+    a = p.parse_args(argv)
+    if a.list:
+        recorded = {r["trial"]: r for r in load_trials(a.profile, a.results_dir)}
+        for name, (stage, ov) in TRIALS.items():
+            done = f"score {recorded[name]['score']:.4f}" if name in recorded else "not recorded"
+            print(f"stage {stage}  {name:14s} {done:18s} {ov}")
+        return 0
+    if a.lr_range:
+        lr_range_test(a.profile, data_dir=a.data_dir, results_dir=a.results_dir)
+    names = list(a.trial) + [n for n, (s, _) in TRIALS.items() if a.stage == s]
+    bad = [n for n in names if n not in TRIALS]
+    if bad:
+        raise ConfigError(f"--trial {bad}: expected names from {sorted(TRIALS)}")
+    t0 = time.time()
+    for name in names:
+        if a.hours is not None and time.time() - t0 > a.hours * 3600:
+            print(f"--hours {a.hours}: time is up, stopping before {name}", flush=True)
+            return 0
+        run_trial(name, a.profile, data_dir=a.data_dir, results_dir=a.results_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

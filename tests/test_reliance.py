@@ -1,0 +1,74 @@
+"""busi_lib.reliance: occlusion and acquisition-leak checks on inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from busi_lib import reliance
+from busi_lib.errors import ConfigError
+
+
+def _scene():
+    img = np.full((2, 32, 32), 100, np.uint8)
+    img[:, 10:16, 10:16] = 30
+    img[1, 0:2, :] = 200
+    m = np.zeros((2, 32, 32), bool)
+    m[0, 10:16, 10:16] = True                        # image 1 has no lesion mask
+    return img, m
+
+
+def test_occlude_hides_what_it_says():
+    img, m = _scene()
+    no_lesion = reliance.occlude(img, m, "background", dilate=0)
+    assert (no_lesion[0][m[0]] == 100).all()         # the lesion is now the median grey
+    assert (no_lesion[0][~m[0]] == img[0][~m[0]]).all()
+    lesion = reliance.occlude(img, m, "lesion", margin=0.0)
+    assert (lesion[0][m[0]] == 30).all() and lesion[0].sum() == 36 * 30
+    np.testing.assert_array_equal(lesion[1], img[1])  # empty mask: unchanged
+    with pytest.raises(ConfigError, match="keep='all'"):
+        reliance.occlude(img, m, "all")
+
+
+def test_within_size_auc_removes_a_size_shortcut():
+    # malignant images are all 500x500, benign 400x600; within each size the score is random
+    rng = np.random.default_rng(0)
+    sizes = [(500, 500)] * 20 + [(400, 600)] * 20 + [(300, 300)] * 20
+    y = np.r_[np.ones(15), np.zeros(5), np.zeros(15), np.ones(5), np.r_[np.ones(10), np.zeros(10)]]
+    p = np.r_[np.full(20, 0.9), np.full(20, 0.1), rng.random(20)] + 0.01 * rng.random(60)
+    r = reliance.within_size_auc(sizes, y, p)
+    assert r["auc"] > 0.7 and r["n_groups"] == 3
+    assert r["within_auc"] < 0.65
+
+
+def test_leak_auc_finds_a_size_leak_and_not_noise():
+    rng = np.random.default_rng(1)
+    n = 200
+    y = rng.integers(0, 2, n)
+    sizes = np.where(y[:, None] == 1, [[500, 500]], [[400, 600]]) + rng.integers(-5, 5, (n, 2))
+    assert reliance.leak_auc(reliance.acquisition_features(sizes), y) > 0.95
+    noise = np.c_[rng.integers(300, 600, n), rng.integers(300, 600, n)]
+    assert abs(reliance.leak_auc(reliance.acquisition_features(noise), y) - 0.5) < 0.15
+    assert reliance.dark_fraction([np.zeros((4, 4)), np.full((2, 2), 50)]).tolist() == [1.0, 0.0]
+    f = reliance.acquisition_features([(100, 200)], [0.25])
+    assert list(f.columns) == ["height", "width", "aspect", "log_area", "dark_fraction"]
+    assert f.loc[0, "aspect"] == 2.0 and isinstance(f, pd.DataFrame)
+
+
+def test_fold_fitted_scores_never_fit_on_the_scored_fold(monkeypatch):
+    rng = np.random.default_rng(2)
+    n = 90
+    y = rng.integers(0, 2, n)
+    t = pd.DataFrame({"x": y + 0.3 * rng.standard_normal(n), "fold": np.arange(n) % 3})
+    s = reliance.fold_fitted_scores(t, ["x"], y)
+    assert reliance._auc(y, s) > 0.9
+    # poison fold 0's labels: fold 0's own scores must not change, the others' must
+    y2 = y.copy()
+    y2[t["fold"] == 0] = 1 - y2[t["fold"] == 0]
+    s2 = reliance.fold_fitted_scores(t, ["x"], y2)
+    np.testing.assert_allclose(s2[t["fold"] == 0], s[t["fold"] == 0])
+    assert not np.allclose(s2[t["fold"] != 0], s[t["fold"] != 0])
+    tr = reliance.transfer_scores(t, y, t.assign(x=[np.nan] + [0.0] * (n - 1)), ["x"])
+    assert np.isfinite(tr).all()
+    assert reliance.logit([0.5])[0] == 0.0

@@ -1,0 +1,108 @@
+"""busi_lib.tune: the recipe is chosen on an inner validation split of the training images.
+
+The central check: while a trial runs, no image of the outer test fold reaches the training or
+the validation code, and BUS-BRA is never loaded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from busi_lib import tune
+from busi_lib.errors import ConfigError
+
+TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
+            warmup_epochs=1, batch_size=8, max_per_class=None)
+
+
+def _folds(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 3 == 0).astype(int)
+    groups = np.arange(n)
+    groups[1::7] = groups[0::7][: len(groups[1::7])]          # some duplicate pairs
+    return pd.DataFrame({"id": [f"im{i}" for i in range(n)], "fold": rng.integers(0, 5, n),
+                         "group": groups}), labels
+
+
+def test_inner_split_is_grouped_stratified_and_disjoint():
+    folds, labels = _folds()
+    tr, va = tune.inner_split(folds, labels, seed=42)
+    assert len(set(tr) & set(va)) == 0 and len(tr) + len(va) == len(labels)
+    assert not set(folds["group"].iloc[tr]) & set(folds["group"].iloc[va])
+    assert 0.1 < len(va) / len(labels) < 0.35
+    assert labels[va].mean() == pytest.approx(labels.mean(), abs=0.12)
+    tr2, va2 = tune.inner_split(folds, labels, seed=42)
+    np.testing.assert_array_equal(va, va2)                    # deterministic
+
+
+def test_selection_rule():
+    table = pd.DataFrame({"score": [1.30, 1.315, 1.36, 1.25]},
+                         index=["ref", "small", "big", "worse"])
+    assert tune.select(table, "ref", ["small", "big", "worse"]) == ["big"]
+    assert tune.select(table, "ref", ["small"], min_gain=0.01) == ["small"]
+    with pytest.raises(ConfigError, match="'nope' is not recorded"):
+        tune.select(table, "nope", ["big"])
+    hist = [{"val_dice": d, "val_auc": a} for d, a in [(0.1, 0.5), (0.5, 0.8), (0.6, 0.8),
+                                                        (0.7, 0.9)]]
+    assert tune.trial_score(hist) == pytest.approx((1.3 + 1.4 + 1.6) / 3)
+
+
+def test_unknown_trial_is_refused():
+    with pytest.raises(ConfigError, match="trial='nope'"):
+        tune.trial_config("nope")
+
+
+@pytest.mark.slow
+def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    from synthetic import make_busi
+
+    from busi_lib import external, fit, train
+
+    root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
+    seen: list[np.ndarray] = []
+    real_fit, real_predict = fit.fit_model, fit.predict_arrays
+
+    def spy_fit(cfg, images, masks, labels, **kw):
+        seen.append(images.copy())
+        if kw.get("val") is not None:
+            seen.append(kw["val"][0].copy())
+        return real_fit(cfg, images, masks, labels, **kw)
+
+    def spy_predict(model, cfg, images):
+        seen.append(images.copy())
+        return real_predict(model, cfg, images)
+
+    def no_busbra(*a, **k):
+        raise AssertionError("BUS-BRA was loaded during tuning")
+
+    monkeypatch.setattr(fit, "fit_model", spy_fit)
+    monkeypatch.setattr(fit, "predict_arrays", spy_predict)
+    monkeypatch.setattr(external, "load_busbra", no_busbra)
+    monkeypatch.setattr(external, "evaluate_external", no_busbra)
+    rec = tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
+                         verbose=0, **TINY)
+
+    cfg = tune.trial_config("cos_lr1e-3", "smoke", **TINY)
+    data, folds = train.prepare(cfg, root, results_dir=tmp_path / "r")
+    test = data.images[folds["fold"].to_numpy() == tune.TUNE_FOLD]
+    dev = data.images[folds["fold"].to_numpy() != tune.TUNE_FOLD]
+    assert len(test) > 0 and seen
+    shown = np.concatenate(seen)
+    for img in test:                                 # no test image in anything shown
+        assert not (shown == img).all(axis=(1, 2)).any()
+    for img in shown:                                # everything shown is a development image
+        assert (dev == img).all(axis=(1, 2)).any()
+    assert rec["n_inner_train"] + rec["n_val"] == len(dev)
+    assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
+    assert {"tta", "postprocess", "mask_threshold", "val_dice"} <= set(
+        rec["inference_choices"][0])
+    assert rec["machine"]["cpu"] and rec["cpu_seconds"] > 0
+    # recorded: a second call skips it; a changed trial is refused, nothing overwritten
+    assert tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
+                          verbose=0, **TINY)["config_hash"] == rec["config_hash"]
+    with pytest.raises(ConfigError, match="the trial changed"):
+        tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
+                       verbose=0, **{**TINY, "epochs": 3})

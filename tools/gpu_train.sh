@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Train folds on one GPU with the JAX backend, WORKERS processes at a time, and pack the new
+# records into $OUT/results.tgz every 30 s and at the end (only what finished comes back).
+#
+#   WORKERS=10 BUSI_GIT_COMMIT=<commit> bash tools/gpu_train.sh <busi_lib.train arguments>
+#
+# Expects: .whl/ with the wheels of keras, namex and optree for the machine's Python (the GPU
+# image has JAX but not Keras), and the data as a folder of bundles passed with --data-dir
+# (busi_lib.data.save_bundles). The workers share the folds through claim files
+# (busi_lib.train --claims), so each fold is trained once; give --hours so that no fold starts
+# too late to finish before the command's time limit.
+set -u
+: "${OUT:=/tmp/out}"; mkdir -p "$OUT"
+N=${WORKERS:-8}
+PY=${PYTHON:-python3}
+if [ -z "${SKIP_WHEELS:-}" ]; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+        .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
+# identical networks (the folds of one experiment) compile once: persistent XLA cache
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+nvidia-smi -L 2>/dev/null
+$PY -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
+mkdir -p logs
+pack() {
+    tar czf "$OUT/.results.tgz" --exclude='*/checkpoints' --exclude='*/models' \
+        --exclude="*/.write_probe*" ${PACK:-results/cpu} logs 2>/dev/null && mv "$OUT/.results.tgz" "$OUT/results.tgz"
+}
+pids=()
+for i in $(seq 1 "$N"); do
+    $PY -m busi_lib.train "$@" --claims /tmp/claims > "logs/gpu_worker$i.log" 2>&1 &
+    pids+=($!)
+    sleep 2
+done
+while [ -n "$(jobs -rp)" ]; do
+    sleep "${PACK_EVERY:-30}"
+    pack
+    echo "$(date +%T) folds done: $(ls results/cpu/*/fold?.json 2>/dev/null | wc -l) claimed: $(ls /tmp/claims 2>/dev/null | wc -l)"
+done
+wait
+pack
+tail -n 3 logs/gpu_worker*.log
