@@ -394,6 +394,7 @@ def _mkdir(p: Path) -> Path:
 def _time_predictor(stage: Path, repeats: int) -> dict[str, Any]:
     """Load time of the staged folder (without the TensorFlow import, with the first
     prediction) and predict time of one 500 x 500 image, on this machine."""
+    from .fit import cpu_model
     from .predict import bench_image, time_predictions
 
     t0 = time.perf_counter()
@@ -402,19 +403,7 @@ def _time_predictor(stage: Path, repeats: int) -> dict[str, Any]:
     t = time_predictions(p, bench_image(500), repeats)
     return {"load_and_first_predict_s": round(load + t["first_predict_s"], 2),
             "predict_500px_median_s": t["predict_median_s"], "repeats": repeats,
-            "cpu_cores": os.cpu_count(), "cpu": _cpu_name()}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
+            "cpu_cores": os.cpu_count(), "cpu": cpu_model()}
 
 
 def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
