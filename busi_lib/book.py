@@ -45,7 +45,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-             "07_claims_audit")
+             "07_claims_audit", "08_try_model")
 PUBLISHED_PROFILE = "cpu"
 #: Extra papermill parameters per profile (given only to notebooks that declare them).
 PROFILE_PARAMETERS: dict[str, dict[str, object]] = {

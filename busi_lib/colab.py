@@ -89,6 +89,42 @@ def missing_deps(deps: dict[str, str] | None = None) -> list[str]:
     return out
 
 
+def upload_images(dest: str | os.PathLike = "uploads", *, uploader=None,
+                  force: bool = False) -> list[Path]:
+    """On Colab, an upload widget for one's own images; elsewhere nothing (``[]``).
+
+    Parameters
+    ----------
+    dest : path
+        Folder that receives the uploaded files (created when needed).
+    uploader : callable, optional
+        ``google.colab.files.upload``-like function returning ``{file name: bytes}`` (the
+        tests pass a fake one).
+    force : bool
+        Act as on Colab even when not on Colab (tests).
+
+    Returns
+    -------
+    The paths of the saved files, in upload order (``[]`` off Colab or when nothing was chosen).
+    """
+    if not (force or on_colab()):
+        return []
+    if uploader is None:
+        from google.colab import files  # type: ignore[import-not-found]
+
+        uploader = files.upload
+    print("Choose breast-ultrasound images (PNG, JPEG, ...) to analyse:", flush=True)
+    got = uploader() or {}
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in got.items():
+        path = folder / (Path(name).name or "upload")   # never outside dest
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
 def setup(data_dir: str | os.PathLike | None = None, *, clone_dir: str | os.PathLike | None = None,
           runner=None, fetch_data: bool = True, force: bool = False) -> Path | None:
     """Prepare a Colab runtime; elsewhere do nothing and return ``None``.

@@ -141,11 +141,9 @@ TABLE8 = [
     ("5", "Highly suggestive of malignancy", "biopsy strongly recommended", ">= 95 %"),
     ("6", "Known biopsy-proven malignancy", "treatment / follow-up", "known cancer"),
 ]
-#: Likelihood bands used to map a malignancy probability to a BI-RADS-like category:
-#: ``(label, low, high)`` as in Table 8: 3 "<= 2 %", 4A "> 2 % and <= 10 %", 4B "> 10 % and
-#: <= 50 %", 4C "> 50 % and < 95 %", 5 ">= 95 %".
-BIRADS_BANDS = [("3", 0.0, 0.02), ("4A", 0.02, 0.10), ("4B", 0.10, 0.50),
-                ("4C", 0.50, 0.95), ("5", 0.95, 1.0)]
+#: Likelihood bands used to map a malignancy probability to a BI-RADS-like category, and the
+#: mapping itself: defined once in :mod:`busi_lib.calibration` (shared with the predictor).
+from .calibration import BIRADS_BANDS, birads_band  # noqa: E402,F401  (re-exported)
 
 
 def table1() -> pd.DataFrame:
@@ -189,17 +187,6 @@ def table8() -> pd.DataFrame:
 
 def three_class() -> pd.Series:
     return pd.Series(THREE_CLASS, name="paper 3-class")
-
-
-def birads_band(prob) -> np.ndarray:
-    """BI-RADS-like band ("3", "4A", "4B", "4C", "5") of each malignancy probability."""
-    p = np.asarray(prob, np.float64)
-    if np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
-        raise ValueError("probabilities must be finite and in [0, 1]")
-    edges = np.array([b[2] for b in BIRADS_BANDS[:3]])      # 0.02, 0.10, 0.50: upper-inclusive
-    idx = np.searchsorted(edges, p, side="left")
-    idx = np.where(p >= BIRADS_BANDS[-1][1], len(BIRADS_BANDS) - 1, idx)  # 5 is ">= 95 %"
-    return np.array([BIRADS_BANDS[i][0] for i in idx])
 
 
 # --------------------------------------------------------------------------- audit helpers

@@ -127,3 +127,16 @@ def test_missing_deps_lists_only_absent_modules():
 def test_bootstrap_cell_uses_repo_url():
     assert colab.REPO_URL in colab.BOOTSTRAP and "colab.setup()" in colab.BOOTSTRAP
     compile(colab.BOOTSTRAP, "<bootstrap>", "exec")
+
+
+def test_upload_images_off_colab_returns_nothing(off_colab, tmp_path):
+    assert colab.upload_images(tmp_path / "up", uploader=lambda: {"a.png": b"x"}) == []
+    assert not (tmp_path / "up").exists()
+
+
+def test_upload_images_saves_the_files_inside_the_folder(tmp_path, capsys):
+    got = colab.upload_images(tmp_path / "up", force=True,
+                              uploader=lambda: {"a.png": b"123", "../../evil.png": b"4"})
+    assert got == [tmp_path / "up" / "a.png", tmp_path / "up" / "evil.png"]
+    assert (tmp_path / "up" / "a.png").read_bytes() == b"123"
+    assert "Choose breast-ultrasound images" in capsys.readouterr().out

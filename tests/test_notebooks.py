@@ -4,7 +4,7 @@ Layout: a chapter opens with its findings under its title (``{glue:text}`` roles
 records), set-up cells are tagged ``remove-cell`` (still executed, still checked by nbval), and
 provenance sits in the closing section, *How these numbers were made*.
 
-``tests/nbval/`` holds the seven notebooks executed in the ``smoke`` profile
+``tests/nbval/`` holds the eight notebooks executed in the ``smoke`` profile
 (``make nbval-refresh``); nbval re-executes them and compares every deterministic output
 (counts, tables, audit results, parameter counts). Training logs and timings are in cells tagged
 ``nbval-ignore-output``; stderr is not compared (``tests/nbval/conftest.py``); the smoke records
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 REF_DIR = ROOT / "tests" / "nbval"
 NAMES = ["01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-         "07_claims_audit"]
+         "07_claims_audit", "08_try_model"]
 HEAVY = ("ensure_records(", "run_cv(")
 HOW_MADE = "## How these numbers were made"
 #: ``{glue:text}`key:s``` or ``{glue:text}`/notebooks/<name>.ipynb::key:s```
@@ -45,7 +45,7 @@ def _src(cell: dict) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
-def test_book_lists_the_seven_notebooks():
+def test_book_lists_the_eight_notebooks():
     from busi_lib.book import NOTEBOOKS
 
     assert list(NOTEBOOKS) == NAMES

@@ -1,0 +1,225 @@
+"""The model card of a released model (Markdown ``models/README.md``), from its release record.
+
+Every number comes from ``release.json`` (:func:`busi_lib.release.release`): the fold records and
+the measurements made by the release; nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .modelfiles import DEFAULT_MODEL
+
+
+def _f(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """The model card ``models/README.md`` of a release (Markdown), from ``release.json``."""
+    c = info
+    name = c["name"]
+    cfg_keys = ("image_size", "enhancement", "resize", "normalize", "filters", "bridge_filters",
+                "epochs", "batch_size", "lr", "schedule", "seg_loss", "cls_loss", "augment",
+                "tta", "mask_threshold", "postprocess", "split", "n_folds", "seed", "precision")
+    cfg = c.get("config") or {}
+    f16 = c["float16"]
+    oof = c["oof"]
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"**{c['note']}**",
+        "",
+        f"Multi-task Residual-U-Net (Chowdary et al., 2022, as reproduced in this book): from one "
+        f"breast-ultrasound image it outlines the lesion and gives the probability that it is "
+        f"malignant. Experiment `{c['experiment']}`, profile `{c['profile']}`: the {c['n_folds']} "
+        f"models of its {c['n_folds']}-fold cross-validation, used together as an ensemble (the "
+        f"mean of their calibrated probabilities and of their mask probabilities), as nnU-Net "
+        f"ships its folds. Each image of BUSI was a test image of exactly one of them, so the "
+        f"cross-validation numbers below are the honest estimate of what the ensemble does on "
+        f"images like BUSI's; the ensemble itself was never tested on BUSI.",
+        "",
+        f"Written by `python -m busi_lib.release --profile {c['profile']} --experiment "
+        f"{c['experiment']}` on {c['created_utc']} (code {c['release_git_commit']}). Every number "
+        "here comes from the fold records and from measurements made by that command; "
+        f"`{name}/release.json` holds them all.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        ".venv/bin/python -m busi_lib.predict IMAGE [IMAGE ...] --out DIR"
+        + ("" if name == DEFAULT_MODEL else f" --model models/{name}"),
+        "```",
+        "",
+        "```python",
+        "from busi_lib.predict import predict",
+        "out = predict(\"image.png\")   # prob_malignant, birads_band, mask_area_fraction, mask, ...",
+        "```",
+        "",
+        "The chapter *Try the model* of the book shows it on BUS-BRA images.",
+        "",
+        "## Files",
+        "",
+        "The predictor checks every file against this table before it loads anything.",
+        "",
+        "| file | bytes | sha256 |",
+        "| --- | --- | --- |",
+    ]
+    for fname, d in c["files"].items():
+        lines.append(f"| {name}/{fname} | {d['bytes']:,} | `{d['sha256']}` |")
+    lines += [
+        "",
+        f"Weights sha256 (all folds): `{c['weights_sha256']}` "
+        f"(`cd models/{name} && sha256sum fold*.weights.h5 | sha256sum`).",
+        "",
+        f"Weights only (`fold<k>.weights.h5`, Keras), {c['n_params']:,} parameters per fold, "
+        f"stored as **{'float16' if f16['used'] else 'float32'}**; the network is rebuilt from "
+        f"`config.json` with `busi_lib.train.build_for_config` and computes in float32. No code is "
+        f"deserialised (the training checkpoints were read with `safe_mode=True`).",
+        "",
+        "## Data and licence",
+        "",
+        f"- Trained on **BUSI** (Al-Dhabyani et al., *Data in Brief* 28, 2020, "
+        f"doi:10.1016/j.dib.2019.104863): {c['n_lesion_images']} benign and malignant images "
+        f"({c['n_malignant']} malignant), normal images not used; data sha256 "
+        f"`{c['data_sha256']}` (decoded pixels). BUSI's licence could not be established from a "
+        "primary source (mirrors say CC0, CC BY 4.0 or 'other'): treat it, and these weights "
+        "derived from it, as *research use, terms per the original source*, and cite the dataset.",
+        "- Tested, never trained or tuned, on **BUS-BRA** (Gomez-Flores et al., *Medical Physics* "
+        "51(4), 2024, doi:10.1002/mp.16812), folds 1-2 of its official partition; its licence "
+        "(MIT-style) requires citing that article.",
+        "",
+        "## Recipe",
+        "",
+        f"Configuration hash `{c['config_hash']}`, split seed {c['seed']}"
+        + (f", training seed {c['train_seed']}" if c.get("train_seed") is not None else "")
+        + f"; the full configuration is `{name}/config.json`.",
+        "",
+        "| " + " | ".join(k for k in cfg_keys if k in cfg) + " |",
+        "|" + "|".join(" --- " for k in cfg_keys if k in cfg) + "|",
+        "| " + " | ".join(str(cfg[k]) for k in cfg_keys if k in cfg) + " |",
+        "",
+        *([f"The experiment's definition in `busi_lib/config.py` now differs from these records "
+           f"in {', '.join(f'`{k}`' for k in c['config_differs_from_current_definition'])}: the "
+           "records' configuration is what was trained and released.", ""]
+          if c.get("config_differs_from_current_definition") else []),
+        "Fold records (`results/" + f"{c['profile']}/{c['experiment']}/fold<k>.json`):",
+        "",
+        _table(c["records"], ["fold", "n_test", "dice_mean", "auc", "accuracy", "epochs",
+                              "precision", "train_seconds", "git_commit"]),
+        "",
+        "## Numbers to expect",
+        "",
+        f"**BUSI, cross-validation** (out-of-fold: each image predicted by the fold model that "
+        f"did not see it, recomputed from the released weights with the predictor's pipeline): "
+        f"mean Dice {_f(oof['dice_mean'])}, AUC {_f(oof['auc'])} "
+        f"({c['n_lesion_images']} images).",
+        "",
+        "Calibration of p(malignant): " + cal_sentence(c),
+        "",
+        _table([{"data": "BUSI CV, before", **oof["calibration_before"]},
+                {"data": "BUSI CV, after (cross-fitted)", **oof["calibration_after_crossfit"]}]
+               + ([{"data": "BUS-BRA, before", **c["busbra"]["calibration_before"]},
+                   {"data": "BUS-BRA, after", **c["busbra"]["calibration_after"]}]
+                  if "busbra" in c else []),
+               ["data", "images", "malignant", "ECE", "Brier", "Brier of the base rate"]),
+        "",
+        "BI-RADS-like bands of the calibrated probability (3: <= 2 %, 4A: 2-10 %, 4B: 10-50 %, "
+        "4C: 50-95 %, 5: >= 95 %) on BUSI, cross-fitted, with the observed malignant fraction:",
+        "",
+        _table(oof["bands_crossfit"], ["band", "stated likelihood (%)", "images", "benign",
+                                       "malignant", "observed malignant (%)"]),
+        "",
+    ]
+    if "busbra" in c:
+        b = c["busbra"]
+        lines += [
+            f"**BUS-BRA, external** (the released ensemble, unchanged; {b['images']} images of "
+            f"{b['patients']} patients, {b['malignant']} malignant): AUC {_f(b['auc'])} (95 % CI "
+            f"{_f(b['auc_ci95'][0])}-{_f(b['auc_ci95'][1])}, {b['n_boot']} patient-level "
+            f"bootstrap resamples), mean Dice {_f(b['dice_mean'])}. AUC by scanner: "
+            + ", ".join(f"{d} {_f(v)}" for d, v in b["auc_by_device"].items()) + ".",
+            "",
+            _table(b["bands"], ["band", "stated likelihood (%)", "images", "benign", "malignant",
+                                "observed malignant (%)"]),
+            "",
+        ]
+    else:
+        lines += ["**BUS-BRA, external**: not evaluated (BUS-BRA was not found at release).", ""]
+    if c.get("records_external"):
+        lines += ["Recorded BUS-BRA numbers of the single fold models:", "",
+                  _table(c["records_external"], ["fold", "auc", "dice_mean"]), ""]
+    lines += [
+        f"**float16 check**: pooled out-of-fold Dice {_f(f16['float32']['dice_mean'], 4)} "
+        f"(float32) vs {_f(f16['float16']['dice_mean'], 4)} (float16), AUC "
+        f"{_f(f16['float32']['auc'], 4)} vs {_f(f16['float16']['auc'], 4)}: moved by "
+        f"{_f(f16['moved']['dice_mean'], 4)} and {_f(f16['moved']['auc'], 4)} (tolerance "
+        f"{f16['tolerance']}), so the weights are stored as "
+        f"{'float16' if f16['used'] else 'float32'}.",
+        "",
+    ]
+    t = c.get("timing")
+    if t:
+        lines += [f"**Speed** (measured by the release on {t['cpu_cores']} cores, {t['cpu']}, "
+                  f"while the machine did whatever else it was doing): loading the {c['n_folds']} folds and the first prediction "
+                  f"{t['load_and_first_predict_s']} s (TensorFlow import not included), one "
+                  f"500 x 500 image {t['predict_500px_median_s']} s (median of {t['repeats']}). "
+                  "`python -m busi_lib.predict --bench 20` measures it from a cold start.", ""]
+    lines += [
+        "## Intended use",
+        "",
+        "Research and teaching: to see what a network trained on BUSI says about other images, "
+        "and how far that can be trusted. **Not** for diagnosis, screening, triage or any "
+        "decision about a person.",
+        "",
+        "## Limits",
+        "",
+        "- **Other scanners and populations.** BUSI comes from one hospital (Baheya, Cairo) and "
+        "one scanner family; BUS-BRA numbers above show what a change of scanner, country and "
+        "framing does. Expect worse on other sets.",
+        "- **No normal / no-lesion handling.** The model was trained on images that contain one "
+        "lesion. On an image without a lesion it may still outline something and give a "
+        "probability; when its mask is empty the predictor gives no band. It cannot say "
+        "'normal'.",
+        "- **One lesion per image**; the outline is at the network's resolution "
+        f"({cfg.get('image_size')} px) brought back to the image size, so it is coarse.",
+        "- **Calibration** was fitted on BUSI's out-of-fold predictions of single fold models; "
+        "the ensemble averages calibrated fold probabilities. On other data (see BUS-BRA) the "
+        "probability can be badly calibrated, and then the band is misleading.",
+        "- **Labels and duplicates**: BUSI has known label noise and near-duplicate images "
+        "(the `grouped` split keeps those in one fold).",
+        "- Annotations burnt into the image, colour Doppler, 16-bit or very large images are "
+        "converted (with a warning) but were not in the training data.",
+        "",
+        "## How to retrain",
+        "",
+        "```bash",
+        f".venv/bin/python -m busi_lib.train --profile {c['profile']} --experiment "
+        f"{c['experiment']}     # resumable; recorded folds are skipped",
+        f".venv/bin/python -m busi_lib.release --profile {c['profile']} --experiment "
+        f"{c['experiment']}   # = make model" + ("" if c["profile"] == "cpu" else
+                                                  f" PROFILE={c['profile']}"),
+        "```",
+        "",
+        "The fold models are written to `results/<profile>/<experiment>/models/` (not "
+        "committed) when each fold finishes; the release needs all of them on the same machine.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cal_sentence(c: dict) -> str:
+    cal = c["calibration"]
+    return (f"{cal['describe']} ({cal['fitted_on']}; never on BUS-BRA). On BUSI the 'after' "
+            "numbers are cross-fitted: each fold's predictions calibrated by a calibrator fitted "
+            "on the other folds.")

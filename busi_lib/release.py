@@ -1,0 +1,555 @@
+"""Release the fold models of a cross-validated experiment as one model that people can use.
+
+    python -m busi_lib.release --profile cpu --experiment multitask_grouped      # make model
+
+reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment>/`` (written by
+:mod:`busi_lib.train`) and writes::
+
+    models/<experiment>_<profile>/
+        config.json              # the training configuration: the predictor rebuilds the network
+        fold<k>.weights.h5       # weights only, one per fold (float16 when it changes nothing)
+        calibration.json         # Platt (or isotonic) fitted on BUSI's out-of-fold predictions
+        release.json             # provenance and every number of the card, machine-readable
+        oof_predictions.csv      # BUSI out-of-fold predictions of the released weights
+        busbra_predictions.csv   # BUS-BRA predictions of the released ensemble (external test)
+    models/README.md             # the model card, with the sha256 of every file
+
+Steps, each checked:
+
+1. every fold is recorded with the *current* configuration of the experiment (config hash),
+   on the same data (data hash), and its ``models/fold<k>.keras`` exists;
+2. BUSI is loaded as training loaded it and checked against the records' data manifest;
+3. each fold model is loaded with ``safe_mode=True``, its weights put into a network rebuilt
+   from the configuration in float32 and exported weights-only, in float32 and float16;
+4. out-of-fold predictions of each fold's test images are recomputed with both exports, with
+   the predictor's own pipeline (test-time augmentation, threshold, post-processing); float16
+   is kept when the pooled out-of-fold Dice and AUC move by less than ``--tolerance`` (0.005);
+5. the calibration is fitted on those out-of-fold probabilities (never on BUS-BRA); its
+   honest effect on BUSI is measured by cross-fitting (each fold calibrated by the others);
+6. the released ensemble, unchanged, is evaluated on BUS-BRA when it is found;
+7. files are hashed, the card is written from the records and these measurements (nothing is
+   hard-coded), and the folder replaces any earlier release atomically.
+
+BUS-BRA is never used to fit or choose anything here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import records
+from .calibration import METHODS, birads_band, birads_table, calibration_scores
+from .calibration import crossfit, fit_calibrator
+from .config import config_hash, make_config
+from .data import atomic_write_text
+from .errors import ConfigError, DataError
+from .modelcard import model_card
+from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, weights_files
+from .predict import NOTE, Predictor
+
+#: Largest weights file the release accepts (the repository keeps files in models/ below 10 MiB).
+MAX_MIB = 10.0
+
+
+def model_name(profile: str, experiment: str) -> str:
+    return f"{experiment}_{profile}"
+
+
+def _log(verbose: bool, msg: str) -> None:
+    if verbose:
+        print(f"[release] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- inputs
+def check_records(profile: str, experiment: str, results_dir=None
+                  ) -> tuple[dict, list[dict], list[str]]:
+    """The configuration and the fold records to release, after checking that they are complete
+    and consistent.
+
+    The configuration is the one stored in the records (what was trained), completed with the
+    defaults of keys added since; it must give the records' config hash. Keys where the
+    experiment's current definition (:func:`busi_lib.config.make_config`) differs are returned,
+    so that the card can say so.
+
+    Returns
+    -------
+    cfg, records (by fold), differing keys
+
+    Raises
+    ------
+    DataError
+        A fold without a record or without its ``.keras`` model; records on different data.
+    ConfigError
+        Folds recorded with different configurations, or a record whose configuration does not
+        give its hash.
+    """
+    from .config import DEFAULTS, NON_SEMANTIC, validate_config
+
+    folder = records.experiment_dir(profile, experiment, results_dir)
+    recs = {r["fold"]: r for r in records.load_records(profile, experiment, results_dir)}
+    current = make_config(profile, experiment)       # also checks the names
+    if not recs:
+        raise DataError(f"{folder}: no fold recorded. Train the folds first: python -m "
+                        f"busi_lib.train --profile {profile} --experiment {experiment}")
+    hashes = sorted({str(r.get("config_hash")) for r in recs.values()})
+    if len(hashes) != 1:
+        raise ConfigError(f"{folder}: the folds were recorded with different configurations "
+                          f"(config hashes {hashes}); expected one configuration for all folds")
+    first = recs[min(recs)]
+    if config_hash(first["config"]) != first["config_hash"]:
+        raise ConfigError(f"{folder}/fold{first['fold']}.json: its configuration gives config hash "
+                          f"{config_hash(first['config'])}, not the recorded {first['config_hash']}")
+    cfg = {**DEFAULTS, **first["config"], "folds": None}
+    validate_config(cfg)
+    todo = list(range(cfg["n_folds"]))
+    missing = [k for k in todo if k not in recs]
+    if missing:
+        raise DataError(f"{folder}: fold(s) {missing} not recorded; expected all {cfg['n_folds']} "
+                        f"folds. Train them first: python -m busi_lib.train --profile {profile} "
+                        f"--experiment {experiment}")
+    data = {recs[k].get("data_sha256") for k in todo}
+    if len(data) != 1:
+        raise DataError(f"{folder}: the folds were recorded on different data {sorted(data)}")
+    no_model = [k for k in todo if not (folder / "models" / f"fold{k}.keras").is_file()]
+    if no_model:
+        raise DataError(f"{folder}/models: fold model(s) {[f'fold{k}.keras' for k in no_model]} "
+                        "missing (they are written when a fold finishes training and are not "
+                        "committed); retrain those folds on this machine, or copy them here")
+    differ = sorted(k for k in set(cfg) | set(current) if k not in NON_SEMANTIC
+                    and cfg.get(k) != current.get(k))
+    return cfg, [recs[k] for k in todo], differ
+
+
+def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
+    """Load a fold model (``safe_mode=True``), put its weights into ``net`` (the float32 network
+    rebuilt from the configuration) and save them weights-only, as float32 and as float16;
+    returns the parameter count."""
+    import keras
+
+    src = keras.saving.load_model(keras_path, safe_mode=True, compile=False)
+    net.set_weights(src.get_weights())
+    net.save_weights(out32)
+    to_float16(out32, out16)
+    return int(net.count_params())
+
+
+def to_float16(src: Path, dst: Path) -> None:
+    """Copy a Keras ``.weights.h5`` file with every float32 array stored as float16 (Keras casts
+    them back to the variables' float32 when it loads them)."""
+    import h5py
+
+    def copy(a, b):
+        for k, v in a.attrs.items():
+            b.attrs[k] = v
+        for k, v in a.items():
+            if isinstance(v, h5py.Dataset):
+                arr = v[()]
+                if isinstance(arr, np.ndarray) and arr.dtype == np.float32:
+                    arr = arr.astype(np.float16)
+                d = b.create_dataset(k, data=arr)
+                for kk, vv in v.attrs.items():
+                    d.attrs[kk] = vv
+            else:
+                copy(v, b.create_group(k))
+
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        copy(a, b)
+
+
+def load_weights(net, path: Path) -> list[np.ndarray]:
+    """The arrays of a ``.weights.h5`` file, as ``net`` (a network of the same configuration)
+    holds them once loaded (float16 files come back as float32)."""
+    import keras
+
+    net.load_weights(path)
+    return [np.asarray(keras.ops.convert_to_numpy(w)) for w in net.weights]
+
+
+def _dice_auc(y: np.ndarray, p: np.ndarray, dice: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import roc_auc_score
+
+    auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+    return float(np.nanmean(dice)), auc
+
+
+def _binarize(cfg: dict, mask_prob: np.ndarray) -> np.ndarray:
+    from .inference import postprocess_masks
+
+    both = cfg.get("postprocess", "none") == "largest_fill"
+    return postprocess_masks(mask_prob, cfg.get("mask_threshold", 0.5), largest=both,
+                             fill_holes=both)
+
+
+def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], net
+                ) -> pd.DataFrame:
+    """Out-of-fold predictions of exported weights: each fold's test images predicted by that
+    fold's model (loaded into ``net``), with the predictor's pipeline. Columns: id, fold,
+    true_class, prob_raw, dice (``NaN`` for normal images)."""
+    from .metrics import per_image_segmentation
+
+    fold_col = folds["fold"].to_numpy()
+    frames = []
+    for k, f in enumerate(fold_files):
+        idx = np.nonzero(fold_col == k)[0]
+        pred = Predictor(cfg, [load_weights(net, f)], None, name=f.name, model=net)
+        p_folds, mask_prob = pred.forward(data.images[idx])
+        dice = per_image_segmentation(data.masks[idx], _binarize(cfg, mask_prob))["DC"]
+        names = [data.class_names[i] for i in data.labels[idx]]
+        frames.append(pd.DataFrame({"id": data.ids[idx], "fold": k, "true_class": names,
+                                    "prob_raw": p_folds[0], "dice": np.where(
+                                        np.array(names) == "normal", np.nan, dice)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _summary(oof: pd.DataFrame, col: str = "prob_raw") -> dict[str, float]:
+    lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
+    y = (lesion["true_class"] == "malignant").to_numpy(int)
+    dice, auc = _dice_auc(y, lesion[col].to_numpy(float), lesion["dice"].to_numpy(float))
+    return {"dice_mean": dice, "auc": auc}
+
+
+def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | None:
+    """The released ensemble on BUS-BRA: id, case, pathology, birads, device, prob_raw,
+    prob_calibrated, band, dice. ``None`` when BUS-BRA is not found."""
+    from .external import load_busbra
+    from .metrics import per_image_segmentation
+
+    cfg = predictor.cfg
+    loaded = load_busbra(busbra_dir, image_size=cfg["image_size"],
+                         enhancement=cfg["enhancement"], resize=cfg.get("resize", "squash"))
+    if loaded is None:
+        return None
+    images, masks, meta = loaded
+    p_raw, p_cal, dice = [], [], []
+    for s in range(0, len(images), 64):
+        p_folds, mask_prob = predictor.forward(images[s:s + 64])
+        p_raw.append(p_folds.mean(0))
+        p_cal.append(predictor.calibrate(p_folds).mean(0))
+        dice.append(per_image_segmentation(masks[s:s + 64], _binarize(cfg, mask_prob))["DC"])
+    out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
+                        "birads": meta["BIRADS"], "device": meta["Device"],
+                        "prob_raw": np.concatenate(p_raw), "prob_calibrated": np.concatenate(p_cal),
+                        "dice": np.concatenate(dice)})
+    out["band"] = birads_band(out["prob_calibrated"].clip(0, 1))
+    return out
+
+
+# ----------------------------------------------------------------------------- the release
+def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, results_dir=None,
+            out=None, data_dir=None, busbra_dir=None, external: bool = True,
+            method: str = "platt", float16: str = "auto", tolerance: float = 0.005,
+            max_mib: float = MAX_MIB, n_boot: int = 1000, train_missing: bool = False,
+            bench_repeats: int = 5, verbose: bool = True) -> Path:
+    """Release ``experiment`` of ``profile`` (see the module docstring); returns the model folder.
+
+    Parameters
+    ----------
+    results_dir : path, optional
+        Where the records and fold models are (default ``results/``).
+    out : path, optional
+        Folder that receives ``<experiment>_<profile>/`` and the card ``README.md``
+        (default ``models/``).
+    data_dir, busbra_dir : path, optional
+        BUSI (see :func:`busi_lib.data.locate_data`) and BUS-BRA (see
+        :func:`busi_lib.external.locate_busbra`).
+    external : bool
+        Evaluate on BUS-BRA when it is found (default True).
+    method : {"platt", "isotonic", "none"}
+        Calibration.
+    float16 : {"auto", "yes", "no"}
+        ``"auto"``: float16 when the pooled out-of-fold Dice and AUC move by less than
+        ``tolerance``.
+    max_mib : float
+        Refuse weights files larger than this (MiB).
+    train_missing : bool
+        First train the folds that are not recorded (:func:`busi_lib.train.run_cv`); for small
+        profiles (a fold model exists only where its fold was trained).
+    bench_repeats : int
+        Predictions of a 500 x 500 image timed for the card (0: no timing).
+
+    Raises
+    ------
+    DataError, ConfigError
+        Incomplete or stale records, missing fold models, other data, a file over ``max_mib``.
+    """
+    from .predict import _build_for_config
+    from .train import prepare, run_cv
+
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r}: expected one of {list(METHODS)}")
+    if float16 not in ("auto", "yes", "no"):
+        raise ConfigError(f"float16={float16!r}: expected 'auto', 'yes' or 'no'")
+    if not 0 < tolerance < 1:
+        raise ConfigError(f"tolerance={tolerance!r}: expected a number in (0, 1)")
+    out = Path(out) if out is not None else MODELS_DIR
+    name = model_name(profile, experiment)
+    t_start = time.time()
+    if train_missing:
+        run_cv(profile, experiment, data_dir=data_dir, results_dir=results_dir,
+               verbose=1 if verbose else 0)
+    cfg, recs, differ = check_records(profile, experiment, results_dir)
+    folder = records.experiment_dir(profile, experiment, results_dir)
+    _log(verbose, f"{name}: {len(recs)} folds recorded with config {recs[0]['config_hash']} on "
+                  f"data {recs[0]['data_sha256'][:12]}")
+    if differ:
+        _log(verbose, f"note: the experiment's current definition differs from the records in "
+                      f"{differ}; the records' configuration is released")
+    data, folds = prepare(cfg, data_dir, results_dir=results_dir, manifest_dir=folder)
+    if data.data_sha256 != recs[0]["data_sha256"]:
+        raise DataError(f"BUSI found here has data_sha256 {data.data_sha256}, the records "
+                        f"{recs[0]['data_sha256']}: release on the data the folds were trained on")
+
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_mkdir(out)))
+    try:
+        stage = work / name
+        stage.mkdir()
+        net = _build_for_config(cfg)      # one network, its weights swapped (no retracing)
+        exp32, exp16, n_params = [], [], 0
+        for r in recs:
+            k = r["fold"]
+            f32, f16 = work / f"fold{k}.f32.weights.h5", work / f"fold{k}.f16.weights.h5"
+            n_params = export_fold(folder / "models" / f"fold{k}.keras", net, f32, f16)
+            exp32.append(f32)
+            exp16.append(f16)
+        _log(verbose, f"exported {len(recs)} folds ({n_params:,} parameters each)")
+        oof32 = out_of_fold(cfg, data, folds, exp32, net)
+        oof16 = out_of_fold(cfg, data, folds, exp16, net)
+        s32, s16 = _summary(oof32), _summary(oof16)
+        moved = {m: abs(s16[m] - s32[m]) for m in s32}
+        ok16 = all(np.isfinite(v) and v < tolerance for v in moved.values())
+        use16 = ok16 if float16 == "auto" else float16 == "yes"
+        _log(verbose, f"float16 vs float32 out-of-fold: Dice {moved['dice_mean']:.5f}, "
+                      f"AUC {moved['auc']:.5f} (tolerance {tolerance}) -> "
+                      f"{'float16' if use16 else 'float32'}")
+        chosen, oof = (exp16, oof16) if use16 else (exp32, oof32)
+        for k, f in enumerate(chosen):
+            shutil.copyfile(f, stage / f"fold{k}.weights.h5")
+        big = [(p.name, p.stat().st_size / 2**20) for p in weights_files(stage)
+               if p.stat().st_size > max_mib * 2**20]
+        if big:
+            raise DataError(f"weights file(s) {[(n, round(s, 1)) for n, s in big]} MiB exceed "
+                            f"max_mib={max_mib}; expected smaller files (float16, a narrower "
+                            "network), or raise --max-mib knowingly")
+
+        # ---- calibration: fitted on the out-of-fold BUSI predictions only
+        lesion = oof["true_class"].isin(["benign", "malignant"]).to_numpy()
+        y = (oof["true_class"] == "malignant").to_numpy(int)
+        cal = fit_calibrator(y[lesion], oof["prob_raw"].to_numpy()[lesion], method)
+        oof["prob_calibrated_crossfit"] = np.nan
+        oof.loc[lesion, "prob_calibrated_crossfit"] = crossfit(
+            y[lesion], oof["prob_raw"].to_numpy()[lesion], oof["fold"].to_numpy()[lesion], method)
+        oof["band_crossfit"] = None
+        oof.loc[lesion, "band_crossfit"] = birads_band(
+            oof.loc[lesion, "prob_calibrated_crossfit"].clip(0, 1))
+        cfg_out = {**cfg, "folds": None}
+        records.write_json(stage / "config.json", cfg_out)
+        records.write_json(stage / "calibration.json", cal.to_dict())
+        records.write_csv(stage / "oof_predictions.csv", oof)
+
+        # ---- the released ensemble on BUS-BRA (evaluation only)
+        hashes = {p.name: sha256_file(p) for p in weights_files(stage)}
+        predictor = Predictor(cfg_out, [load_weights(net, p) for p in weights_files(stage)],
+                              cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes),
+                              model=net)
+        ext = evaluate_busbra(predictor, busbra_dir) if external else None
+        if ext is not None:
+            records.write_csv(stage / "busbra_predictions.csv", ext)
+            _log(verbose, f"BUS-BRA: {len(ext)} images evaluated")
+        timing = _time_predictor(stage, bench_repeats) if bench_repeats else None
+
+        info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
+                             use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
+                             timing)
+        records.write_json(stage / "release.json", info)
+        files = {p.name: (p.stat().st_size, sha256_file(p)) for p in sorted(stage.iterdir())}
+        info["files"] = {n: {"bytes": b, "sha256": h} for n, (b, h) in files.items()}
+        card = model_card(info)
+        # swap in atomically: the old release (if any) is removed only once the new one is whole
+        target = out / name
+        old = work / "previous"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(stage, target)
+        atomic_write_text(out / "README.md", card)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _log(verbose, f"released {target} in {time.time() - t_start:.0f} s; card {out / 'README.md'}")
+    return target
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _time_predictor(stage: Path, repeats: int) -> dict[str, Any]:
+    """Load time of the staged folder (without the TensorFlow import, with the first
+    prediction) and predict time of one 500 x 500 image, on this machine."""
+    from .fit import cpu_model
+    from .predict import bench_image, time_predictions
+
+    t0 = time.perf_counter()
+    p = Predictor.from_release(stage, verify=False)
+    load = time.perf_counter() - t0
+    t = time_predictions(p, bench_image(500), repeats)
+    return {"load_and_first_predict_s": round(load + t["first_predict_s"], 2),
+            "predict_500px_median_s": t["predict_median_s"], "repeats": repeats,
+            "cpu_cores": os.cpu_count(), "cpu": cpu_model()}
+
+
+def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
+    from .calibration import grouped_bootstrap_auc
+
+    return grouped_bootstrap_auc(y, p, groups, n_boot=n_boot, seed=seed)
+
+
+def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
+                  tolerance, cal, ext, n_params, ens_sha, n_boot, timing) -> dict[str, Any]:
+    """Everything the card says, from the records and this release's measurements."""
+    lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
+    y = (lesion["true_class"] == "malignant").to_numpy(int)
+    per_fold = []
+    for r in recs:
+        m = r.get("metrics", {})
+        per_fold.append({"fold": r["fold"] + 1, "n_test": r.get("n_test"),
+                         "dice_mean": m.get("seg_DC_mean"), "auc": m.get("cls_AUC"),
+                         "accuracy": m.get("cls_ACC"), "epochs": r.get("epochs_run"),
+                         "precision": r.get("precision"), "git_commit": r.get("git_commit"),
+                         "train_seconds": r.get("train_seconds")})
+    rec_ext = []
+    for r in recs:
+        f = (r.get("external") or {}).get("file")
+        if f and (folder / f).is_file():
+            e = pd.read_csv(folder / f)
+            yy = (e["pathology"] == "malignant").to_numpy(int)
+            rec_ext.append({"fold": r["fold"] + 1,
+                            "auc": _dice_auc(yy, e["prob_malignant"].to_numpy(),
+                                             e["dice"].to_numpy())[1],
+                            "dice_mean": float(e["dice"].mean())})
+    info: dict[str, Any] = {
+        "name": name, "profile": profile, "experiment": experiment, "created_utc": time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "release_git_commit": records.git_commit(),
+        "versions": records.versions(), "note": NOTE,
+        "config_hash": recs[0]["config_hash"], "data_sha256": recs[0]["data_sha256"],
+        "seed": recs[0].get("seed"), "train_seed": cfg.get("train_seed"),
+        "config": cfg, "config_differs_from_current_definition": differ, "n_folds": len(recs), "n_params": n_params, "weights_sha256": ens_sha,
+        "n_images": int(len(oof)), "n_lesion_images": int(len(lesion)),
+        "n_malignant": int(y.sum()),
+        "records": per_fold, "records_external": rec_ext,
+        "float16": {"used": bool(use16), "tolerance": tolerance,
+                    "float32": s32, "float16": s16, "moved": moved},
+        "oof": {**(s16 if use16 else s32),
+                "calibration_before": calibration_scores(y, lesion["prob_raw"]),
+                "calibration_after_crossfit": calibration_scores(
+                    y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
+                "bands_crossfit": birads_table(
+                    y, lesion["prob_calibrated_crossfit"].clip(0, 1)).reset_index().to_dict(
+                        "records")},
+        "calibration": {**cal.to_dict(), "describe": cal.describe(),
+                        "fitted_on": "BUSI out-of-fold predictions of the released weights"},
+        "timing": timing,
+    }
+    if ext is not None:
+        yb = (ext["pathology"] == "malignant").to_numpy(int)
+        auc, lo, hi = _bootstrap_auc(yb, ext["prob_calibrated"].to_numpy(), ext["case"].to_numpy(),
+                                     n_boot)
+        info["busbra"] = {
+            "images": int(len(ext)), "patients": int(ext["case"].nunique()),
+            "malignant": int(yb.sum()), "auc": auc, "auc_ci95": [lo, hi], "n_boot": n_boot,
+            "dice_mean": float(ext["dice"].mean()),
+            "calibration_before": calibration_scores(yb, ext["prob_raw"].clip(0, 1)),
+            "calibration_after": calibration_scores(yb, ext["prob_calibrated"].clip(0, 1)),
+            "bands": birads_table(yb, ext["prob_calibrated"].clip(0, 1)).reset_index().to_dict(
+                "records"),
+            "auc_by_device": {d: _dice_auc((g["pathology"] == "malignant").to_numpy(int),
+                                           g["prob_calibrated"].to_numpy(),
+                                           g["dice"].to_numpy())[1]
+                              for d, g in ext.groupby("device")
+                              if g["pathology"].nunique() == 2},
+        }
+    return info
+
+
+# ----------------------------------------------------------------------------- demo model
+def demo_model(data_dir=None, *, profile: str = "smoke", experiment: str = "multitask_grouped",
+               verbose: bool = False) -> Path:
+    """A tiny released model for when no real release exists (tests, CI, the smoke book).
+
+    Trains the ``smoke`` folds of ``experiment`` (well under a minute, deterministic: the same
+    folds as the committed smoke records) into the cache folder and releases them there, without
+    BUS-BRA. Its predictions are meaningless; it only shows that the machinery works. Reused
+    when already made.
+    """
+    from .data import default_cache_dir
+    from .modelfiles import verify_release
+
+    root = default_cache_dir() / "demo_model"
+    target = root / "models" / model_name(profile, experiment)
+    if (target / "config.json").is_file():
+        try:
+            verify_release(target)
+            return target
+        except DataError:
+            pass
+    return release(profile, experiment, results_dir=root / "results", out=root / "models",
+                   data_dir=data_dir, external=False, train_missing=True, bench_repeats=0,
+                   verbose=verbose)
+
+
+def model_for_book(profile: str, model=None, data_dir=None,
+                   experiment: str = "multitask_grouped") -> tuple[Path, bool]:
+    """``(model folder, is_demo)`` for the chapter *Try the model*: ``model`` when given, else
+    the released ``models/<experiment>_<profile>``, else the demonstration model
+    (:func:`demo_model`, trained in the cache on the smoke profile)."""
+    if model not in (None, ""):
+        return Path(model), False
+    released = MODELS_DIR / model_name(profile, experiment)
+    if (released / "config.json").is_file():
+        return released, False
+    return demo_model(data_dir, experiment=experiment), True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m busi_lib.release --profile cpu --experiment multitask_grouped``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m busi_lib.release",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--experiment", default="multitask_grouped")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--out", default=None, help="folder for <experiment>_<profile>/ and README.md "
+                                               "(default models/)")
+    p.add_argument("--data-dir", default=None, help="BUSI folder (default: as training finds it)")
+    p.add_argument("--busbra-dir", default=None, help="BUS-BRA folder (default: $BUSBRA_DATA, ...)")
+    p.add_argument("--no-external", action="store_true", help="do not evaluate on BUS-BRA")
+    p.add_argument("--calibration", default="platt", choices=list(METHODS))
+    p.add_argument("--float16", default="auto", choices=["auto", "yes", "no"])
+    p.add_argument("--tolerance", type=float, default=0.005)
+    p.add_argument("--max-mib", type=float, default=MAX_MIB)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--train-missing", action="store_true",
+                   help="train folds that are not recorded first (small profiles)")
+    a = p.parse_args(argv)
+    try:
+        release(a.profile, a.experiment, results_dir=a.results_dir, out=a.out,
+                data_dir=a.data_dir, busbra_dir=a.busbra_dir, external=not a.no_external,
+                method=a.calibration, float16=a.float16, tolerance=a.tolerance,
+                max_mib=a.max_mib, n_boot=a.n_boot, train_missing=a.train_missing)
+    except (DataError, ConfigError) as exc:
+        print(f"busi_lib.release: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""busi_lib.release: from trained fold models and records to a released, checked model.
+
+The smoke profile of ``multitask_grouped`` is trained (2 folds, 2 epochs) on 8 + 8 synthetic
+images and released, with a 6-image synthetic BUS-BRA folder as the external set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+pytest.importorskip("keras")
+
+from busi_lib import modelfiles as MF  # noqa: E402
+from busi_lib import predict as P  # noqa: E402
+from busi_lib import release as R  # noqa: E402
+from busi_lib.calibration import fit_calibrator  # noqa: E402
+from busi_lib.errors import ConfigError, DataError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+NAME = "multitask_grouped_smoke"
+
+
+def _fake_busbra(root: Path) -> Path:
+    from synthetic import _lesion_image
+
+    rng = np.random.default_rng(5)
+    (root / "Images").mkdir(parents=True)
+    (root / "Masks").mkdir()
+    rows = []
+    for i in range(6):
+        path = "malignant" if i % 2 else "benign"
+        img, mask = _lesion_image(rng, (50, 40), path, 130)
+        Image.fromarray(img).save(root / "Images" / f"bus_{i:04d}-l.png")
+        Image.fromarray(mask).convert("1").save(root / "Masks" / f"mask_{i:04d}-l.png")
+        rows.append({"ID": f"bus_{i:04d}-l", "Case": i // 2, "Pathology": path,
+                     "BIRADS": 5 if i % 2 else 3, "Device": "synthetic"})
+    pd.DataFrame(rows).to_csv(root / "bus_data.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """(model folder, results folder, BUSI folder, BUS-BRA folder, out folder)."""
+    from synthetic import make_busi
+
+    base = tmp_path_factory.mktemp("release")
+    busi = make_busi(base / "Dataset_BUSI_with_GT")
+    busbra = _fake_busbra(base / "BUS-BRA")
+    old = os.environ.get("BUSI_CACHE")
+    os.environ["BUSI_CACHE"] = str(base / "cache")
+    try:
+        d = R.release("smoke", "multitask_grouped", results_dir=base / "results",
+                      out=base / "models", data_dir=busi, busbra_dir=busbra, train_missing=True,
+                      n_boot=50, bench_repeats=1, verbose=False)
+    finally:
+        if old is None:
+            os.environ.pop("BUSI_CACHE", None)
+        else:
+            os.environ["BUSI_CACHE"] = old
+    return d, base / "results", busi, busbra, base / "models"
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_release_writes_the_files_and_a_card_that_checks_them(released):
+    d, _, _, _, out = released
+    assert d == out / NAME
+    assert sorted(p.name for p in d.iterdir()) == [
+        "busbra_predictions.csv", "calibration.json", "config.json", "fold0.weights.h5",
+        "fold1.weights.h5", "oof_predictions.csv", "release.json"]
+    card = (out / "README.md").read_text()
+    listed = MF.read_card(out / "README.md")
+    assert {f"{NAME}/{n}": h for n, h in _hashes(d).items()} == listed
+    assert MF.verify_release(d).keys() == {n for n in _hashes(d)}
+    for words in ("not a diagnostic device", "Data and licence", "Intended use", "Limits",
+                  "How to retrain", "python -m busi_lib.release --profile smoke", "BUS-BRA",
+                  "float16 check"):
+        assert words in card
+    info = json.loads((d / "release.json").read_text())
+    assert info["n_folds"] == 2 and info["profile"] == "smoke" and info["seed"] == 42
+    assert info["weights_sha256"] == MF.ensemble_sha256(MF.weights_files(d))
+    assert info["weights_sha256"] in card and info["data_sha256"] in card
+    # numbers in the card come from the records and the measurements, not from constants
+    assert f"AUC {info['oof']['auc']:.3f}" in card
+
+
+def test_float16_decision_follows_the_measured_change(released):
+    import h5py
+
+    d = released[0]
+    f16 = json.loads((d / "release.json").read_text())["float16"]
+    moved = f16["moved"]
+    assert f16["used"] == (moved["dice_mean"] < 0.005 and moved["auc"] < 0.005)
+    with h5py.File(d / "fold0.weights.h5") as h:
+        dtypes = set()
+        h.visit(lambda n: dtypes.add(h[n].dtype) if isinstance(h[n], h5py.Dataset) else None)
+    assert (np.dtype("float16") in dtypes) == f16["used"]
+
+
+def test_calibration_is_fitted_on_the_out_of_fold_predictions(released):
+    d = released[0]
+    oof = pd.read_csv(d / "oof_predictions.csv")
+    assert len(oof) == 16 and oof["id"].is_unique and set(oof["fold"]) == {0, 1}
+    y = (oof["true_class"] == "malignant").to_numpy(int)
+    want = fit_calibrator(y, oof["prob_raw"].to_numpy(), "platt").params_
+    got = json.loads((d / "calibration.json").read_text())
+    assert got["method"] == "platt" and got["n_fit"] == 16
+    assert got["params"]["a"] == pytest.approx(want["a"]) and got["params"]["b"] == pytest.approx(
+        want["b"])
+    assert oof["prob_calibrated_crossfit"].between(0, 1).all()
+
+
+def test_predictor_on_image_files_matches_the_out_of_fold_pipeline(released):
+    """Reading, enhancing and resizing a file in the predictor is what training did."""
+    d, _, busi, _, _ = released
+    oof = pd.read_csv(d / "oof_predictions.csv")
+    cfg = json.loads((d / "config.json").read_text())
+    net = P._build_for_config(cfg)
+    for k, f in enumerate(MF.weights_files(d)):
+        one = P.Predictor(cfg, [R.load_weights(net, f)], None, model=net)
+        rows = oof[oof["fold"] == k].head(3)
+        for _, r in rows.iterrows():
+            path = busi / r["true_class"] / f"{r['id']}.png"
+            out = one.predict(path)
+            assert out["prob_malignant_uncalibrated"] == pytest.approx(r["prob_raw"], abs=1e-4)
+
+
+def test_busbra_is_evaluated_not_fitted(released):
+    d = released[0]
+    ext = pd.read_csv(d / "busbra_predictions.csv")
+    assert len(ext) == 6 and set(ext["band"]) <= {"3", "4A", "4B", "4C", "5"}
+    info = json.loads((d / "release.json").read_text())
+    assert info["busbra"]["images"] == 6 and info["busbra"]["patients"] == 3
+    assert info["calibration"]["n_fit"] == 16          # BUSI only
+    pred = P.load_model(d)
+    assert pred.calibrator.params_ == json.loads((d / "calibration.json").read_text())["params"]
+    from busi_lib.calibration import evidence
+
+    ev = evidence("smoke", models_dir=d.parent)              # what chapter 6 shows
+    assert ev["source"] == f"released model {NAME}"
+    y, before, after = ev["sets"]["BUS-BRA (external)"]
+    np.testing.assert_allclose(after, ext["prob_calibrated"])
+    assert len(y) == 6 and not np.allclose(before, after)
+    assert len(ev["sets"]["BUSI (cross-validation)"][0]) == 16
+
+
+def test_release_refuses_missing_fold_models_and_keeps_the_old_release(released, tmp_path):
+    d, results, busi, _, out = released
+    before = _hashes(d)
+    card = (out / "README.md").read_text()
+    models = results / "smoke" / "multitask_grouped" / "models"
+    shutil.move(models / "fold1.keras", tmp_path / "fold1.keras")
+    try:
+        with pytest.raises(DataError, match=r"fold1\.keras.*missing"):
+            R.release("smoke", "multitask_grouped", results_dir=results, out=out, data_dir=busi,
+                      external=False, verbose=False)
+    finally:
+        shutil.move(tmp_path / "fold1.keras", models / "fold1.keras")
+    assert _hashes(d) == before and (out / "README.md").read_text() == card
+
+
+def test_release_refuses_stale_records(released, tmp_path):
+    _, results, busi, _, _ = released
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    rec = copy / "smoke" / "multitask_grouped" / "fold0.json"
+    r = json.loads(rec.read_text())
+    r["config_hash"] = "0123456789ab"
+    rec.write_text(json.dumps(r))
+    with pytest.raises(ConfigError, match=r"recorded with different configurations \(config "
+                                          r"hashes \['0123456789ab', "):
+        R.release("smoke", "multitask_grouped", results_dir=copy, out=tmp_path / "m",
+                  data_dir=busi, external=False, verbose=False)
+    assert not (tmp_path / "m" / NAME).exists()
+
+
+def test_release_refuses_files_over_the_size_limit(released, tmp_path):
+    _, results, busi, _, _ = released
+    with pytest.raises(DataError, match="exceed max_mib=0.01"):
+        R.release("smoke", "multitask_grouped", results_dir=results, out=tmp_path / "m",
+                  data_dir=busi, external=False, max_mib=0.01, bench_repeats=0, verbose=False)
+    assert not (tmp_path / "m" / NAME).exists()
+    assert [p.name for p in (tmp_path / "m").iterdir()] == []     # no temporary left behind
+
+
+def test_release_cli_errors_are_one_line(capsys):
+    assert R.main(["--profile", "laptop"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("busi_lib.release: error: profile='laptop'") and len(
+        err.strip().splitlines()) == 1
+
+
+def test_records_trained_with_an_override_are_released_with_a_note(released, tmp_path):
+    """The records' own configuration is released; where config.py now says otherwise, the
+    differing keys are reported (for the card)."""
+    from busi_lib.config import config_hash
+
+    _, results, _, _, _ = released
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    for rec in (copy / "smoke" / "multitask_grouped").glob("fold*.json"):
+        r = json.loads(rec.read_text())
+        r["config"]["tta"] = True
+        r["config_hash"] = config_hash(r["config"])
+        rec.write_text(json.dumps(r))
+    cfg, recs, differ = R.check_records("smoke", "multitask_grouped", copy)
+    assert cfg["tta"] is True and differ == ["tta"] and [r["fold"] for r in recs] == [0, 1]
+    rec = copy / "smoke" / "multitask_grouped" / "fold1.json"
+    r = json.loads(rec.read_text())
+    r["config"]["epochs"] = 99                      # no longer gives its recorded hash
+    for f in (copy / "smoke" / "multitask_grouped").glob("fold*.json"):
+        f.write_text(json.dumps({**json.loads(f.read_text()), "config": r["config"]}))
+    with pytest.raises(ConfigError, match="does not give|gives config hash"):
+        R.check_records("smoke", "multitask_grouped", copy)
