@@ -144,7 +144,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         pred = fit.predict_arrays(model, cfg, data.images[test_idx])
         metrics, table, pm = fit.evaluate_outputs(cfg, pred, data.masks[test_idx],
                                                   data.labels[test_idx], data.class_names,
-                                                  orig_sizes=data.orig_sizes[test_idx])
+                                                  orig_sizes=_sizes(data, test_idx))
         table.insert(0, "id", ids)
         if pm is not None:
             records.write_masks(out / f"fold{k}_masks.npz", ids, pm)
@@ -187,6 +187,12 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             print(f"[{experiment}] fold {k}: done in {time.time() - t_start:.0f} s {shown}",
                   flush=True)
         return rec
+
+
+def _sizes(data, index):
+    """Original (H, W) of the images at ``index``, or ``None`` for data that has none."""
+    sizes = getattr(data, "orig_sizes", None)
+    return None if sizes is None else sizes[index]
 
 
 def work_plan(profile: str, names, overrides: dict | None = None, breadth_first: bool = False

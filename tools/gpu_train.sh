@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Train folds on one GPU with the JAX backend, WORKERS processes at a time, and pack the new
-# records into $OUT/results.tgz every 30 s and at the end (only what finished comes back).
+# records into $OUT/results.tgz every PACK_EVERY seconds and at the end (only what finished
+# comes back).
 #
-#   WORKERS=10 BUSI_GIT_COMMIT=<commit> bash tools/gpu_train.sh <busi_lib.train arguments>
+#   WORKERS=12 MINUTES=7 BUSI_GIT_COMMIT=<commit> bash tools/gpu_train.sh \
+#       <busi_lib.train arguments> [--then <arguments of a second group> ...]
 #
+# Each worker runs the groups in turn; the workers share the folds through claim files
+# (busi_lib.train --claims), so each fold is trained once, and no fold is started after
+# MINUTES minutes (pass a MINUTES that leaves the last folds time to finish before the
+# command's own time limit).
 # Expects: .whl/ with the wheels of keras, namex and optree for the machine's Python (the GPU
-# image has JAX but not Keras), and the data as a folder of bundles passed with --data-dir
-# (busi_lib.data.save_bundles). The workers share the folds through claim files
-# (busi_lib.train --claims), so each fold is trained once; give --hours so that no fold starts
-# too late to finish before the command's time limit.
+# image has JAX but not Keras), and the data as a folder of bundles given with --data-dir
+# (busi_lib.data.save_bundles).
 set -u
 : "${OUT:=/tmp/out}"; mkdir -p "$OUT"
 N=${WORKERS:-8}
 PY=${PYTHON:-python3}
+DEADLINE=$(( $(date +%s) + ${MINUTES:-7} * 60 ))
 if [ -z "${SKIP_WHEELS:-}" ]; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
         .whl/*.whl || exit 1
@@ -25,21 +30,35 @@ export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE
 nvidia-smi -L 2>/dev/null
 $PY -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
 mkdir -p logs
+
+# split the arguments into groups at each --then
+groups=(); cur=""
+for a in "$@"; do
+    if [ "$a" = "--then" ]; then groups+=("$cur"); cur=""; else cur="$cur $(printf '%q' "$a")"; fi
+done
+groups+=("$cur")
+
 pack() {
     tar czf "$OUT/.results.tgz" --exclude='*/checkpoints' --exclude='*/models' \
-        --exclude="*/.write_probe*" ${PACK:-results/cpu} logs 2>/dev/null && mv "$OUT/.results.tgz" "$OUT/results.tgz"
+        --exclude="*/.write_probe*" ${PACK:-results/cpu} logs 2>/dev/null \
+        && mv "$OUT/.results.tgz" "$OUT/results.tgz"
 }
-pids=()
+worker() {
+    for g in "${groups[@]}"; do
+        left=$(( DEADLINE - $(date +%s) ))
+        [ "$left" -le 0 ] && break
+        eval "$PY -m busi_lib.train $g --claims /tmp/claims --hours $(echo "$left / 3600" | bc -l)"
+    done
+}
 for i in $(seq 1 "$N"); do
-    $PY -m busi_lib.train "$@" --claims /tmp/claims > "logs/gpu_worker$i.log" 2>&1 &
-    pids+=($!)
+    worker > "logs/gpu_worker$i.log" 2>&1 &
     sleep 2
 done
 while [ -n "$(jobs -rp)" ]; do
     sleep "${PACK_EVERY:-30}"
     pack
-    echo "$(date +%T) folds done: $(ls results/cpu/*/fold?.json 2>/dev/null | wc -l) claimed: $(ls /tmp/claims 2>/dev/null | wc -l)"
+    echo "$(date +%T) claimed: $(ls /tmp/claims 2>/dev/null | wc -l) done: $(grep -h ': done in' logs/gpu_worker*.log | wc -l)"
 done
 wait
 pack
-tail -n 3 logs/gpu_worker*.log
+grep -h ": done in" logs/gpu_worker*.log | sort | tail -n 80
