@@ -100,13 +100,15 @@ def synthetic_data(n: int, size: int, seed: int = 0, n_test: int | None = None):
 
 
 def bench_config(size: int, width: int, batch: int, precision: str, epochs: int) -> dict:
-    """The ``cpu`` multitask configuration at another size and width (filters width*[1,2,4,8])."""
-    from .config import make_config
+    """The ``cpu`` multitask configuration at another size and width (filters width*[1,2,4,8]),
+    for ``epochs`` epochs (the warm-up shortened to fit them)."""
+    from .config import PROFILES, make_config
 
+    warmup = min(PROFILES["cpu"].get("warmup_epochs", 0), int(epochs) - 1)
     return make_config("cpu", "multitask", image_size=int(size),
                        filters=[width, 2 * width, 4 * width, 8 * width],
                        bridge_filters=16 * width, batch_size=int(batch), precision=precision,
-                       epochs=int(epochs), external=False)
+                       epochs=int(epochs), warmup_epochs=warmup, external=False)
 
 
 # ----------------------------------------------------------------------------- FLOPs

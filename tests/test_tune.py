@@ -59,7 +59,7 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     pytest.importorskip("keras")
     from synthetic import make_busi
 
-    from busi_lib import external, fit, train
+    from busi_lib import external, fit, reliance, train
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
     seen: list[np.ndarray] = []
@@ -75,11 +75,21 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
         seen.append(images.copy())
         return real_predict(model, cfg, images)
 
+    occluded: list[np.ndarray] = []
+    real_occlude = reliance.occlude
+
+    def spy_occlude(images, masks, keep, **kw):
+        seen.append(images.copy())                   # the inputs are shown too
+        out = real_occlude(images, masks, keep, **kw)
+        occluded.append(out.copy())
+        return out
+
     def no_busbra(*a, **k):
         raise AssertionError("BUS-BRA was loaded during tuning")
 
     monkeypatch.setattr(fit, "fit_model", spy_fit)
     monkeypatch.setattr(fit, "predict_arrays", spy_predict)
+    monkeypatch.setattr(reliance, "occlude", spy_occlude)
     monkeypatch.setattr(external, "load_busbra", no_busbra)
     monkeypatch.setattr(external, "evaluate_external", no_busbra)
     rec = tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
@@ -93,8 +103,10 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     shown = np.concatenate(seen)
     for img in test:                                 # no test image in anything shown
         assert not (shown == img).all(axis=(1, 2)).any()
-    for img in shown:                                # everything shown is a development image
-        assert (dev == img).all(axis=(1, 2)).any()
+    made = np.concatenate(occluded) if occluded else shown[:0]
+    for img in shown:       # everything shown is a development image, or one with parts hidden
+        assert (dev == img).all(axis=(1, 2)).any() or (made == img).all(axis=(1, 2)).any()
+    assert len(occluded) == 2                        # lesion hidden, lesion alone
     assert rec["n_inner_train"] + rec["n_val"] == len(dev)
     assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
     assert {"tta", "postprocess", "mask_threshold", "val_dice"} <= set(
