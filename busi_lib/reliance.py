@@ -70,13 +70,16 @@ def occlusion_auc(model, cfg: dict, images: np.ndarray, masks: np.ndarray, label
     return out
 
 
-def within_size_auc(sizes, y, p, min_group: int = 6) -> dict:
+def within_size_auc(sizes, y, p, min_group: int = 6, bin_px: int = 1) -> dict:
     """Pooled AUC against the mean of the AUCs within groups of one original size.
 
-    ``sizes`` rows ``(H, W)``; only groups with at least ``min_group`` images and both classes
-    count. Returns ``auc``, ``within_auc`` (weighted by group size), ``n_groups``, ``n_images``.
+    ``sizes`` rows ``(H, W)``, grouped after rounding to ``bin_px`` pixels (BUSI's sizes rarely
+    repeat exactly: bins of 50 px make groups of similar frames); only groups with at least
+    ``min_group`` images and both classes count. Returns ``auc``, ``within_auc`` (weighted by
+    group size), ``n_groups``, ``n_images``.
     """
-    df = pd.DataFrame({"size": [f"{int(h)}x{int(w)}" for h, w in np.asarray(sizes)],
+    df = pd.DataFrame({"size": [f"{round(h / bin_px)}x{round(w / bin_px)}"
+                                for h, w in np.asarray(sizes)],
                        "y": np.asarray(y).astype(int), "p": np.asarray(p, float)})
     aucs, ns = [], []
     for _, g in df.groupby("size"):
@@ -104,36 +107,46 @@ def dark_fraction(images) -> np.ndarray:
     return np.array([float((np.asarray(im) < DARK_LEVEL).mean()) for im in images])
 
 
-def leak_auc(features: pd.DataFrame, y, groups=None, n_splits: int = 5, seed: int = 0) -> float:
-    """Out-of-fold AUC of a standardised logistic regression on ``features`` (grouped folds
+def leak_auc(features: pd.DataFrame, y, groups=None, n_splits: int = 5, seed: int = 0,
+             model: str = "logistic") -> float:
+    """Out-of-fold AUC of a classifier (:func:`_classifier`) on ``features`` (grouped folds
     when ``groups`` is given, so duplicates never straddle train and test)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     y = np.asarray(y).astype(int)
     cv = (StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed) if groups is not None
           else StratifiedKFold(n_splits, shuffle=True, random_state=seed))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    p = cross_val_predict(clf, features.to_numpy(), y, cv=cv, groups=groups,
+    p = cross_val_predict(_classifier(model), features.to_numpy(), y, cv=cv, groups=groups,
                           method="predict_proba")[:, 1]
     return _auc(y, p)
 
 
-def _logistic():
+MODELS = ("logistic", "forest")
+
+
+def _classifier(model: str = "logistic"):
+    """A standardised logistic regression, or a random forest (300 trees, leaves of >= 3
+    images, seeded) for features whose link to the label need not be monotone (image sizes);
+    missing values imputed with the training rows' median."""
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                         LogisticRegression(max_iter=1000))
+    if model == "logistic":
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                             LogisticRegression(max_iter=1000))
+    if model == "forest":
+        return make_pipeline(SimpleImputer(strategy="median"), RandomForestClassifier(
+            300, min_samples_leaf=3, random_state=0, n_jobs=1))
+    raise ConfigError(f"model={model!r}: expected one of {list(MODELS)}")
 
 
-def fold_fitted_scores(table: pd.DataFrame, features, y, fold_col: str = "fold") -> np.ndarray:
-    """Scores of a logistic regression on ``features``, each fold's rows scored by a model
-    fitted on the *other* folds' rows only (the test fold never enters its own fit).
+def fold_fitted_scores(table: pd.DataFrame, features, y, fold_col: str = "fold",
+                       model: str = "logistic") -> np.ndarray:
+    """Scores of a classifier (:func:`_classifier`) on ``features``, each fold's rows scored
+    by a model fitted on the *other* folds' rows only (the test fold never enters its own fit).
 
     ``table`` holds the features and ``fold_col``; ``y`` is 1 for malignant. Missing values
     (an empty predicted mask) are imputed with the training rows' median.
@@ -144,18 +157,143 @@ def fold_fitted_scores(table: pd.DataFrame, features, y, fold_col: str = "fold")
     X = table[list(features)].to_numpy(float)
     for k in np.unique(folds):
         test = folds == k
-        out[test] = _logistic().fit(X[~test], y[~test]).predict_proba(X[test])[:, 1]
+        out[test] = _classifier(model).fit(X[~test], y[~test]).predict_proba(X[test])[:, 1]
     return out
 
 
-def transfer_scores(train: pd.DataFrame, y_train, test: pd.DataFrame, features) -> np.ndarray:
-    """Scores on ``test`` of a logistic regression fitted on all of ``train`` (e.g. BUSI ->
-    BUS-BRA)."""
-    model = _logistic().fit(train[list(features)].to_numpy(float), np.asarray(y_train).astype(int))
-    return model.predict_proba(test[list(features)].to_numpy(float))[:, 1]
+def transfer_scores(train: pd.DataFrame, y_train, test: pd.DataFrame, features,
+                    model: str = "logistic") -> np.ndarray:
+    """Scores on ``test`` of a classifier fitted on all of ``train`` (e.g. BUSI -> BUS-BRA)."""
+    clf = _classifier(model).fit(train[list(features)].to_numpy(float),
+                                 np.asarray(y_train).astype(int))
+    return clf.predict_proba(test[list(features)].to_numpy(float))[:, 1]
 
 
 def logit(p, eps: float = 1e-6) -> np.ndarray:
     """``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``."""
     p = np.clip(np.asarray(p, float), eps, 1 - eps)
     return np.log(p / (1 - p))
+
+
+# ----------------------------------------------------------------------------- what gives it away
+def acquisition_and_shape(data_dir=None, classes=("benign", "malignant"),
+                          max_per_class=None, busbra: bool = False, path=None) -> pd.DataFrame:
+    """One row per image of BUSI (or BUS-BRA with ``busbra=True``) at its original size: id,
+    label (1 = malignant), height, width, share of near-black pixels, and the shape
+    descriptors of its ground-truth mask (:mod:`busi_lib.shape`). Cached by the data's hash."""
+    import hashlib
+
+    from .data import default_cache_dir, find_samples, load_sample, locate_data, select_samples
+    from .images import read_image, read_mask
+    from .shape import descriptors
+
+    if busbra:
+        from .external import locate_busbra
+
+        root = locate_busbra(path)
+        if root is None:
+            return pd.DataFrame()
+        meta = pd.read_csv(root / "bus_data.csv")
+        key = hashlib.sha256((root / "bus_data.csv").read_bytes()).hexdigest()[:16]
+        items = [(r.ID, int(r.Pathology == "malignant"), r.Case,
+                  lambda r=r: (read_image(root / "Images" / f"{r.ID}.png"),
+                               read_mask(root / "Masks" / f"{r.ID.replace('bus_', 'mask_')}.png")))
+                 for r in meta.itertuples()]
+    else:
+        root = locate_data(data_dir)
+        samples = select_samples(find_samples(root, classes), max_per_class)
+        key = hashlib.sha256("|".join(f"{s.id}:{s.image_path.stat().st_size}"
+                                      for s in samples).encode()).hexdigest()[:16]
+        items = [(s.id, int(s.label == "malignant"), None, lambda s=s: load_sample(s))
+                 for s in samples]
+    cache = default_cache_dir() / f"giveaways_{'busbra' if busbra else 'busi'}_{key}_v1.csv"
+    if cache.is_file():
+        return pd.read_csv(cache)
+    rows = []
+    for id_, y, case, load in items:
+        img, mask = load()
+        rows.append({"id": id_, "y": y, "case": case, "height": img.shape[0],
+                     "width": img.shape[1], "dark_fraction": float((img < DARK_LEVEL).mean()),
+                     **descriptors(mask)})
+    df = pd.DataFrame(rows)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(cache, index=False)
+    return df
+
+
+ACQUISITION = ("height", "width", "aspect", "log_area")
+SHAPE = ("solidity", "circularity", "extent", "taller_wide", "roughness", "area_frac")
+
+
+def with_acquisition(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the :func:`acquisition_features` of its height and width added."""
+    f = acquisition_features(df[["height", "width"]].to_numpy())
+    return df.assign(**{c: f[c].to_numpy() for c in ("aspect", "log_area")})
+
+
+def giveaway_table(busi: pd.DataFrame, busbra: pd.DataFrame, folds: pd.DataFrame,
+                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """How much of the label features that are not the lesion's appearance give away.
+
+    Rows: the image's size (``ACQUISITION``), size plus near-black share, and the shape of the
+    *annotators'* outline (``SHAPE``), each through a random forest (sizes need not act
+    monotonically). Columns: BUSI AUC out of fold (each fold scored by a fit on the others, the
+    book's grouped folds) with a bootstrap interval over duplicate groups, and the AUC on
+    BUS-BRA of the same model fitted on all of BUSI (interval over patients).
+    """
+    from .calibration import grouped_bootstrap_auc
+
+    b = with_acquisition(busi).merge(folds[["id", "fold", "group"]], on="id")
+    e = with_acquisition(busbra) if len(busbra) else busbra
+    sets = {"image size (width, height, aspect, area)": ACQUISITION,
+            "image size + near-black share": ACQUISITION + ("dark_fraction",),
+            "shape of the ground-truth outline": SHAPE}
+    rows = []
+    for name, feats in sets.items():
+        s = fold_fitted_scores(b, feats, b["y"], model="forest")
+        auc, lo, hi = grouped_bootstrap_auc(b["y"], s, b["group"], n_boot, seed)
+        row = {"features": name, "BUSI AUC (out of fold)": auc, "BUSI 95% CI":
+               f"{lo:.3f}-{hi:.3f}", "BUS-BRA AUC (fitted on BUSI)": np.nan, "BUS-BRA 95% CI": ""}
+        if len(e):
+            t = transfer_scores(b, b["y"], e, feats, model="forest")
+            auc, lo, hi = grouped_bootstrap_auc(e["y"], t, e["case"], n_boot, seed)
+            row.update({"BUS-BRA AUC (fitted on BUSI)": auc, "BUS-BRA 95% CI": f"{lo:.3f}-{hi:.3f}"})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("features")
+
+
+def predicted_shape_table(oof: pd.DataFrame, busbra: pd.DataFrame | None, folds: pd.DataFrame,
+                          n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The network's probability, the shape descriptors of its *predicted* masks as a
+    classifier, and the two fused (descriptors + logit of the probability), on BUSI out of fold
+    and on BUS-BRA.
+
+    ``oof``: the out-of-fold predictions of an experiment (``fold``, ``id``, ``true_class``,
+    ``prob_malignant``, ``pred_<descriptor>``); each fold's rows are scored by a logistic
+    regression fitted on the other folds' rows only. ``busbra``: the ensemble's BUS-BRA table
+    (``pathology``, ``case``, ``prob_malignant``, ``pred_*``), scored by a fit on all of
+    ``oof``. Intervals: bootstrap over duplicate groups (BUSI) and patients (BUS-BRA).
+    """
+    from .calibration import grouped_bootstrap_auc
+
+    o = oof.merge(folds[["id", "group"]], on="id")
+    o = o.assign(y=(o["true_class"] == "malignant").astype(int), logit=logit(o["prob_malignant"]))
+    desc = [f"pred_{c}" for c in SHAPE]
+    sets = {"network probability": None, "shape of the predicted mask": desc,
+            "fused: shape + network probability": desc + ["logit"]}
+    e = None
+    if busbra is not None and len(busbra):
+        e = busbra.assign(y=(busbra["pathology"] == "malignant").astype(int),
+                          logit=logit(busbra["prob_malignant"]))
+    rows = []
+    for name, feats in sets.items():
+        s = o["prob_malignant"].to_numpy() if feats is None else fold_fitted_scores(o, feats, o["y"])
+        auc, lo, hi = grouped_bootstrap_auc(o["y"], s, o["group"], n_boot, seed)
+        row = {"classifier": name, "BUSI AUC (out of fold)": auc, "BUSI 95% CI":
+               f"{lo:.3f}-{hi:.3f}", "BUS-BRA AUC": np.nan, "BUS-BRA 95% CI": ""}
+        if e is not None:
+            t = e["prob_malignant"].to_numpy() if feats is None else transfer_scores(o, o["y"], e, feats)
+            auc, lo, hi = grouped_bootstrap_auc(e["y"], t, e["case"], n_boot, seed)
+            row.update({"BUS-BRA AUC": auc, "BUS-BRA 95% CI": f"{lo:.3f}-{hi:.3f}"})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("classifier")

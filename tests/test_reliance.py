@@ -63,6 +63,7 @@ def test_fold_fitted_scores_never_fit_on_the_scored_fold(monkeypatch):
     t = pd.DataFrame({"x": y + 0.3 * rng.standard_normal(n), "fold": np.arange(n) % 3})
     s = reliance.fold_fitted_scores(t, ["x"], y)
     assert reliance._auc(y, s) > 0.9
+    assert reliance._auc(y, reliance.fold_fitted_scores(t, ["x"], y, model="forest")) > 0.85
     # poison fold 0's labels: fold 0's own scores must not change, the others' must
     y2 = y.copy()
     y2[t["fold"] == 0] = 1 - y2[t["fold"] == 0]
@@ -72,3 +73,24 @@ def test_fold_fitted_scores_never_fit_on_the_scored_fold(monkeypatch):
     tr = reliance.transfer_scores(t, y, t.assign(x=[np.nan] + [0.0] * (n - 1)), ["x"])
     assert np.isfinite(tr).all()
     assert reliance.logit([0.5])[0] == 0.0
+
+
+def test_predicted_shape_table_scores_each_fold_from_the_others():
+    rng = np.random.default_rng(3)
+    n = 150
+    y = rng.integers(0, 2, n)
+    oof = pd.DataFrame({"fold": np.arange(n) % 5, "id": [f"i{i}" for i in range(n)],
+                        "true_class": np.where(y == 1, "malignant", "benign"),
+                        "prob_malignant": rng.random(n)})
+    for c in reliance.SHAPE:
+        oof[f"pred_{c}"] = rng.random(n)
+    oof["pred_solidity"] = 1 - 0.5 * y + 0.05 * rng.random(n)   # the shape gives the label away
+    folds = pd.DataFrame({"id": oof["id"], "group": np.arange(n)})
+    bra = oof.drop(columns=["fold", "true_class", "id"]).assign(
+        pathology=np.where(y == 1, "malignant", "benign"), case=np.arange(n) // 2)
+    t = reliance.predicted_shape_table(oof, bra, folds, n_boot=50)
+    assert t.loc["shape of the predicted mask", "BUSI AUC (out of fold)"] > 0.95
+    assert abs(t.loc["network probability", "BUSI AUC (out of fold)"] - 0.5) < 0.15
+    assert t.loc["shape of the predicted mask", "BUS-BRA AUC"] > 0.95
+    assert list(t.index) == ["network probability", "shape of the predicted mask",
+                             "fused: shape + network probability"]
