@@ -284,6 +284,37 @@ def choices_table(rec: dict) -> pd.DataFrame:
     return dice.assign(AUC=auc)
 
 
+def reliance_table(recs: list[dict]) -> pd.DataFrame:
+    """Validation AUC of each trial's model on the images as they are, with the lesion hidden
+    and with the lesion alone (:func:`busi_lib.reliance.occlusion_auc`)."""
+    rows = {r["trial"]: r["reliance"] for r in recs if r.get("reliance")}
+    return pd.DataFrame(rows).T.rename(columns={"auc": "AUC", "auc_no_lesion": "lesion hidden",
+                                                "auc_lesion_only": "lesion alone"})
+
+
+def load_lr_range(profile: str = "cpu", results_dir=None) -> dict | None:
+    path = tuning_dir(profile, results_dir) / "lr_range.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def plot_lr_range(rec: dict):
+    """The range test: each step's loss and its smoothed curve against the learning rate."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.semilogx(rec["lr"], rec["loss"], ".", ms=2, alpha=0.4, label="step loss")
+    ax.semilogx(rec["lr"], rec["smoothed"], "-", label="smoothed")
+    ax.axvline(rec["lr_at_min"], color="k", lw=0.8, ls=":", label="lowest smoothed loss")
+    ax.axvline(rec["suggested_lr"], color="C2", lw=1, label="a tenth of it")
+    lo, hi = np.nanpercentile(rec["smoothed"], [1, 99])
+    ax.set_ylim(lo * 0.9, min(hi * 1.5, max(rec["smoothed"])))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------- LR range test
 def lr_range_test(profile: str = "cpu", *, lr_min: float = 1e-5, lr_max: float = 1e-1,
                   epochs: int = 2, data_dir=None, results_dir=None, verbose: int = 1,

@@ -32,22 +32,23 @@ def _write(exp, dice_by_fold, auc_by_fold, shift_prob=0.0, n=30):
 def test_paired_table_verdicts_and_sentences():
     _write("ablation_reference", [0.70, 0.72, 0.71], [0.85, 0.86, 0.84])
     _write("seg_only", [0.60, 0.61, 0.62], [0.85, 0.86, 0.84])          # 10 points worse
-    _write("enh_none", [0.75, 0.78, 0.74], [0.86, 0.85, 0.85])          # better Dice, AUC same
-    t = comparisons.paired_table("smoke", "ablation_reference", ["seg_only", "enh_none",
+    _write("enh_ghe", [0.65, 0.68, 0.64], [0.86, 0.85, 0.85])           # worse Dice, AUC same
+    t = comparisons.paired_table("smoke", "ablation_reference", ["seg_only", "enh_ghe",
                                                                   "ce_loss"], n_boot=50)
     so = t[(t["variant"] == "seg_only") & (t["metric"] == "Dice")].iloc[0]
     assert so["folds"] == 3 and so["mean"] == pytest.approx(-0.10, abs=1e-9)
     assert so["verdict"] == "worse"
     assert so["boot_low"] == pytest.approx(-0.10) and so["boot_high"] == pytest.approx(-0.10)
-    en = t[(t["variant"] == "enh_none") & (t["metric"] == "Dice")].iloc[0]
-    assert en["verdict"] == "better" and en["reference"] == pytest.approx(0.71)
+    en = t[(t["variant"] == "enh_ghe") & (t["metric"] == "Dice")].iloc[0]
+    assert en["verdict"] == "worse" and en["reference"] == pytest.approx(0.71)
     assert t[(t["variant"] == "ce_loss")]["folds"].eq(0).all()
     g = comparisons.glance(t)
     assert g.loc["ce_loss", "Dice Δ"] == "not recorded"
     assert g.loc["seg_only", "Dice verdict"] == "worse"
     text = " ".join(comparisons.claim_sentences(t))
     assert "multi-task training helps segmentation*: **supported**" in text
-    assert "multi-peak GHE helps segmentation (against no enhancement)*: **contradicted**" in text
+    assert "multi-peak GHE helps segmentation*: **contradicted**" in text
+    assert "multi-peak GHE helps classification*: **not detectable" in text
     assert "focal loss helps classification*: not recorded yet" in text
     assert comparisons.forest(t, "Dice") is not None
 
