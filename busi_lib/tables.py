@@ -218,19 +218,46 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
 
 def config_vs_paper(cfg: dict) -> pd.DataFrame:
     """Our configuration of an experiment beside the training settings the paper states."""
-    ours = {"optimizer": "Adam",
+    if cfg.get("schedule", "step") == "cosine":
+        sched = f"linear warm-up {cfg.get('warmup_epochs', 0)} epochs, then cosine decay to 0"
+    else:
+        sched = f"x{cfg['lr_drop_factor']:g} every {cfg['lr_drop_every']} epochs"
+    aug = "none"
+    if cfg["augment"]:
+        aug = f"horizontal flip, vertical flip, rotation {cfg['rotation']:g} degrees"
+        if cfg.get("aug_scale", 0):
+            aug += f", zoom +-{cfg['aug_scale']:.0%}"
+        if cfg.get("aug_intensity"):
+            aug += ", brightness / contrast / gamma"
+        if cfg.get("aug_noise"):
+            aug += ", blur or speckle"
+    infer = [f"mask threshold {cfg.get('mask_threshold', 0.5):g}"]
+    if cfg.get("tta"):
+        infer.append("flip test-time augmentation")
+    if cfg.get("postprocess", "none") != "none":
+        infer.append("largest component, holes filled")
+    ours = {"optimizer": "AdamW" if cfg.get("weight_decay", 0) else "Adam",
             "lr": f"{cfg['lr']:g}",
-            "lr_schedule": f"x{cfg['lr_drop_factor']:g} every {cfg['lr_drop_every']} epochs",
+            "lr_schedule": sched,
             "batch_size": str(cfg["batch_size"]),
             "epochs": str(cfg["epochs"]) + (f" (early stopping, patience {cfg['early_stopping']})"
                                             if cfg["early_stopping"] else ""),
             "folds": str(cfg["n_folds"]) + f" ({cfg['split']})",
-            "augmentation": (f"horizontal flip, vertical flip, rotation {cfg['rotation']:g} degrees"
-                             if cfg["augment"] else "none"),
+            "augmentation": aug,
             "enhancement": cfg["enhancement"],
-            "input_size": f"{cfg['image_size']} x {cfg['image_size']}",
-            "filters": f"{cfg['filters']}, bridge {cfg['bridge_filters']}"}
-    return pd.DataFrame({"paper": pd.Series(paper.TRAINING).astype(str), "ours": pd.Series(ours)})
+            "input_size": f"{cfg['image_size']} x {cfg['image_size']} ("
+                          + ("padded to a square" if cfg.get("resize") == "pad" else "stretched")
+                          + (", per-image z-score" if cfg.get("normalize") == "zscore" else "")
+                          + ")",
+            "filters": f"{cfg['filters']}, bridge {cfg['bridge_filters']}",
+            "segmentation loss": "Dice + binary cross-entropy" if cfg.get("seg_loss") == "dice_bce"
+                                 else "Dice",
+            "classifier": "pooled stages 4-5-6" + (" + a look at the predicted lesion's crop"
+                                                    if cfg.get("cls_head") == "gap_crop" else ""),
+            "inference": ", ".join(infer)}
+    theirs = {**paper.TRAINING, "segmentation loss": "Dice", "classifier": "pooled stages 4-5-6",
+              "inference": "not given"}
+    return pd.DataFrame({"paper": pd.Series(theirs).astype(str), "ours": pd.Series(ours)})
 
 
 def profiles_table() -> pd.DataFrame:
