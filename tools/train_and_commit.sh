@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Train experiments fold by fold in the background and commit each fold's records as it lands
+# (only the experiment's own folder is committed, whatever else is staged).
+#
+#   bash tools/train_and_commit.sh cpu "multitask_grouped multitask" [extra busi_lib.train args]
+set -u
+profile=$1; shift
+exps=$1; shift
+PY=${PY:-.venv/bin/python}
+plan=$($PY -c "
+import sys
+from busi_lib.train import work_plan
+for e, k in work_plan('$profile', '$exps'.split()):
+    print(e, k)
+")
+echo "$plan" | while read -r exp k; do
+    [ -z "$exp" ] && continue
+    if [ -f "results/$profile/$exp/fold$k.json" ]; then continue; fi
+    $PY -m busi_lib.train --profile "$profile" --experiment "$exp" --folds "$k" "$@" || exit 1
+    if [ -f "results/$profile/$exp/fold$k.json" ]; then
+        git add "results/$profile/$exp" "results/splits" 2>/dev/null
+        git commit -q -m "$profile/$exp fold $((k + 1)) (index $k) recorded" -- "results/$profile/$exp" "results/splits" \
+            && echo "committed $profile/$exp fold $k"
+    fi
+done
