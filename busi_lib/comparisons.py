@@ -1,5 +1,7 @@
-"""Variants against their reference, fold by fold: the tables, forest plots and sentences of
-chapters 4 and 5 (the statistics themselves are in :mod:`busi_lib.stats`)."""
+"""Variants against their reference, fold by fold: the tables, plots and sentences of ch. 4-5.
+
+The statistics themselves (intervals, bootstrap, verdicts) are in :mod:`busi_lib.stats`.
+"""
 
 from __future__ import annotations
 

@@ -236,7 +236,8 @@ def trials_table(recs: list[dict]) -> pd.DataFrame:
                      "val Dice": float(np.mean([h["val_dice"] for h in last])),
                      "val AUC": float(np.mean([h["val_auc"] for h in last])),
                      "score": r["score"], "CPU h": r["cpu_seconds"] / 3600,
-                     "s/epoch": r["seconds_per_epoch"]})
+                     "s/epoch": r["seconds_per_epoch"],
+                     "machine": r["machine"].get("gpu") or r["machine"]["cpu"]})
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
