@@ -223,3 +223,37 @@ def probability_by_birads(ens: pd.DataFrame) -> pd.DataFrame:
     pathology: count and median."""
     return (ens.groupby(["birads", "pathology"])["prob_malignant"]
             .agg(images="size", median="median").unstack("pathology"))
+
+
+def load_ensemble(profile: str, experiment: str, results_dir=None,
+                  folds=None) -> tuple[pd.DataFrame | None, str]:
+    """The fold ensemble's BUS-BRA table of an experiment, and where it comes from.
+
+    ``ensemble_external.csv`` (written by :func:`evaluate_ensemble`: the fold models' mean
+    probability and mean mask) when it exists; else the mean over the recorded folds (only
+    ``folds`` when given) of each image's per-fold probability and Dice
+    (``fold<k>_external.csv``), which needs no model file; else ``None``. The text says which.
+    """
+    from . import records
+
+    path = records.experiment_dir(profile, experiment, results_dir) / "ensemble_external.csv"
+    if path.is_file():
+        import json
+
+        meta = path.with_suffix(".json")
+        n = len(json.loads(meta.read_text()).get("folds", [])) if meta.is_file() else 0
+        return pd.read_csv(path), (f"{experiment}: the {f'{n} ' if n else ''}fold models' "
+                                   "mean probability and mean mask (ensemble_external.csv)")
+    ext = records.load_predictions(profile, experiment, results_dir, kind="external")
+    if not ext.empty and folds is not None:
+        ext = ext[ext["fold"].isin(list(folds))]
+    if ext.empty or "prob_malignant" not in ext:
+        return None, f"{experiment}: no BUS-BRA predictions recorded"
+    agg = {c: "first" for c in ("case", "pathology", "birads", "device") if c in ext}
+    agg.update({c: "mean" for c in ext.columns
+                if c in ("prob_malignant", "dice") or c.startswith("pred_")})
+    ens = ext.groupby("id", sort=True).agg(agg).reset_index()
+    n = ext["fold"].nunique()
+    return ens, (f"{experiment}: mean over {n} fold model{'s' if n != 1 else ''} of each "
+                 "image's probability, Dice and mask-shape descriptors (per-fold predictions; "
+                 "the ensemble's own masks are not recorded yet)")
