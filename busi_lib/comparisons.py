@@ -38,7 +38,8 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
 
     ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.runs.ensure_records`,
     which leaves out folds of another configuration) replaces loading the records of the
-    experiments it names; only the folds of those records are paired."""
+    experiments it names; only the folds of those records are paired. ``n_boot=0`` leaves
+    the bootstrap out (its columns NaN)."""
     from .records import load_predictions, load_records
 
     def recs_of(e):
@@ -63,7 +64,7 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
                                                   if r["fold"] in folds]))
                 row["variant_value"] = row["reference"] + c["mean"]
                 col = "dice" if m == "seg_DC_mean" else "prob_malignant"
-                if not pred.empty and col in pred and col in ref_pred:
+                if n_boot and not pred.empty and col in pred and col in ref_pred:
                     both = [p[p["fold"].isin(folds)] for p in (ref_pred, pred)]
                     _, lo, hi = stats.paired_bootstrap(both[0], both[1], METRICS[m],
                                                        n_boot=n_boot, seed=seed)
@@ -198,13 +199,12 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
         ("no detectable difference", "not detectably different"))
         if (c := int((rec["verdict"] == v).sum()))]
     best = rec.loc[rec["mean"].idxmax()]
-    ci = ("one fold" if np.isnan(best["low"])
-          else f"95% CI {best['low']:+.3f} to {best['high']:+.3f}")
+    ci = ("1 fold, no interval" if np.isnan(best["low"])
+          else f"95% CI {best['low']:+.3f} to {best['high']:+.3f}, {int(best['folds'])} folds")
     head = (f"all {len(t)} {noun} recorded" if len(rec) == len(t)
             else f"{len(rec)} of the {len(t)} {noun} recorded")
     return (f"{head}: {_join(parts)} in {metric}; the highest, {best['variant']}, "
-            f"{best['mean']:+.3f} {metric} against the reference ({ci}, "
-            f"{int(best['folds'])} fold{'s' if best['folds'] != 1 else ''})")
+            f"{best['mean']:+.3f} {metric} against the reference ({ci})")
 
 
 def yardstick_sentence(yard: pd.DataFrame, aim: float = 0.02) -> str:
@@ -246,28 +246,41 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def noise_table(entries: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
-    """How well a protocol can tell an effect from noise, one row per protocol.
+    """How well a protocol can tell an effect from noise: one column per protocol.
 
-    ``entries``: label -> (:func:`paired_table`, :func:`seed_yardstick`). Columns: the paired
+    ``entries``: label -> (:func:`paired_table`, :func:`seed_yardstick`). Rows: the paired
     comparisons recorded, the folds behind each (median), how many have a verdict of
     ``better`` or ``worse``, the median half-width of their 95% *t* interval for Dice and AUC,
-    and the spread between training seeds of the reference (Dice, AUC, seeds, folds).
+    and the spread between training seeds of the reference (Dice, AUC, seeds, folds). Counts
+    stay integers (the columns hold Python objects).
     """
-    rows = []
+    cols = {}
     for label, (t, yard) in entries.items():
         rec = t[t["folds"] > 0]
         half = (rec["high"] - rec["low"]) / 2
         sp = yard.loc["spread (max - min)"]
-        rows.append({
-            "protocol": label, "comparisons": len(rec),
-            "folds each": float(rec["folds"].median()) if len(rec) else np.nan,
+        folds = float(rec["folds"].median()) if len(rec) else np.nan
+        cols[label] = pd.Series({
+            "comparisons": len(rec),
+            "folds each": int(folds) if folds == folds and folds == int(folds) else folds,
             "better or worse": int(rec["verdict"].isin(["better", "worse"]).sum()),
             "Dice CI half-width": float(half[rec["metric"] == "Dice"].median()),
             "AUC CI half-width": float(half[rec["metric"] == "AUC"].median()),
-            "seed spread Dice": sp.get("seg_DC_mean", np.nan),
-            "seed spread AUC": sp.get("cls_AUC", np.nan),
-            "seeds": int(sp["seeds"]), "seed folds": int(sp["folds"])})
-    return pd.DataFrame(rows).set_index("protocol")
+            "seed spread Dice": float(sp.get("seg_DC_mean", np.nan)),
+            "seed spread AUC": float(sp.get("cls_AUC", np.nan)),
+            "seeds": int(sp["seeds"]), "seed folds": int(sp["folds"])}, dtype=object)
+    out = pd.DataFrame(cols)
+    out.columns.name = "protocol"
+    return out
+
+
+def same_as_reference(profile: str, reference: str, variants: Sequence[str]) -> list[str]:
+    """The variants whose configuration is the reference's (same config hash): their
+    comparison can only show training noise, and their records duplicate the reference's."""
+    from .config import config_hash, make_config
+
+    ref = config_hash(make_config(profile, reference))
+    return [v for v in variants if config_hash(make_config(profile, v)) == ref]
 
 
 def across_profiles(rows: Sequence[tuple[str, str, str]], results_dir=None,

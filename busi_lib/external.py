@@ -173,24 +173,28 @@ def radiologist_scores(path=None) -> pd.DataFrame | None:
                          "birads": meta["BIRADS"], "device": meta["Device"]})
 
 
-def ensemble_table(ens: pd.DataFrame, radiologists: pd.DataFrame | None = None,
-                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def ensemble_table(ens: pd.DataFrame | None, radiologists: pd.DataFrame | None = None,
+                   n_boot: int = 1000, seed: int = 0,
+                   label: str = "model: the fold models as one ensemble") -> pd.DataFrame:
     """The fold ensemble on BUS-BRA beside the radiologists' own BI-RADS reading.
 
     One row per reader: AUC with its 95% interval from a patient-grouped bootstrap (both
     breasts of a patient resampled together), mean Dice of the ensemble's masks, images,
     patients. ``ens`` is :func:`evaluate_ensemble`'s table; ``radiologists`` is
-    :func:`radiologist_scores` (BI-RADS 2-5 read as an ordinal malignancy score).
+    :func:`radiologist_scores` (BI-RADS 2-5 read as an ordinal malignancy score); ``label``
+    names the model's row. With ``ens=None`` (no predictions recorded yet) the table holds the
+    radiologists' row only.
     """
     from .calibration import grouped_bootstrap_auc
 
     rows = []
-    y = (ens["pathology"] == "malignant").astype(int).to_numpy()
-    auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
-    rows.append({"reader": "model: mean of the 5 fold models", "images": len(ens),
-                 "patients": ens["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
-                 "AUC 95% CI high": hi,
-                 "Dice mean": float(ens["dice"].mean()) if "dice" in ens else np.nan})
+    if ens is not None:
+        y = (ens["pathology"] == "malignant").astype(int).to_numpy()
+        auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
+        rows.append({"reader": label, "images": len(ens),
+                     "patients": ens["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
+                     "AUC 95% CI high": hi,
+                     "Dice mean": float(ens["dice"].mean()) if "dice" in ens else np.nan})
     if radiologists is not None:
         r = radiologists
         yr = (r["pathology"] == "malignant").astype(int).to_numpy()
@@ -199,7 +203,9 @@ def ensemble_table(ens: pd.DataFrame, radiologists: pd.DataFrame | None = None,
         rows.append({"reader": "radiologists: BI-RADS category as a score", "images": len(r),
                      "patients": r["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
                      "AUC 95% CI high": hi, "Dice mean": np.nan})
-    return pd.DataFrame(rows).set_index("reader")
+    cols = ["reader", "images", "patients", "AUC", "AUC 95% CI low", "AUC 95% CI high",
+            "Dice mean"]
+    return pd.DataFrame(rows, columns=cols).set_index("reader")
 
 
 def device_table(ens: pd.DataFrame, min_images: int = 20) -> pd.DataFrame:

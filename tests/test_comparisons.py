@@ -54,6 +54,8 @@ def test_paired_table_verdicts_and_sentences():
     assert "multi-peak GHE helps classification*: **not detectable" in text
     assert "focal loss helps classification*: not recorded yet" in text
     assert comparisons.forest(t, "Dice") is not None
+    quick = comparisons.paired_table("smoke", "ablation_reference", ["seg_only"], n_boot=0)
+    assert quick["boot_low"].isna().all() and quick["mean"].iloc[0] == pytest.approx(-0.10)
 
 
 def test_seed_yardstick_and_across_profiles():
@@ -146,10 +148,19 @@ def test_noise_table_and_display_table():
                          "folds": [1, 1, 1], "seeds": [1, 1, 2]},
                         index=["r", "r_s1", "spread (max - min)"])
     n = comparisons.noise_table({"light": (t, yard)})
-    r = n.loc["light"]
+    r = n["light"]
+    assert isinstance(r["comparisons"], int) and isinstance(r["folds each"], int)
     assert r["comparisons"] == 3 and r["folds each"] == 3 and r["better or worse"] == 1
     assert r["Dice CI half-width"] == pytest.approx(0.11)      # median of 0.20 and 0.02
     assert r["AUC CI half-width"] == pytest.approx(0.10)
     assert r["seed spread Dice"] == pytest.approx(0.1) and r["seeds"] == 2
     d = comparisons.display_table(t)
     assert d.loc[("b", "Dice"), "Δ"] == -0.05 and "bootstrap 95% low" in d.columns
+
+
+def test_same_as_reference_finds_a_variant_that_changes_nothing(monkeypatch):
+    from busi_lib import config
+
+    monkeypatch.setitem(config.EXPERIMENTS, "noop", dict(config.EXPERIMENTS["ablation_reference"]))
+    assert comparisons.same_as_reference("cpu", "ablation_reference",
+                                         ["noop", "seg_only", "plain_blocks"]) == ["noop"]

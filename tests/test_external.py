@@ -32,6 +32,10 @@ def test_ensemble_table_beside_the_radiologists():
     assert model["AUC 95% CI low"] <= model["AUC"] <= model["AUC 95% CI high"]
     assert model["patients"] == 60 and model["Dice mean"] == pytest.approx(e["dice"].mean())
     assert np.isnan(rad["Dice mean"])
+    alone = ensemble_table(None, e[["id", "case", "pathology", "birads", "device"]], n_boot=100)
+    assert list(alone.index) == ["radiologists: BI-RADS category as a score"]
+    assert alone.iloc[0]["AUC"] == pytest.approx(rad["AUC"])
+    assert ensemble_table(None, None).empty
 
 
 def test_device_table_pools_small_scanners():
