@@ -1,5 +1,7 @@
-"""Variants against their reference, fold by fold: the tables, forest plots and sentences of
-chapters 4 and 5 (the statistics themselves are in :mod:`busi_lib.stats`)."""
+"""Variants against their reference, fold by fold: the tables, plots and sentences of ch. 4-5.
+
+The statistics themselves (intervals, bootstrap, verdicts) are in :mod:`busi_lib.stats`.
+"""
 
 from __future__ import annotations
 
@@ -272,6 +274,22 @@ def noise_table(entries: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> pd.Dat
     out = pd.DataFrame(cols)
     out.columns.name = "protocol"
     return out
+
+
+def noise_sentence(noise: pd.DataFrame, label: str) -> str:
+    """One sentence on a column of :func:`noise_table`: how many paired comparisons could be
+    told from zero, how wide the Dice intervals were, how far the seeds spread."""
+    c = noise[label]
+    if not c["comparisons"]:
+        return f"{label}: no paired comparison recorded yet."
+    out = (f"{label}: {c['better or worse']} of {c['comparisons']} paired comparisons could be "
+           f"told from zero; with {c['folds each']} folds the median 95% interval of a Dice "
+           f"difference reached ±{100 * c['Dice CI half-width']:.1f} points")
+    if c["seeds"] >= 2 and c["seed spread Dice"] == c["seed spread Dice"]:
+        out += (f", and {c['seeds']} training seeds of the reference spread its Dice by "
+                f"{100 * c['seed spread Dice']:.1f} points ({c['seed folds']} "
+                f"fold{'s' if c['seed folds'] != 1 else ''} in common)")
+    return out + "."
 
 
 def same_as_reference(profile: str, reference: str, variants: Sequence[str]) -> list[str]:

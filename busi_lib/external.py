@@ -227,8 +227,9 @@ def device_table(ens: pd.DataFrame, min_images: int = 20) -> pd.DataFrame:
 def probability_by_birads(ens: pd.DataFrame) -> pd.DataFrame:
     """The ensemble's malignancy probability per BI-RADS category of the radiologists and per
     pathology: count and median."""
-    return (ens.groupby(["birads", "pathology"])["prob_malignant"]
-            .agg(images="size", median="median").unstack("pathology"))
+    t = (ens.groupby(["birads", "pathology"])["prob_malignant"]
+         .agg(images="size", median="median").unstack("pathology"))
+    return t.astype({c: "Int64" for c in t.columns if c[0] == "images"})
 
 
 def load_ensemble(profile: str, experiment: str, results_dir=None,

@@ -154,6 +154,10 @@ def test_noise_table_and_display_table():
     assert r["Dice CI half-width"] == pytest.approx(0.11)      # median of 0.20 and 0.02
     assert r["AUC CI half-width"] == pytest.approx(0.10)
     assert r["seed spread Dice"] == pytest.approx(0.1) and r["seeds"] == 2
+    assert comparisons.noise_sentence(n, "light") == (
+        "light: 1 of 3 paired comparisons could be told from zero; with 3 folds the median 95% "
+        "interval of a Dice difference reached ±11.0 points, and 2 training seeds of the "
+        "reference spread its Dice by 10.0 points (1 fold in common).")
     d = comparisons.display_table(t)
     assert d.loc[("b", "Dice"), "Δ"] == -0.05 and "bootstrap 95% low" in d.columns
 

@@ -45,6 +45,7 @@ def test_device_table_pools_small_scanners():
     assert t.loc["A", "malignant"] == pytest.approx((e["pathology"][:100] == "malignant").mean())
     p = probability_by_birads(e)
     assert p[("images", "malignant")].sum() + p[("images", "benign")].sum() == len(e)
+    assert str(p[("images", "benign")].dtype) == "Int64"          # counts stay whole numbers
 
 
 def test_load_ensemble_prefers_the_ensemble_file_then_the_fold_mean():
