@@ -32,17 +32,27 @@ METRICS = {"seg_DC_mean": "dice", "cls_AUC": "auc"}
 
 def paired_table(profile: str, reference: str, variants: Sequence[str],
                  metrics: Sequence[str] = ("seg_DC_mean", "cls_AUC"), *, n_boot: int = 1000,
-                 seed: int = 0, results_dir=None) -> pd.DataFrame:
+                 seed: int = 0, results_dir=None,
+                 records: dict[str, list[dict]] | None = None) -> pd.DataFrame:
     """One row per (variant, metric): folds paired, the reference's and the variant's mean,
     the mean paired difference with its *t* interval over folds and its fold-keeping bootstrap
-    interval over test images, and the verdict. Metrics are fractions (Dice, AUC)."""
+    interval over test images, and the verdict. Metrics are fractions (Dice, AUC).
+
+    ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.runs.ensure_records`,
+    which leaves out folds of another configuration) replaces loading the records of the
+    experiments it names; only the folds of those records are paired. ``n_boot=0`` leaves
+    the bootstrap out (its columns NaN)."""
     from .records import load_predictions, load_records
 
-    ref_recs = load_records(profile, reference, results_dir)
+    def recs_of(e):
+        return records[e] if records is not None and e in records else \
+            load_records(profile, e, results_dir)
+
+    ref_recs = recs_of(reference)
     ref_pred = load_predictions(profile, reference, results_dir)
     rows = []
     for v in variants:
-        recs = load_records(profile, v, results_dir)
+        recs = recs_of(v)
         pred = load_predictions(profile, v, results_dir)
         for m in metrics:
             c = stats.compare(ref_recs, recs, m)
@@ -56,7 +66,7 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
                                                   if r["fold"] in folds]))
                 row["variant_value"] = row["reference"] + c["mean"]
                 col = "dice" if m == "seg_DC_mean" else "prob_malignant"
-                if not pred.empty and col in pred and col in ref_pred:
+                if n_boot and not pred.empty and col in pred and col in ref_pred:
                     both = [p[p["fold"].isin(folds)] for p in (ref_pred, pred)]
                     _, lo, hi = stats.paired_bootstrap(both[0], both[1], METRICS[m],
                                                        n_boot=n_boot, seed=seed)
@@ -75,34 +85,66 @@ def forest(table: pd.DataFrame, metric: str, title: str = ""):
 
 
 def glance(table: pd.DataFrame) -> pd.DataFrame:
-    """One line per variant for a reader: Dice and AUC differences with intervals, verdicts."""
+    """One line per variant for a reader: folds, then for each metric the difference with its
+    95% *t* interval and the verdict. A metric the variant has no record of says
+    ``not recorded``; one it does not produce while its other metric is recorded (a
+    segmentation-only network has no AUC) says ``n/a``."""
+    metrics = list(dict.fromkeys(table["metric"]))
     out = {}
-    for _, r in table.iterrows():
-        d = out.setdefault(r["variant"], {"folds": int(r["folds"])})
-        if r["folds"] == 0:
-            d[f"{r['metric']} Δ"] = "not recorded"
-            continue
-        d[f"{r['metric']} Δ (95% CI)"] = f"{r['mean']:+.3f} ({r['low']:+.3f} to {r['high']:+.3f})"
-        d[f"{r['metric']} verdict"] = r["verdict"]
-    return pd.DataFrame(out).T
+    for v, g in table.groupby("variant", sort=False):
+        d = {"folds": int(g["folds"].max())}
+        for m in metrics:
+            r = g[g["metric"] == m]
+            if r.empty or r.iloc[0]["folds"] == 0:
+                d[f"{m} Δ (95% CI)"] = "n/a" if d["folds"] else "not recorded"
+                d[f"{m} verdict"] = ""
+                continue
+            r = r.iloc[0]
+            ci = ("one fold: no interval" if np.isnan(r["low"])
+                  else f"{r['low']:+.3f} to {r['high']:+.3f}")
+            d[f"{m} Δ (95% CI)"] = f"{r['mean']:+.3f} ({ci})"
+            d[f"{m} verdict"] = r["verdict"]
+        out[v] = d
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def seed_yardstick(profile: str, runs: Sequence[str], metrics=("seg_DC_mean", "cls_AUC"),
-                   results_dir=None) -> pd.DataFrame:
+                   results_dir=None, records: dict[str, list[dict]] | None = None
+                   ) -> pd.DataFrame:
     """The K-fold mean of each metric for the reference trained with each training seed, and
-    the spread (max - min) between seeds, over the folds every run has."""
+    the spread (max - min) between seeds, over the folds every recorded run has (``records``
+    as in :func:`paired_table`). Runs with no record yet are left out of the spread (their row
+    is empty); ``seeds`` counts the runs behind each row, ``folds`` the folds in common."""
     from .records import load_records
 
-    recs = {r: {x["fold"]: x for x in load_records(profile, r, results_dir)} for r in runs}
-    common = sorted(set.intersection(*(set(v) for v in recs.values()))) if recs else []
+    recs = {r: {x["fold"]: x for x in (records[r] if records is not None and r in records
+                                       else load_records(profile, r, results_dir))}
+            for r in runs}
+    have = [r for r in runs if recs[r]]
+    common = sorted(set.intersection(*(set(recs[r]) for r in have))) if have else []
     rows = {}
     for r in runs:
         rows[r] = {m: (float(np.mean([recs[r][k]["metrics"][m] for k in common]))
-                       if common else np.nan) for m in metrics}
+                       if common and r in have else np.nan) for m in metrics}
     df = pd.DataFrame(rows).T
-    df.loc["spread (max - min)"] = [stats.seed_spread(df[m].iloc[:len(runs)]) for m in metrics]
+    spread = [stats.seed_spread(df[m].dropna()) if df[m].notna().sum() > 1 else np.nan
+              for m in metrics]
+    df.loc["spread (max - min)"] = spread
     df["folds"] = [len(common)] * len(df)
+    df["seeds"] = [int(r in have and bool(common)) for r in runs] + [len(have) if common else 0]
     return df
+
+
+def _claim_status(table: pd.DataFrame, variant: str, metric: str, supports: str):
+    """``(status, row)`` of one claim: ``supported``, ``contradicted``, ``not detectable`` or
+    ``not recorded`` (row ``None``)."""
+    r = table[(table["variant"] == variant) & (table["metric"] == metric)]
+    if r.empty or r.iloc[0]["folds"] == 0:
+        return "not recorded", None
+    r = r.iloc[0]
+    against = "better" if supports == "worse" else "worse"
+    return {supports: "supported", against: "contradicted"}.get(r["verdict"],
+                                                                 "not detectable"), r
 
 
 def claim_sentences(table: pd.DataFrame) -> list[str]:
@@ -111,17 +153,152 @@ def claim_sentences(table: pd.DataFrame) -> list[str]:
     out = []
     for claim, variant, key, supports in CLAIMS:
         metric = "Dice" if key == "seg_DC_mean" else "AUC"
-        r = table[(table["variant"] == variant) & (table["metric"] == metric)]
-        if r.empty or r.iloc[0]["folds"] == 0:
+        status, r = _claim_status(table, variant, metric, supports)
+        if r is None:
             out.append(f"*{claim}*: not recorded yet (`{variant}`).")
             continue
-        r = r.iloc[0]
-        against = "better" if supports == "worse" else "worse"
-        v = {supports: "**supported**", against: "**contradicted**"}.get(
-            r["verdict"], "**not detectable at this sample size**")
+        v = {"supported": "**supported**", "contradicted": "**contradicted**"}.get(
+            status, "**not detectable at this sample size**")
+        ci = ("one fold, no interval" if np.isnan(r["low"])
+              else f"95% CI {r['low']:+.3f} to {r['high']:+.3f}")
         out.append(f"*{claim}*: {v} (`{variant}` minus reference: {r['mean']:+.3f} {metric}, "
-                   f"95% CI {r['low']:+.3f} to {r['high']:+.3f}, {int(r['folds'])} folds).")
+                   f"{ci}, {int(r['folds'])} fold{'s' if r['folds'] != 1 else ''}).")
     return out
+
+
+def _join(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    parts = list(parts)
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def claim_tally(table: pd.DataFrame) -> str:
+    """One sentence counting the claims of :data:`CLAIMS` by status (see
+    :func:`claim_sentences`), e.g. "of the paper's 8 design claims tested here, 2 are
+    supported, 1 is contradicted and 5 are not detectable at this sample size"."""
+    status = [_claim_status(table, v, "Dice" if k == "seg_DC_mean" else "AUC", s)[0]
+              for _, v, k, s in CLAIMS]
+    n = len(CLAIMS)
+    if all(x == "not recorded" for x in status):
+        return f"none of the paper's {n} design claims tested here is recorded yet"
+    parts = [f"{c} {'is' if c == 1 else 'are'} {words}" for k, words in (
+        ("supported", "supported"), ("contradicted", "contradicted"),
+        ("not detectable", "not detectable at this sample size"),
+        ("not recorded", "not recorded yet")) if (c := status.count(k))]
+    return f"of the paper's {n} design claims tested here, {_join(parts)}"
+
+
+def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> str:
+    """One sentence on the rows of ``metric`` in :func:`paired_table`: how many of the
+    ``noun`` are recorded, how many are better, worse or not detectably different from the
+    reference, and the one with the highest difference (with its interval)."""
+    t = table[table["metric"] == metric]
+    rec = t[t["folds"] > 0]
+    if rec.empty:
+        return f"none of the {len(t)} {noun} is recorded yet"
+    parts = [f"{c} {words}" for v, words in (
+        ("worse", "worse than the reference"), ("better", "better"),
+        ("no detectable difference", "not detectably different"))
+        if (c := int((rec["verdict"] == v).sum()))]
+    best = rec.loc[rec["mean"].idxmax()]
+    ci = ("1 fold, no interval" if np.isnan(best["low"])
+          else f"95% CI {best['low']:+.3f} to {best['high']:+.3f}, {int(best['folds'])} folds")
+    head = (f"all {len(t)} {noun} recorded" if len(rec) == len(t)
+            else f"{len(rec)} of the {len(t)} {noun} recorded")
+    return (f"{head}: {_join(parts)} in {metric}; the highest, {best['variant']}, "
+            f"{best['mean']:+.3f} {metric} against the reference ({ci})")
+
+
+def yardstick_sentence(yard: pd.DataFrame, aim: float = 0.02) -> str:
+    """One sentence on :func:`seed_yardstick`: the spread of the K-fold mean Dice between
+    training seeds against ``aim`` (a fraction: 0.02 = 2 Dice points), and of the AUC."""
+    s = yard.loc["spread (max - min)"]
+    seeds, folds = int(s["seeds"]), int(s["folds"])
+    if seeds < 2 or np.isnan(s["seg_DC_mean"]):
+        return (f"not measurable yet: {seeds} of the {len(yard) - 1} training seeds are "
+                "recorded on a fold they all share")
+    met = "met" if s["seg_DC_mean"] < aim else "not met"
+    auc = f" and the AUC by {s['cls_AUC']:.3f}" if "cls_AUC" in s and not np.isnan(
+        s["cls_AUC"]) else ""
+    return (f"between {seeds} training seeds the {folds}-fold mean Dice spreads by "
+            f"{100 * s['seg_DC_mean']:.1f} points (aim: below {100 * aim:g}, {met}){auc}")
+
+
+def protocol(cfg: dict) -> str:
+    """The training protocol of a configuration in words: size, epochs, learning rate and
+    schedule, enhancement, folds (e.g. for the variants of chapters 4 and 5)."""
+    sched = (f"cosine decay after {cfg['warmup_epochs']} warm-up epochs"
+             if cfg["schedule"] == "cosine" else
+             f"divided by {1 / cfg['lr_drop_factor']:g} every {cfg['lr_drop_every']} epochs")
+    enh = "no enhancement" if cfg["enhancement"] == "none" else f"{cfg['enhancement'].upper()}"
+    split = {"grouped": "duplicate-grouped", "random": "random"}.get(cfg["split"], cfg["split"])
+    folds = (f"folds {', '.join(str(k + 1) for k in cfg['folds'])} of {cfg['n_folds']} "
+             if cfg["folds"] is not None else f"{cfg['n_folds']} ")
+    return (f"{cfg['image_size']} px, {cfg['epochs']} epochs, lr {cfg['lr']:g} ({sched}), "
+            f"{enh}, {folds}{split} folds")
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`paired_table` with plain column names, one row per (variant, metric)."""
+    names = {"folds": "folds", "reference": "reference", "variant_value": "variant",
+             "mean": "Δ", "low": "t 95% low", "high": "t 95% high",
+             "boot_low": "bootstrap 95% low", "boot_high": "bootstrap 95% high",
+             "verdict": "verdict"}
+    return table.set_index(["variant", "metric"])[list(names)].rename(columns=names)
+
+
+def noise_table(entries: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+    """How well a protocol can tell an effect from noise: one column per protocol.
+
+    ``entries``: label -> (:func:`paired_table`, :func:`seed_yardstick`). Rows: the paired
+    comparisons recorded, the folds behind each (median), how many have a verdict of
+    ``better`` or ``worse``, the median half-width of their 95% *t* interval for Dice and AUC,
+    and the spread between training seeds of the reference (Dice, AUC, seeds, folds). Counts
+    stay integers (the columns hold Python objects).
+    """
+    cols = {}
+    for label, (t, yard) in entries.items():
+        rec = t[t["folds"] > 0]
+        half = (rec["high"] - rec["low"]) / 2
+        sp = yard.loc["spread (max - min)"]
+        folds = float(rec["folds"].median()) if len(rec) else np.nan
+        cols[label] = pd.Series({
+            "comparisons": len(rec),
+            "folds each": int(folds) if folds == folds and folds == int(folds) else folds,
+            "better or worse": int(rec["verdict"].isin(["better", "worse"]).sum()),
+            "Dice CI half-width": float(half[rec["metric"] == "Dice"].median()),
+            "AUC CI half-width": float(half[rec["metric"] == "AUC"].median()),
+            "seed spread Dice": float(sp.get("seg_DC_mean", np.nan)),
+            "seed spread AUC": float(sp.get("cls_AUC", np.nan)),
+            "seeds": int(sp["seeds"]), "seed folds": int(sp["folds"])}, dtype=object)
+    out = pd.DataFrame(cols)
+    out.columns.name = "protocol"
+    return out
+
+
+def noise_sentence(noise: pd.DataFrame, label: str) -> str:
+    """One sentence on a column of :func:`noise_table`: how many paired comparisons could be
+    told from zero, how wide the Dice intervals were, how far the seeds spread."""
+    c = noise[label]
+    if not c["comparisons"]:
+        return f"{label}: no paired comparison recorded yet."
+    out = (f"{label}: {c['better or worse']} of {c['comparisons']} paired comparisons could be "
+           f"told from zero; with {c['folds each']} folds the median 95% interval of a Dice "
+           f"difference reached ±{100 * c['Dice CI half-width']:.1f} points")
+    if c["seeds"] >= 2 and c["seed spread Dice"] == c["seed spread Dice"]:
+        out += (f", and {c['seeds']} training seeds of the reference spread its Dice by "
+                f"{100 * c['seed spread Dice']:.1f} points ({c['seed folds']} "
+                f"fold{'s' if c['seed folds'] != 1 else ''} in common)")
+    return out + "."
+
+
+def same_as_reference(profile: str, reference: str, variants: Sequence[str]) -> list[str]:
+    """The variants whose configuration is the reference's (same config hash): their
+    comparison can only show training noise, and their records duplicate the reference's."""
+    from .config import config_hash, make_config
+
+    ref = config_hash(make_config(profile, reference))
+    return [v for v in variants if config_hash(make_config(profile, v)) == ref]
 
 
 def across_profiles(rows: Sequence[tuple[str, str, str]], results_dir=None,

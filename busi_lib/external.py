@@ -173,24 +173,28 @@ def radiologist_scores(path=None) -> pd.DataFrame | None:
                          "birads": meta["BIRADS"], "device": meta["Device"]})
 
 
-def ensemble_table(ens: pd.DataFrame, radiologists: pd.DataFrame | None = None,
-                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def ensemble_table(ens: pd.DataFrame | None, radiologists: pd.DataFrame | None = None,
+                   n_boot: int = 1000, seed: int = 0,
+                   label: str = "model: the fold models as one ensemble") -> pd.DataFrame:
     """The fold ensemble on BUS-BRA beside the radiologists' own BI-RADS reading.
 
     One row per reader: AUC with its 95% interval from a patient-grouped bootstrap (both
     breasts of a patient resampled together), mean Dice of the ensemble's masks, images,
     patients. ``ens`` is :func:`evaluate_ensemble`'s table; ``radiologists`` is
-    :func:`radiologist_scores` (BI-RADS 2-5 read as an ordinal malignancy score).
+    :func:`radiologist_scores` (BI-RADS 2-5 read as an ordinal malignancy score); ``label``
+    names the model's row. With ``ens=None`` (no predictions recorded yet) the table holds the
+    radiologists' row only.
     """
     from .calibration import grouped_bootstrap_auc
 
     rows = []
-    y = (ens["pathology"] == "malignant").astype(int).to_numpy()
-    auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
-    rows.append({"reader": "model: mean of the 5 fold models", "images": len(ens),
-                 "patients": ens["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
-                 "AUC 95% CI high": hi,
-                 "Dice mean": float(ens["dice"].mean()) if "dice" in ens else np.nan})
+    if ens is not None:
+        y = (ens["pathology"] == "malignant").astype(int).to_numpy()
+        auc, lo, hi = grouped_bootstrap_auc(y, ens["prob_malignant"], ens["case"], n_boot, seed)
+        rows.append({"reader": label, "images": len(ens),
+                     "patients": ens["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
+                     "AUC 95% CI high": hi,
+                     "Dice mean": float(ens["dice"].mean()) if "dice" in ens else np.nan})
     if radiologists is not None:
         r = radiologists
         yr = (r["pathology"] == "malignant").astype(int).to_numpy()
@@ -199,7 +203,9 @@ def ensemble_table(ens: pd.DataFrame, radiologists: pd.DataFrame | None = None,
         rows.append({"reader": "radiologists: BI-RADS category as a score", "images": len(r),
                      "patients": r["case"].nunique(), "AUC": auc, "AUC 95% CI low": lo,
                      "AUC 95% CI high": hi, "Dice mean": np.nan})
-    return pd.DataFrame(rows).set_index("reader")
+    cols = ["reader", "images", "patients", "AUC", "AUC 95% CI low", "AUC 95% CI high",
+            "Dice mean"]
+    return pd.DataFrame(rows, columns=cols).set_index("reader")
 
 
 def device_table(ens: pd.DataFrame, min_images: int = 20) -> pd.DataFrame:
@@ -221,5 +227,40 @@ def device_table(ens: pd.DataFrame, min_images: int = 20) -> pd.DataFrame:
 def probability_by_birads(ens: pd.DataFrame) -> pd.DataFrame:
     """The ensemble's malignancy probability per BI-RADS category of the radiologists and per
     pathology: count and median."""
-    return (ens.groupby(["birads", "pathology"])["prob_malignant"]
-            .agg(images="size", median="median").unstack("pathology"))
+    t = (ens.groupby(["birads", "pathology"])["prob_malignant"]
+         .agg(images="size", median="median").unstack("pathology"))
+    return t.astype({c: "Int64" for c in t.columns if c[0] == "images"})
+
+
+def load_ensemble(profile: str, experiment: str, results_dir=None,
+                  folds=None) -> tuple[pd.DataFrame | None, str]:
+    """The fold ensemble's BUS-BRA table of an experiment, and where it comes from.
+
+    ``ensemble_external.csv`` (written by :func:`evaluate_ensemble`: the fold models' mean
+    probability and mean mask) when it exists; else the mean over the recorded folds (only
+    ``folds`` when given) of each image's per-fold probability and Dice
+    (``fold<k>_external.csv``), which needs no model file; else ``None``. The text says which.
+    """
+    from . import records
+
+    path = records.experiment_dir(profile, experiment, results_dir) / "ensemble_external.csv"
+    if path.is_file():
+        import json
+
+        meta = path.with_suffix(".json")
+        n = len(json.loads(meta.read_text()).get("folds", [])) if meta.is_file() else 0
+        return pd.read_csv(path), (f"{experiment}: the {f'{n} ' if n else ''}fold models' "
+                                   "mean probability and mean mask (ensemble_external.csv)")
+    ext = records.load_predictions(profile, experiment, results_dir, kind="external")
+    if not ext.empty and folds is not None:
+        ext = ext[ext["fold"].isin(list(folds))]
+    if ext.empty or "prob_malignant" not in ext:
+        return None, f"{experiment}: no BUS-BRA predictions recorded"
+    agg = {c: "first" for c in ("case", "pathology", "birads", "device") if c in ext}
+    agg.update({c: "mean" for c in ext.columns
+                if c in ("prob_malignant", "dice") or c.startswith("pred_")})
+    ens = ext.groupby("id", sort=True).agg(agg).reset_index()
+    n = ext["fold"].nunique()
+    return ens, (f"{experiment}: mean over {n} fold model{'s' if n != 1 else ''} of each "
+                 "image's probability, Dice and mask-shape descriptors (per-fold predictions; "
+                 "the ensemble's own masks are not recorded yet)")

@@ -297,3 +297,17 @@ def predicted_shape_table(oof: pd.DataFrame, busbra: pd.DataFrame | None, folds:
             row.update({"BUS-BRA AUC": auc, "BUS-BRA 95% CI": f"{lo:.3f}-{hi:.3f}"})
         rows.append(row)
     return pd.DataFrame(rows).set_index("classifier")
+
+
+def giveaway_sentence(table: pd.DataFrame) -> str:
+    """One sentence from :func:`giveaway_table`: the AUC of the image size alone and of the
+    annotators' outline shape, on BUSI out of fold and on BUS-BRA."""
+    def one(row: str) -> str:
+        r = table.loc[row]
+        ext = r["BUS-BRA AUC (fitted on BUSI)"]
+        return (f"{r['BUSI AUC (out of fold)']:.2f} on BUSI ("
+                + (f"{ext:.2f} on BUS-BRA" if np.isfinite(ext) else "BUS-BRA not found") + ")")
+    size = next(i for i in table.index if i.startswith("image size ("))
+    shape = next(i for i in table.index if i.startswith("shape of"))
+    return (f"the original image size alone tells malignant from benign with an AUC of "
+            f"{one(size)}, and the shape of the annotators' lesion outline with {one(shape)}")

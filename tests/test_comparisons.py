@@ -43,7 +43,10 @@ def test_paired_table_verdicts_and_sentences():
     assert en["verdict"] == "worse" and en["reference"] == pytest.approx(0.71)
     assert t[(t["variant"] == "ce_loss")]["folds"].eq(0).all()
     g = comparisons.glance(t)
-    assert g.loc["ce_loss", "Dice Δ"] == "not recorded"
+    assert g.loc["ce_loss", "Dice Δ (95% CI)"] == "not recorded"
+    assert g.loc["seg_only", "Dice Δ (95% CI)"].startswith("-0.100 (")
+    assert list(g.columns) == ["folds", "Dice Δ (95% CI)", "Dice verdict", "AUC Δ (95% CI)",
+                               "AUC verdict"]
     assert g.loc["seg_only", "Dice verdict"] == "worse"
     text = " ".join(comparisons.claim_sentences(t))
     assert "multi-task training helps segmentation*: **supported**" in text
@@ -51,6 +54,8 @@ def test_paired_table_verdicts_and_sentences():
     assert "multi-peak GHE helps classification*: **not detectable" in text
     assert "focal loss helps classification*: not recorded yet" in text
     assert comparisons.forest(t, "Dice") is not None
+    quick = comparisons.paired_table("smoke", "ablation_reference", ["seg_only"], n_boot=0)
+    assert quick["boot_low"].isna().all() and quick["mean"].iloc[0] == pytest.approx(-0.10)
 
 
 def test_seed_yardstick_and_across_profiles():
@@ -62,3 +67,104 @@ def test_seed_yardstick_and_across_profiles():
     a = comparisons.across_profiles([("recipe", "smoke", "ablation_reference")])
     assert a.loc["recipe", "Dice"] == pytest.approx(0.71) and a.loc["recipe", "folds"] == 3
     assert a.loc["recipe", "train hours"] == pytest.approx(0.03)
+
+
+def _table(rows):
+    """A paired_table-like frame from (variant, metric, folds, mean, low, high, verdict)."""
+    cols = ["variant", "metric", "folds", "mean", "low", "high", "verdict"]
+    return pd.DataFrame(rows, columns=cols).assign(boot_low=np.nan, boot_high=np.nan,
+                                                   reference=0.7, variant_value=0.7)
+
+
+def test_glance_says_n_a_for_a_metric_the_variant_does_not_produce():
+    t = _table([("seg_only", "Dice", 5, -0.01, -0.03, 0.01, "no detectable difference"),
+                ("seg_only", "AUC", 0, np.nan, np.nan, np.nan, "not recorded"),
+                ("x", "Dice", 1, 0.02, np.nan, np.nan, "no detectable difference"),
+                ("x", "AUC", 1, 0.01, np.nan, np.nan, "no detectable difference")])
+    g = comparisons.glance(t)
+    assert g.loc["seg_only", "AUC Δ (95% CI)"] == "n/a" and g.loc["seg_only", "folds"] == 5
+    assert g.loc["x", "Dice Δ (95% CI)"] == "+0.020 (one fold: no interval)"
+
+
+def test_claim_tally_counts_each_status():
+    rows = [("seg_only", "Dice", 5, -0.05, -0.08, -0.02, "worse"),          # supported
+            ("cls_only", "AUC", 5, 0.03, 0.01, 0.05, "better"),           # contradicted
+            ("enh_ghe", "Dice", 5, 0.03, 0.01, 0.05, "better"),           # supported
+            ("enh_ghe", "AUC", 5, -0.01, -0.03, 0.01, "no detectable difference")]
+    s = comparisons.claim_tally(_table(rows))
+    n = len(comparisons.CLAIMS)
+    assert s == (f"of the paper's {n} design claims tested here, 2 are supported, "
+                 f"1 is contradicted, 1 is not detectable at this sample size and "
+                 f"{n - 4} are not recorded yet")
+    assert comparisons.claim_tally(_table([])).startswith("none of the paper's")
+
+
+def test_verdict_tally_names_the_highest():
+    rows = [("base_unet", "Dice", 5, -0.05, -0.08, -0.02, "worse"),
+            ("base_fpn", "Dice", 5, -0.01, -0.03, 0.01, "no detectable difference"),
+            ("base_vgg19", "Dice", 0, np.nan, np.nan, np.nan, "not recorded")]
+    s = comparisons.verdict_tally(_table(rows), "Dice", "segmentation baselines")
+    assert s == ("2 of the 3 segmentation baselines recorded: 1 worse than the reference and "
+                 "1 not detectably different in Dice; the highest, base_fpn, -0.010 Dice "
+                 "against the reference (95% CI -0.030 to +0.010, 5 folds)")
+    assert comparisons.verdict_tally(_table(rows), "AUC", "x") == "none of the 0 x is recorded yet"
+
+
+def test_yardstick_sentence_against_the_aim():
+    _write("ablation_reference", [0.70, 0.72, 0.71], [0.85, 0.86, 0.84])
+    _write("ablation_reference_s1", [0.72, 0.74, 0.73], [0.84, 0.85, 0.83])
+    runs = ["ablation_reference", "ablation_reference_s1", "ablation_reference_s2"]
+    y = comparisons.seed_yardstick("smoke", runs)          # s2 not recorded: left out
+    assert y.loc["ablation_reference_s2", "seeds"] == 0 and np.isnan(
+        y.loc["ablation_reference_s2", "seg_DC_mean"])
+    assert y.loc["spread (max - min)", "seeds"] == 2
+    assert comparisons.yardstick_sentence(y) == (
+        "between 2 training seeds the 3-fold mean Dice spreads by 2.0 points (aim: below 2, "
+        "not met) and the AUC by 0.010")
+    assert "met)" in comparisons.yardstick_sentence(y, aim=0.03)
+    one = comparisons.seed_yardstick("smoke", ["ablation_reference", "ablation_reference_s2"])
+    assert comparisons.yardstick_sentence(one).startswith("not measurable yet: 1 of the 2")
+
+
+def test_protocol_in_words():
+    from busi_lib.config import make_config
+
+    cfg = dict(make_config("cpu", "ablation_reference"), image_size=128, epochs=30, lr=1e-3,
+               schedule="cosine", warmup_epochs=2, enhancement="none")
+    assert comparisons.protocol(cfg) == ("128 px, 30 epochs, lr 0.001 (cosine decay after 2 "
+                                         "warm-up epochs), no enhancement, 5 duplicate-grouped "
+                                         "folds")
+    old = make_config("cpu_v1", "random_light")
+    assert comparisons.protocol(old) == ("64 px, 4 epochs, lr 0.001 (divided by 10 every 20 "
+                                         "epochs), GHE, folds 1, 2, 3 of 5 random folds")
+
+
+def test_noise_table_and_display_table():
+    t = _table([("a", "Dice", 3, -0.05, -0.25, 0.15, "no detectable difference"),
+                ("a", "AUC", 3, 0.01, -0.09, 0.11, "no detectable difference"),
+                ("b", "Dice", 5, -0.05, -0.07, -0.03, "worse"),
+                ("b", "AUC", 0, np.nan, np.nan, np.nan, "not recorded")])
+    yard = pd.DataFrame({"seg_DC_mean": [0.7, 0.6, 0.1], "cls_AUC": [0.8, 0.7, 0.1],
+                         "folds": [1, 1, 1], "seeds": [1, 1, 2]},
+                        index=["r", "r_s1", "spread (max - min)"])
+    n = comparisons.noise_table({"light": (t, yard)})
+    r = n["light"]
+    assert isinstance(r["comparisons"], int) and isinstance(r["folds each"], int)
+    assert r["comparisons"] == 3 and r["folds each"] == 3 and r["better or worse"] == 1
+    assert r["Dice CI half-width"] == pytest.approx(0.11)      # median of 0.20 and 0.02
+    assert r["AUC CI half-width"] == pytest.approx(0.10)
+    assert r["seed spread Dice"] == pytest.approx(0.1) and r["seeds"] == 2
+    assert comparisons.noise_sentence(n, "light") == (
+        "light: 1 of 3 paired comparisons could be told from zero; with 3 folds the median 95% "
+        "interval of a Dice difference reached ±11.0 points, and 2 training seeds of the "
+        "reference spread its Dice by 10.0 points (1 fold in common).")
+    d = comparisons.display_table(t)
+    assert d.loc[("b", "Dice"), "Δ"] == -0.05 and "bootstrap 95% low" in d.columns
+
+
+def test_same_as_reference_finds_a_variant_that_changes_nothing(monkeypatch):
+    from busi_lib import config
+
+    monkeypatch.setitem(config.EXPERIMENTS, "noop", dict(config.EXPERIMENTS["ablation_reference"]))
+    assert comparisons.same_as_reference("cpu", "ablation_reference",
+                                         ["noop", "seg_only", "plain_blocks"]) == ["noop"]

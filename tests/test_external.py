@@ -32,6 +32,10 @@ def test_ensemble_table_beside_the_radiologists():
     assert model["AUC 95% CI low"] <= model["AUC"] <= model["AUC 95% CI high"]
     assert model["patients"] == 60 and model["Dice mean"] == pytest.approx(e["dice"].mean())
     assert np.isnan(rad["Dice mean"])
+    alone = ensemble_table(None, e[["id", "case", "pathology", "birads", "device"]], n_boot=100)
+    assert list(alone.index) == ["radiologists: BI-RADS category as a score"]
+    assert alone.iloc[0]["AUC"] == pytest.approx(rad["AUC"])
+    assert ensemble_table(None, None).empty
 
 
 def test_device_table_pools_small_scanners():
@@ -41,3 +45,32 @@ def test_device_table_pools_small_scanners():
     assert t.loc["A", "malignant"] == pytest.approx((e["pathology"][:100] == "malignant").mean())
     p = probability_by_birads(e)
     assert p[("images", "malignant")].sum() + p[("images", "benign")].sum() == len(e)
+    assert str(p[("images", "benign")].dtype) == "Int64"          # counts stay whole numbers
+
+
+def test_load_ensemble_prefers_the_ensemble_file_then_the_fold_mean():
+    import json
+
+    from busi_lib.external import load_ensemble
+    from busi_lib.records import experiment_dir
+
+    ens, why = load_ensemble("smoke", "multitask_grouped")
+    assert ens is None and "no BUS-BRA predictions" in why
+    d = experiment_dir("smoke", "multitask_grouped")
+    d.mkdir(parents=True)
+    e = _ens(n=4)
+    for k, shift in enumerate((0.0, 0.2, 0.4)):
+        e.assign(prob_malignant=0.1 + shift, dice=0.5 + shift / 2, pred_solidity=shift
+                 ).to_csv(d / f"fold{k}_external.csv", index=False)
+    ens, why = load_ensemble("smoke", "multitask_grouped")
+    assert len(ens) == 4 and "mean over 3 fold models" in why
+    assert ens["prob_malignant"].tolist() == pytest.approx([0.3] * 4)
+    assert ens["dice"].tolist() == pytest.approx([0.6] * 4)
+    assert ens["pred_solidity"].tolist() == pytest.approx([0.2] * 4)
+    ens, why = load_ensemble("smoke", "multitask_grouped", folds=[0])
+    assert ens["prob_malignant"].tolist() == pytest.approx([0.1] * 4) and "1 fold model " in why
+    e.to_csv(d / "ensemble_external.csv", index=False)
+    (d / "ensemble_external.json").write_text(json.dumps({"folds": [0, 1, 2, 3, 4]}))
+    ens, why = load_ensemble("smoke", "multitask_grouped")
+    assert ens["prob_malignant"].tolist() == pytest.approx(e["prob_malignant"].tolist())
+    assert why.startswith("multitask_grouped: the 5 fold models' mean")
