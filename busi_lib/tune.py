@@ -82,7 +82,7 @@ TRIALS: dict[str, tuple[int, dict]] = {
     "combo_e40": (3, {**COMBO, "epochs": 40}),
 }
 #: The trial whose configuration became the cpu profile's recipe (see ``busi_lib.config.RECIPE``)
-FINAL_TRIAL = "combo_e40"
+FINAL_TRIAL = "combo_e30"
 
 
 # ----------------------------------------------------------------------------- the split
@@ -284,6 +284,17 @@ def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def best_inference(rec: dict) -> dict:
+    """The inference choice of a trial with the highest validation Dice + AUC; on a tie, the
+    simplest (no TTA, no post-processing, threshold nearest 0.5)."""
+    c = pd.DataFrame(rec["inference_choices"])
+    c = c.assign(score=c["val_dice"] + c["val_auc"], extra=c["tta"].astype(int)
+                 + (c["postprocess"] != "none").astype(int), off=(c["mask_threshold"] - 0.5).abs())
+    best = c.sort_values(["score", "extra", "off"], ascending=[False, True, True]).iloc[0]
+    return {"tta": bool(best["tta"]), "postprocess": str(best["postprocess"]),
+            "mask_threshold": float(best["mask_threshold"])}
 
 
 def choices_table(rec: dict) -> pd.DataFrame:

@@ -118,3 +118,13 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="the trial changed"):
         tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
                        verbose=0, **{**TINY, "epochs": 3})
+
+
+def test_best_inference_prefers_the_simplest_on_a_tie():
+    rows = [{"tta": t, "postprocess": p, "mask_threshold": th, "val_dice": 0.7, "val_auc": 0.8}
+            for t in (False, True) for p in ("none", "largest_fill") for th in (0.4, 0.5, 0.6)]
+    assert tune.best_inference({"inference_choices": rows}) == {
+        "tta": False, "postprocess": "none", "mask_threshold": 0.5}
+    rows[-1] = {**rows[-1], "val_dice": 0.75}            # TTA, post-processing, 0.6 wins
+    assert tune.best_inference({"inference_choices": rows}) == {
+        "tta": True, "postprocess": "largest_fill", "mask_threshold": 0.6}
