@@ -47,7 +47,7 @@ worker() {
     for g in "${groups[@]}"; do
         left=$(( DEADLINE - $(date +%s) ))
         [ "$left" -le 0 ] && break
-        eval "$PY -m busi_lib.train $g --claims /tmp/claims --hours $(echo "$left / 3600" | bc -l)"
+        eval "$PY -m busi_lib.train $g --claims /tmp/claims --hours $(awk -v s="$left" "BEGIN {print s / 3600}")"
     done
 }
 for i in $(seq 1 "$N"); do
