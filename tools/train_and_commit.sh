@@ -3,6 +3,7 @@
 # (only the experiment's own folder is committed, whatever else is staged).
 #
 #   bash tools/train_and_commit.sh cpu "multitask_grouped multitask" [extra busi_lib.train args]
+#   BREADTH=1 bash tools/train_and_commit.sh ...   # fold 1 of every experiment first, then fold 2
 set -u
 profile=$1; shift
 exps=$1; shift
@@ -10,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 plan=$($PY -c "
 import sys
 from busi_lib.train import work_plan
-for e, k in work_plan('$profile', '$exps'.split()):
+for e, k in work_plan('$profile', '$exps'.split(), breadth_first=bool('${BREADTH:-}')):
     print(e, k)
 ")
 echo "$plan" | while read -r exp k; do
