@@ -321,3 +321,20 @@ def across_profiles(rows: Sequence[tuple[str, str, str]], results_dir=None,
         row["train hours"] = sum(r["train_seconds"] for r in recs) / 3600
         out.append(row)
     return pd.DataFrame(out).set_index("run")
+
+
+def machine_mismatches(profile: str, reference: str, variants: Sequence[str],
+                       results_dir=None) -> pd.DataFrame:
+    """The (variant, fold) pairs whose variant and reference folds ran on different machines
+    (see :func:`busi_lib.cost.machine_label`); empty when every pair shares its machine."""
+    from .cost import machine_label
+    from .records import load_records
+
+    ref = {r["fold"]: machine_label(r) for r in load_records(profile, reference, results_dir)}
+    rows = []
+    for v in variants:
+        for r in load_records(profile, v, results_dir):
+            if r["fold"] in ref and machine_label(r) != ref[r["fold"]]:
+                rows.append({"variant": v, "fold": r["fold"] + 1, "variant ran on": machine_label(r),
+                             "reference ran on": ref[r["fold"]]})
+    return pd.DataFrame(rows, columns=["variant", "fold", "variant ran on", "reference ran on"])

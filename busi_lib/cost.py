@@ -52,6 +52,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
             "hours recorded": wall / 3600,
             "hours to go (est.)": (wall / len(recs) * left / 3600) if recs else
                                   (np.nan if left else 0.0),
+            "machine": machines(recs),
         })
     df = pd.DataFrame(rows).set_index("experiment")
     own = df.loc[[e for e in df.index if e in book or experiments is not None]]
@@ -69,6 +70,26 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     # counts stay integers (nullable: the total has no image size or epochs)
     ints = ["image px", "epochs", "folds recorded", "folds planned"]
     return out.astype({c: "Int64" for c in ints})
+
+
+def machine_label(rec: dict) -> str:
+    """Short name of the machine a record ran on: GPU, or CPU with / without bfloat16 units,
+    and its precision (records made before machines were recorded: their platform only)."""
+    m = rec.get("machine")
+    if not m:
+        return f"CPU, not recorded ({rec.get('precision', '?')})"
+    if m.get("gpu"):
+        return f"{m['gpu']} GPU ({rec.get('precision', '?')})"
+    bf = "bf16 CPU" if m.get("cpu_bf16") else "AVX2 CPU"
+    return f"{m.get('cores', '?')}-core {bf} ({rec.get('precision', '?')})"
+
+
+def machines(recs: list[dict]) -> str:
+    """The machines of a list of records, with how many folds each ran (e.g. ``3x H200``)."""
+    from collections import Counter
+
+    counts = Counter(machine_label(r) for r in recs)
+    return "; ".join(f"{n}x {k}" if len(counts) > 1 else k for k, n in counts.items())
 
 
 def cost_markdown(profile: str, results_dir=None) -> str:

@@ -168,3 +168,16 @@ def test_same_as_reference_finds_a_variant_that_changes_nothing(monkeypatch):
     monkeypatch.setitem(config.EXPERIMENTS, "noop", dict(config.EXPERIMENTS["ablation_reference"]))
     assert comparisons.same_as_reference("cpu", "ablation_reference",
                                          ["noop", "seg_only", "plain_blocks"]) == ["noop"]
+
+
+def test_machine_mismatches_names_the_pairs_on_two_machines():
+    _write("ablation_reference", [0.70, 0.72], [0.85, 0.86])
+    _write("ce_loss", [0.70, 0.72], [0.85, 0.86])
+    d = experiment_dir("smoke", "ce_loss")
+    rec = json.loads((d / "fold1.json").read_text())
+    rec.update(machine={"gpu": "NVIDIA H200"}, precision="mixed_bfloat16")
+    (d / "fold1.json").write_text(json.dumps(rec))
+    m = comparisons.machine_mismatches("smoke", "ablation_reference", ["ce_loss"])
+    assert len(m) == 1 and m.iloc[0]["fold"] == 2
+    assert m.iloc[0]["variant ran on"] == "NVIDIA H200 GPU (mixed_bfloat16)"
+    assert comparisons.machine_mismatches("smoke", "ablation_reference", ["nope"]).empty
