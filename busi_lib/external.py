@@ -73,7 +73,7 @@ def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
     probability, Dice, and the shape descriptors of the predicted mask (``pred_*``)."""
     from .metrics import per_image_segmentation
 
-    from .fit import binarize, predict_arrays
+    from .fit import binarize, load_saved_model, predict_arrays
 
     loaded = load_busbra(path, image_size=cfg["image_size"], enhancement=cfg["enhancement"],
                          resize=cfg.get("resize", "squash"))
@@ -114,7 +114,7 @@ def evaluate_ensemble(profile: str, experiment: str, results_dir=None, path=None
     import keras
 
     from . import records
-    from .fit import binarize, predict_arrays
+    from .fit import binarize, load_saved_model, predict_arrays
     from .metrics import per_image_segmentation
     from .shape import predicted_descriptors
 
@@ -133,7 +133,7 @@ def evaluate_ensemble(profile: str, experiment: str, results_dir=None, path=None
     images, masks, meta = loaded
     probs, mask_probs = [], []
     for m in models:
-        model = keras.saving.load_model(m, safe_mode=True, compile=False)
+        model = load_saved_model(m)
         pred = predict_arrays(model, cfg, images)
         if "label" in pred:
             probs.append(pred["label"][:, list(cfg["classes"]).index("malignant")])

@@ -203,6 +203,17 @@ def compile_for_config(model, cfg: dict, class_weights, steps_per_epoch: int,
                   loss_weights=lw)
 
 
+def load_saved_model(path, compile: bool = False):
+    """A ``.keras`` file saved by this project, loaded with ``safe_mode``: the modules whose
+    classes it may hold (:class:`~busi_lib.model.LesionCrop`, the losses, the schedule) are
+    imported first so that Keras finds them registered."""
+    import keras
+
+    from . import losses, model, optim  # noqa: F401  (registers the custom classes)
+
+    return keras.saving.load_model(path, safe_mode=True, compile=compile)
+
+
 def _atomic_save(model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
@@ -258,7 +269,7 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
         if state.get("config_hash") != chash:
             raise ConfigError(f"checkpoint {ckpt_dir} belongs to config {state.get('config_hash')}"
                               f", not {chash}; delete it to start this run again")
-        model = keras.saving.load_model(model_path, safe_mode=True, compile=True)
+        model = load_saved_model(model_path, compile=True)
         state["resumed_at"].append(state["epoch"])
         state.setdefault("cpu_seconds", 0.0)
         state.setdefault("class_weights", weights)
@@ -327,7 +338,7 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
             records.write_json(state_path, state)
             break
     if state.get("stopped_early_at") and best_path.is_file():
-        model = keras.saving.load_model(best_path, safe_mode=True, compile=True)
+        model = load_saved_model(best_path, compile=True)
     return model, state
 
 

@@ -161,6 +161,8 @@ class Predictor:
         """
         import keras
 
+        from .fit import load_saved_model
+
         p = Path(path)
         if cfg is None:
             rec = p.parent.parent / f"{p.stem}.json"
@@ -169,7 +171,7 @@ class Predictor:
                                 f"record {str(rec)!r} written by busi_lib.train beside models/")
             cfg = json.loads(rec.read_text())["config"]
         try:
-            m = keras.saving.load_model(p, safe_mode=True, compile=False)
+            m = load_saved_model(p)
         except Exception as exc:   # keras raises many types for a bad file; name the file
             raise DataError(f"cannot load {str(p)!r} as a Keras model ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc

@@ -135,7 +135,9 @@ def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
     returns the parameter count."""
     import keras
 
-    src = keras.saving.load_model(keras_path, safe_mode=True, compile=False)
+    from .fit import load_saved_model
+
+    src = load_saved_model(keras_path)
     net.set_weights(src.get_weights())
     net.save_weights(out32)
     to_float16(out32, out16)
