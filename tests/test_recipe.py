@@ -198,3 +198,23 @@ def test_recipe_keys_are_validated(key, value, expected):
     with pytest.raises(ConfigError, match=f"{key}=") as e:
         make_config("cpu", "multitask", **{key: value})
     assert expected in str(e.value)
+
+
+def test_a_crop_head_model_reloads_in_a_fresh_process(tmp_path):
+    """Regression: a saved model with the crop head must load where busi_lib.model was never
+    imported (resuming a fold, the BUS-BRA ensemble, the release)."""
+    pytest.importorskip("keras")
+    import subprocess
+    import sys
+
+    from busi_lib.model import build_model
+
+    m = build_model(32, filters=[4, 4, 4, 4], bridge_filters=4, dense_units=4,
+                    cls_head="gap_crop")
+    m.save(tmp_path / "m.keras")
+    code = ("from busi_lib.fit import load_saved_model; "
+            f"m = load_saved_model({str(tmp_path / 'm.keras')!r}); "
+            "print(type(m.get_layer('lesion_crop')).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("LesionCrop")
