@@ -219,14 +219,15 @@ def implied_classification(rec: float, spe: float, n_pos: int = 210, n_neg: int 
     """ACC, PRE and F1 (%) implied by REC and SPE (%) with ``n_pos`` positives, ``n_neg`` negatives.
 
     Expected (possibly fractional) confusion counts: TP = REC n_pos, FN = n_pos - TP,
-    TN = SPE n_neg, FP = n_neg - TN.
+    TN = SPE n_neg, FP = n_neg - TN. PRE is NaN when nothing is predicted positive (and F1
+    when there is neither a positive nor a predicted positive).
     """
     tp = rec / 100 * n_pos
     tn = spe / 100 * n_neg
     fp, fn = n_neg - tn, n_pos - tp
     acc = (tp + tn) / (n_pos + n_neg)
-    pre = tp / (tp + fp)
-    f1 = 2 * tp / (2 * tp + fp + fn)
+    pre = tp / (tp + fp) if tp + fp else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else float("nan")
     return {"TP": tp, "FN": fn, "TN": tn, "FP": fp, "ACC": 100 * acc, "PRE": 100 * pre,
             "F1": 100 * f1}
 

@@ -104,3 +104,13 @@ def test_birads_bands():
         P.birads_band([1.2])
     with pytest.raises(ValueError):
         P.birads_band([float("nan")])
+
+
+def test_implied_classification_with_no_predicted_positive():
+    import math
+
+    from busi_lib import paper
+
+    r = paper.implied_classification(0.0, 100.0, n_pos=5, n_neg=7)
+    assert r["TP"] == 0 and r["FP"] == 0 and r["ACC"] == pytest.approx(100 * 7 / 12)
+    assert math.isnan(r["PRE"]) and r["F1"] == 0.0
