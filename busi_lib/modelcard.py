@@ -25,8 +25,9 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-def model_card(info: dict[str, Any]) -> str:
-    """The model card ``models/README.md`` of a release (Markdown), from ``release.json``."""
+def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str:
+    """The model card ``models/README.md`` of a release (Markdown), from ``release.json`` and,
+    when given, the latest ``predict --bench --record`` row of the model."""
     c = info
     name = c["name"]
     cfg_keys = ("image_size", "enhancement", "resize", "normalize", "filters", "bridge_filters",
@@ -175,6 +176,13 @@ def model_card(info: dict[str, Any]) -> str:
                   f"{t['load_and_first_predict_s']} s (TensorFlow import not included), one "
                   f"500 x 500 image {t['predict_500px_median_s']} s (median of {t['repeats']}). "
                   "`python -m busi_lib.predict --bench 20` measures it from a cold start.", ""]
+    if bench:
+        lines += [f"**Speed, latest `python -m busi_lib.predict --bench {bench['repeats']}`** "
+                  f"({bench['date'][:10]}, {bench['cpu_cores']} cores, {bench['cpu']}, load average "
+                  f"before it {bench['load_average_before'][0]}): TensorFlow import and loading the "
+                  f"{bench['folds']} folds {bench['load_s']} s, first prediction "
+                  f"{bench['first_predict_s']} s, then {bench['predict_median_s']} s per 500 x 500 "
+                  "image (median).", ""]
     lines += [
         "## Intended use",
         "",

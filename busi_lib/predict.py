@@ -5,7 +5,7 @@ Research software, not a diagnostic device.
 Command line::
 
     python -m busi_lib.predict IMAGE [IMAGE ...] --out DIR [--model PATH]
-    python -m busi_lib.predict --bench 20 [--model PATH]     # load and predict timings
+    python -m busi_lib.predict --bench 20 [--model PATH] [--record FILE.jsonl]  # timings
 
 For each image it writes ``DIR/<stem>_mask.png`` (binary mask, 0/255, at the image's own size)
 and ``DIR/<stem>_overlay.png`` (the image with the predicted outline), and prints one JSON line
@@ -466,6 +466,10 @@ def time_predictions(predictor: Predictor, img: np.ndarray, repeats: int) -> dic
 def bench(model: str | None, n: int = 20, size: int = 500) -> dict[str, Any]:
     """Time loading the model (TensorFlow import included) and predicting one ``size`` x
     ``size`` synthetic image ``n`` times."""
+    from .bench import load_average
+    from .fit import cpu_model
+
+    load_before = load_average()
     t0 = time.perf_counter()
     import keras  # noqa: F401  (the import is part of loading)
 
@@ -475,7 +479,20 @@ def bench(model: str | None, n: int = 20, size: int = 500) -> dict[str, Any]:
     return {"bench": {"model": m.name, "folds": len(m.fold_weights),
                       "tta": m.info["preprocessing"]["tta"], "image": f"{size}x{size}",
                       "import_tf_s": round(t_import, 2), "load_s": round(t_load, 2),
-                      **time_predictions(m, bench_image(size), n), "cpu_cores": os.cpu_count()}}
+                      **time_predictions(m, bench_image(size), n), "cpu_cores": os.cpu_count(),
+                      "cpu": cpu_model(), "load_average_before": load_before}}
+
+
+def latest_bench(path, model: str | None = None) -> dict[str, Any] | None:
+    """The latest row of a ``--bench N --record FILE`` log (JSON lines), optionally of one
+    model; None when there is none."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("kind") == "predict" and (model is None
+                                                               or r.get("model") == model)]
+    return rows[-1] if rows else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -493,16 +510,26 @@ def main(argv: list[str] | None = None) -> int:
                         f"models/{DEFAULT_MODEL}, or $BUSI_MODEL)")
     p.add_argument("--bench", type=int, metavar="N", default=None,
                    help="time loading and N predictions of a 500 x 500 image; print one JSON line")
+    p.add_argument("--record", metavar="FILE.jsonl", default=None,
+                   help="with --bench: also append the timing to this JSON-lines file "
+                        "(e.g. results/bench/predict.jsonl, read by the book)")
     a = p.parse_args(argv)
     if a.bench is not None:
         if a.bench < 1:
             p.error(f"--bench {a.bench}: expected a positive number of repeats")
     elif not a.images or not a.out:
         p.error("expected IMAGE [IMAGE ...] and --out DIR (or --bench N)")
+    if a.record is not None and a.bench is None:
+        p.error("--record goes with --bench N")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if a.bench is not None:
-            print(json.dumps(bench(a.model, a.bench)), flush=True)
+            res = bench(a.model, a.bench)
+            print(json.dumps(res), flush=True)
+            if a.record is not None:
+                from .bench import append_result
+
+                append_result(a.record, res["bench"], "predict")
             return 0
         out_dir = Path(a.out)
         try:

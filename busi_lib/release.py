@@ -35,6 +35,7 @@ BUS-BRA is never used to fit or choose anything here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -54,7 +55,7 @@ from .data import atomic_write_text
 from .errors import ConfigError, DataError
 from .modelcard import model_card
 from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, weights_files
-from .predict import NOTE, Predictor
+from .predict import NOTE, Predictor, latest_bench
 
 #: Largest weights file the release accepts (the repository keeps files in models/ below 10 MiB).
 MAX_MIB = 10.0
@@ -372,9 +373,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
                              timing)
         records.write_json(stage / "release.json", info)
-        files = {p.name: (p.stat().st_size, sha256_file(p)) for p in sorted(stage.iterdir())}
-        info["files"] = {n: {"bytes": b, "sha256": h} for n, (b, h) in files.items()}
-        card = model_card(info)
+        card = card_text(stage, info)
         # swap in atomically: the old release (if any) is removed only once the new one is whole
         target = out / name
         old = work / "previous"
@@ -386,6 +385,29 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         shutil.rmtree(work, ignore_errors=True)
     _log(verbose, f"released {target} in {time.time() - t_start:.0f} s; card {out / 'README.md'}")
     return target
+
+
+def card_text(folder: Path, info: dict[str, Any] | None = None, bench_log=None) -> str:
+    """The model card of a release folder: its ``release.json`` (or ``info``), the size and
+    sha256 of each of its files, and the latest ``predict --bench --record`` row of the model
+    in ``bench_log`` (default ``results/bench/predict.jsonl``)."""
+    folder = Path(folder)
+    info = dict(info if info is not None else json.loads((folder / "release.json").read_text()))
+    info["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                     for p in sorted(folder.iterdir())}
+    log = bench_log if bench_log is not None else records.results_root() / "bench" / "predict.jsonl"
+    return model_card(info, bench=latest_bench(log, info["name"]))
+
+
+def refresh_card(folder, bench_log=None) -> Path:
+    """Rewrite the card ``README.md`` beside a release folder (e.g. after a new speed
+    measurement); the release itself is not touched."""
+    folder = Path(folder)
+    if not (folder / "release.json").is_file():
+        raise DataError(f"{folder}: no release.json; expected a released model folder")
+    card = folder.parent / "README.md"
+    atomic_write_text(card, card_text(folder, bench_log=bench_log))
+    return card
 
 
 def _mkdir(p: Path) -> Path:
@@ -541,8 +563,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--train-missing", action="store_true",
                    help="train folds that are not recorded first (small profiles)")
+    p.add_argument("--refresh-card", metavar="FOLDER", default=None,
+                   help="only rewrite the card of this released model folder (e.g. after "
+                        "`predict --bench 20 --record results/bench/predict.jsonl`)")
     a = p.parse_args(argv)
     try:
+        if a.refresh_card:
+            print(f"written: {refresh_card(a.refresh_card)}")
+            return 0
         release(a.profile, a.experiment, results_dir=a.results_dir, out=a.out,
                 data_dir=a.data_dir, busbra_dir=a.busbra_dir, external=not a.no_external,
                 method=a.calibration, float16=a.float16, tolerance=a.tolerance,

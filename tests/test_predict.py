@@ -382,6 +382,9 @@ def test_cli_usage_errors(capsys):
     assert e.value.code == 2 and "--out DIR" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         P.main(["--bench", "0"])
+    with pytest.raises(SystemExit):
+        P.main(["x.png", "--out", "d", "--record", "t.jsonl"])
+    assert "--record goes with --bench" in capsys.readouterr().err
 
 
 def test_bench_reports_load_and_predict_fields(model_dir, capsys):
@@ -389,3 +392,18 @@ def test_bench_reports_load_and_predict_fields(model_dir, capsys):
     b = json.loads(capsys.readouterr().out)["bench"]
     assert b["repeats"] == 2 and b["image"] == "500x500" and b["folds"] == 2
     assert {"load_s", "import_tf_s", "first_predict_s", "predict_median_s"} <= set(b)
+
+
+def test_bench_record_appends_rows_and_latest_picks_the_last(model_dir, tmp_path, capsys):
+    log = tmp_path / "bench" / "predict.jsonl"
+    assert P.latest_bench(log) is None
+    for _ in range(2):
+        assert P.main(["--bench", "1", "--model", str(model_dir), "--record", str(log)]) == 0
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["kind"] == "predict" for r in rows)
+    printed = [json.loads(x)["bench"] for x in capsys.readouterr().out.splitlines()]
+    assert rows[1]["predict_median_s"] == printed[1]["predict_median_s"]
+    assert len(rows[1]["load_average_before"]) == 3 and rows[1]["cpu"]
+    name = rows[0]["model"]
+    assert P.latest_bench(log, name) == rows[1]
+    assert P.latest_bench(log, "another_model") is None

@@ -223,3 +223,26 @@ def test_records_trained_with_an_override_are_released_with_a_note(released, tmp
         f.write_text(json.dumps({**json.loads(f.read_text()), "config": r["config"]}))
     with pytest.raises(ConfigError, match="does not give|gives config hash"):
         R.check_records("smoke", "multitask_grouped", copy)
+
+
+def test_refresh_card_adds_the_latest_speed_row_and_keeps_the_rest(released, tmp_path):
+    d, _, _, _, out = released
+    card_path = out / "README.md"
+    card = card_path.read_text()
+    log = tmp_path / "predict.jsonl"
+    rows = [{"kind": "predict", "date": f"2026-01-0{i}T00:00:00Z", "model": NAME, "folds": 2,
+             "repeats": 20, "cpu_cores": 2, "cpu": "Test CPU", "load_average_before": [0.1, 0, 0],
+             "load_s": 3.5 + i, "first_predict_s": 0.8, "predict_median_s": 0.2} for i in (1, 2)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        assert R.refresh_card(d, bench_log=log) == card_path
+        new = card_path.read_text()
+        assert "loading the 2 folds 5.5 s" in new and "loading the 2 folds 4.5 s" not in new
+        # the rest of the card is unchanged: same lines, one more paragraph
+        added = [ln for ln in new.splitlines() if ln not in card.splitlines()]
+        assert len(added) == 1 and added[0].startswith("**Speed, latest")
+        assert MF.read_card(card_path) == {f"{NAME}/{n}": h for n, h in _hashes(d).items()}
+    finally:
+        card_path.write_text(card)
+    with pytest.raises(DataError, match="no release.json"):
+        R.refresh_card(tmp_path)
