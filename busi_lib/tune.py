@@ -252,6 +252,32 @@ def trials_table(recs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
+#: Capacity trials, run once the recipe was fixed: does a wider network or a larger input pay?
+CAPACITY = {"width32": "width 32 (the paper's width)", "px160": "160 px input"}
+
+
+def capacity_sentence(table: pd.DataFrame, reference: str = "cos_lr1e-3",
+                      min_gain: float = MIN_GAIN) -> str:
+    """What the capacity trials (:data:`CAPACITY`) gained over ``reference`` (their stage's
+    reference) in score and what they cost in seconds per epoch, by the selection rule."""
+    if reference not in table.index:
+        return f"reference trial {reference} is not recorded."
+    ref = table.loc[reference]
+    parts = []
+    for name, what in CAPACITY.items():
+        if name not in table.index:
+            parts.append(f"{what} ({name}): not recorded")
+            continue
+        r = table.loc[name]
+        gain = r["score"] - ref["score"]
+        verdict = "would be kept" if gain > min_gain else "not kept"
+        parts.append(f"{what} ({name}): score {r['score']:.3f}, {gain:+.3f} over {reference} "
+                     f"(val Dice {r['val Dice'] - ref['val Dice']:+.3f}, AUC "
+                     f"{r['val AUC'] - ref['val AUC']:+.3f}) at {r['s/epoch'] / ref['s/epoch']:.1f}x "
+                     f"its seconds per epoch: {verdict} by the rule (gain > {min_gain})")
+    return "; ".join(parts) + "."
+
+
 def select(table: pd.DataFrame, reference: str, candidates, min_gain: float = MIN_GAIN
            ) -> list[str]:
     """The candidates whose score beats ``reference``'s by more than ``min_gain``, best first."""

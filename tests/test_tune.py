@@ -49,6 +49,18 @@ def test_selection_rule():
     assert tune.trial_score(hist) == pytest.approx((1.3 + 1.4 + 1.6) / 3)
 
 
+def test_capacity_sentence_names_gain_cost_and_verdict():
+    table = pd.DataFrame({"score": [1.50, 1.53, 1.51], "val Dice": [0.70, 0.72, 0.70],
+                          "val AUC": [0.80, 0.81, 0.81], "s/epoch": [10.0, 25.0, 16.0]},
+                         index=["cos_lr1e-3", "width32", "px160"])
+    s = tune.capacity_sentence(table)
+    assert "width32): score 1.530, +0.030 over cos_lr1e-3 (val Dice +0.020, AUC +0.010) at 2.5x" in s
+    assert "would be kept" in s and "px160): score 1.510, +0.010" in s and "1.6x" in s
+    assert s.count("not kept") == 1
+    assert "(px160): not recorded" in tune.capacity_sentence(table.drop("px160"))
+    assert tune.capacity_sentence(table.drop("cos_lr1e-3")).startswith("reference trial")
+
+
 def test_unknown_trial_is_refused():
     with pytest.raises(ConfigError, match="trial='nope'"):
         tune.trial_config("nope")
