@@ -84,6 +84,29 @@ def forest(table: pd.DataFrame, metric: str, title: str = ""):
                              xlabel=f"difference in {metric}")
 
 
+def variant_sentence(table: pd.DataFrame, variant: str,
+                     aims: dict[str, float] | None = None) -> str:
+    """One sentence on a variant of :func:`paired_table`: per metric its mean over the paired
+    folds against the reference's, the paired difference with its 95% *t* interval and the
+    verdict, and, for a metric named in ``aims`` (e.g. ``{"Dice": 0.72}``), whether the mean
+    meets that aim and by how much it misses."""
+    g = table[(table["variant"] == variant) & (table["folds"] > 0)]
+    if g.empty:
+        return f"{variant}: not recorded yet"
+    parts = []
+    for _, r in g.iterrows():
+        ci = ("one fold: no interval" if np.isnan(r["low"])
+              else f"95% CI {r['low']:+.3f} to {r['high']:+.3f}")
+        text = (f"{r['metric']} {r['variant_value']:.3f} against {r['reference']:.3f} "
+                f"(difference {r['mean']:+.3f}, {ci}: {r['verdict']}")
+        aim = (aims or {}).get(r["metric"])
+        if aim is not None:
+            short = aim - r["variant_value"]
+            text += f"; aim {aim:g}: " + ("met" if short <= 0 else f"short by {short:.3f}")
+        parts.append(text + ")")
+    return f"{variant} over {int(g['folds'].max())} paired folds: " + "; ".join(parts)
+
+
 def glance(table: pd.DataFrame) -> pd.DataFrame:
     """One line per variant for a reader: folds, then for each metric the difference with its
     95% *t* interval and the verdict. A metric the variant has no record of says

@@ -54,6 +54,12 @@ def test_paired_table_verdicts_and_sentences():
     assert "multi-peak GHE helps classification*: **not detectable" in text
     assert "focal loss helps classification*: not recorded yet" in text
     assert comparisons.forest(t, "Dice") is not None
+    s = comparisons.variant_sentence(t, "seg_only", aims={"Dice": 0.62, "AUC": 0.90})
+    assert s.startswith("seg_only over 3 paired folds: Dice 0.610 against 0.710 (difference "
+                        "-0.100, 95% CI -0.125 to -0.075: worse; aim 0.62: short by 0.010)")
+    assert "AUC 0.850 against 0.850 (difference +0.000" in s and "aim 0.9: short by 0.050" in s
+    assert "aim 0.6: met" in comparisons.variant_sentence(t, "seg_only", aims={"Dice": 0.6})
+    assert comparisons.variant_sentence(t, "ce_loss") == "ce_loss: not recorded yet"
     quick = comparisons.paired_table("smoke", "ablation_reference", ["seg_only"], n_boot=0)
     assert quick["boot_low"].isna().all() and quick["mean"].iloc[0] == pytest.approx(-0.10)
 
