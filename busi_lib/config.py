@@ -178,9 +178,6 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
-    # evidence, not part of the book's plan: the recipe at 160 px (the tuning trials px160 and
-    # combo_px160 found the input size to be the largest lever), with BUS-BRA predictions
-    "multitask_grouped_px160": {"split": "grouped", "external": True, "image_size": 160},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap"}
        for n in SEG_BASELINES},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,

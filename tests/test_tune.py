@@ -50,15 +50,35 @@ def test_selection_rule():
 
 
 def test_capacity_sentence_names_gain_cost_and_verdict():
-    table = pd.DataFrame({"score": [1.50, 1.53, 1.51], "val Dice": [0.70, 0.72, 0.70],
-                          "val AUC": [0.80, 0.81, 0.81], "s/epoch": [10.0, 25.0, 16.0]},
-                         index=["cos_lr1e-3", "width32", "px160"])
+    table = pd.DataFrame({"score": [1.50, 1.53, 1.51, 1.67, 1.675],
+                          "val Dice": [0.70, 0.72, 0.70, 0.75, 0.76],
+                          "val AUC": [0.80, 0.81, 0.81, 0.92, 0.915],
+                          "s/epoch": [10.0, 25.0, 16.0, 12.0, 18.0]},
+                         index=["cos_lr1e-3", "width32", "px160", "combo_e30", "combo_px160"])
     s = tune.capacity_sentence(table)
     assert "width32): score 1.530, +0.030 over cos_lr1e-3 (val Dice +0.020, AUC +0.010) at 2.5x" in s
     assert "would be kept" in s and "px160): score 1.510, +0.010" in s and "1.6x" in s
-    assert s.count("not kept") == 1
-    assert "(px160): not recorded" in tune.capacity_sentence(table.drop("px160"))
-    assert tune.capacity_sentence(table.drop("cos_lr1e-3")).startswith("reference trial")
+    assert "combo_px160): score 1.675, +0.005 over combo_e30" in s and "1.5x" in s
+    assert s.count("not kept") == 2
+    assert "(px160): px160 not recorded" in tune.capacity_sentence(table.drop("px160"))
+    assert "(width32): its reference cos_lr1e-3 not recorded" in tune.capacity_sentence(
+        table.drop("cos_lr1e-3"))
+
+
+def test_recorded_trials_match_todays_trial_configurations():
+    """A trial's configuration must not drift when the profile changes (the recipe became the
+    cpu profile after stages 1 and 2 ran): every committed trial record still has the
+    configuration hash that ``trial_config`` gives today."""
+    from busi_lib.config import config_hash
+    from busi_lib.records import PROJECT_ROOT
+
+    recs = tune.load_trials("cpu", PROJECT_ROOT / "results")
+    assert len(recs) >= 15
+    for r in recs:
+        assert config_hash(tune.trial_config(r["trial"])) == r["config_hash"], r["trial"]
+    # stages 1-2 start from the old profile, stage 3 from the combination
+    assert tune.trial_config("px160")["enhancement"] == "ghe"
+    assert tune.trial_config("combo_px160")["enhancement"] == "none"
 
 
 def test_unknown_trial_is_refused():
