@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .modelfiles import DEFAULT_MODEL
+from .predict import bench_text
 
 
 def _f(v, digits: int = 3) -> str:
@@ -179,10 +180,7 @@ def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str
     if bench:
         lines += [f"**Speed, latest `python -m busi_lib.predict --bench {bench['repeats']}`** "
                   f"({bench['date'][:10]}, {bench['cpu_cores']} cores, {bench['cpu']}, load average "
-                  f"before it {bench['load_average_before'][0]}): TensorFlow import and loading the "
-                  f"{bench['folds']} folds {bench['load_s']} s, first prediction "
-                  f"{bench['first_predict_s']} s, then {bench['predict_median_s']} s per 500 x 500 "
-                  "image (median).", ""]
+                  f"before it {bench['load_average_before'][0]}): {bench_text(bench)}.", ""]
     lines += [
         "## Intended use",
         "",

@@ -483,6 +483,13 @@ def bench(model: str | None, n: int = 20, size: int = 500) -> dict[str, Any]:
                       "cpu": cpu_model(), "load_average_before": load_before}}
 
 
+def bench_text(row: dict[str, Any]) -> str:
+    """The timing of one ``--bench`` row in words (shared by the model card and the book)."""
+    return (f"TensorFlow import and loading the {row['folds']} folds {row['load_s']} s, first "
+            f"prediction {row['first_predict_s']} s, then {row['predict_median_s']} s per 500 x 500 "
+            "image (median)")
+
+
 def latest_bench(path, model: str | None = None) -> dict[str, Any] | None:
     """The latest row of a ``--bench N --record FILE`` log (JSON lines), optionally of one
     model; None when there is none."""
