@@ -21,6 +21,12 @@ Selection rule (fixed before the trials ran): a trial's *score* is the mean over
 :data:`SCORE_EPOCHS` epochs of validation Dice plus validation AUC; a change is kept when it
 raises the score of the stage's reference by more than :data:`MIN_GAIN`, otherwise the simpler
 (paper's) choice stays.
+
+Stage 4 (robustness; rule fixed before its trials ran): each trial also records validation Dice
+and AUC on the validation images perturbed as scanners differ (:mod:`busi_lib.shift`); a change
+is kept when it raises the mean of Dice + AUC over the perturbations (the *shift score*) by more
+than :data:`MIN_GAIN` and lowers the clean score by no more than :data:`MIN_GAIN`
+(:func:`robust_select`). BUS-BRA is not looked at to make this choice either.
 """
 
 from __future__ import annotations
@@ -89,7 +95,16 @@ TRIALS: dict[str, tuple[int, dict]] = {
     "combo_e40": (3, {**COMBO, "epochs": 40}),
     # run after the recipe was fixed: the chosen combination at 160 px (capacity check)
     "combo_px160": (3, {**COMBO, "image_size": 160}),
+    # stage 4, robustness to another scanner, judged on the validation images perturbed as
+    # scanners differ (busi_lib.shift): the recipe itself again (its shift metrics), with the
+    # strong augmentation, and padded to a square instead of squashed (the frame's geometry)
+    "robust_ref": (4, dict(COMBO)),
+    "robust_aug": (4, {**COMBO, **STRONG_AUG}),
+    "robust_pad": (4, {**COMBO, "resize": "pad"}),
 }
+#: Stage 4's reference and candidates (see :func:`robust_select`).
+ROBUST_REFERENCE = "robust_ref"
+ROBUST_CANDIDATES = ("robust_aug", "robust_pad")
 #: The trial whose configuration became the cpu profile's recipe (see ``busi_lib.config.RECIPE``)
 FINAL_TRIAL = "combo_e30"
 
@@ -192,12 +207,16 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         if model is None:
             return None
         choices = inference_choices(model, cfg, val, dev.class_names)
-        reliance = None
+        reliance = shift = None
         if cfg["task"] == "multi":
             from .reliance import occlusion_auc
 
             reliance = occlusion_auc(model, cfg, val.images, val.masks,
                                      val.labels == list(dev.class_names).index("malignant"))
+            from .shift import shift_metrics
+
+            shift = shift_metrics(model, cfg, val.images, val.masks, val.labels,
+                                  dev.class_names)
     hist = state["history"]
     rec = {
         "trial": name, "stage": TRIALS[name][0], "overrides": TRIALS[name][1], "extra": extra,
@@ -211,7 +230,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         "seconds_per_epoch": float(np.median([r["seconds"] for r in hist])),
         "n_params": int(model.count_params()), "history": hist,
         "score": trial_score(hist), "inference_choices": choices.to_dict("records"),
-        "reliance": reliance,
+        "reliance": reliance, "shift": shift,
         "wall_seconds": time.time() - t0,
     }
     records.write_json(path, rec)
@@ -296,6 +315,61 @@ def select(table: pd.DataFrame, reference: str, candidates, min_gain: float = MI
     won = [(table.loc[c, "score"] - ref, c) for c in candidates
            if c in table.index and table.loc[c, "score"] - ref > min_gain]
     return [c for _, c in sorted(won, reverse=True)]
+
+
+def robust_table(recs: list[dict]) -> pd.DataFrame:
+    """One row per trial recorded with shift metrics: clean score, shift score, and validation
+    Dice and AUC on each perturbation (columns ``<shift> Dice``, ``<shift> AUC``)."""
+    from .shift import SHIFTS, shift_score
+
+    rows = []
+    for r in recs:
+        if not r.get("shift"):
+            continue
+        row = {"trial": r["trial"], "score": r["score"], "shift score": shift_score(r["shift"])}
+        for name in SHIFTS:
+            v = r["shift"].get(name, {})
+            row[f"{name} Dice"] = v.get("val_dice", float("nan"))
+            row[f"{name} AUC"] = v.get("val_auc", float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
+
+
+def robust_select(table: pd.DataFrame, reference: str = ROBUST_REFERENCE,
+                  candidates=ROBUST_CANDIDATES, min_gain: float = MIN_GAIN) -> list[str]:
+    """Stage 4's rule on a :func:`robust_table`: the candidates whose shift score beats the
+    reference's by more than ``min_gain`` while their clean score is at most ``min_gain`` below
+    the reference's, best shift gain first."""
+    if reference not in table.index:
+        raise ConfigError(f"reference trial {reference!r} is not recorded with shift metrics")
+    ref = table.loc[reference]
+    won = [(table.loc[c, "shift score"] - ref["shift score"], c) for c in candidates
+           if c in table.index
+           and table.loc[c, "shift score"] - ref["shift score"] > min_gain
+           and table.loc[c, "score"] - ref["score"] >= -min_gain]
+    return [c for _, c in sorted(won, reverse=True)]
+
+
+def robust_sentence(table: pd.DataFrame, reference: str = ROBUST_REFERENCE,
+                    candidates=ROBUST_CANDIDATES, min_gain: float = MIN_GAIN) -> str:
+    """Each stage-4 candidate against the reference: clean and shift score changes, and what
+    the rule says of it."""
+    if reference not in table.index:
+        return f"Stage 4 is not recorded yet (its reference {reference} has no shift metrics)."
+    ref = table.loc[reference]
+    kept = robust_select(table, reference, candidates, min_gain)
+    parts = []
+    for c in candidates:
+        if c not in table.index:
+            parts.append(f"{c}: not recorded")
+            continue
+        r = table.loc[c]
+        parts.append(f"{c}: shift score {r['shift score']:.3f} "
+                     f"({r['shift score'] - ref['shift score']:+.3f}), clean score "
+                     f"{r['score']:.3f} ({r['score'] - ref['score']:+.3f}): "
+                     f"{'kept' if c in kept else 'not kept'}")
+    return (f"Against {reference} (shift score {ref['shift score']:.3f}, clean "
+            f"{ref['score']:.3f}): " + "; ".join(parts) + ".")
 
 
 def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import tune
+from busi_lib import shift, tune
 from busi_lib.errors import ConfigError
 
 TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
@@ -116,12 +116,21 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
         occluded.append(out.copy())
         return out
 
+    real_shift = shift.shift_images
+
+    def spy_shift(images, masks, name, **kw):
+        seen.append(images.copy())                   # the inputs are shown too
+        out = real_shift(images, masks, name, **kw)
+        occluded.append(out[0].copy())               # perturbed copies of development images
+        return out
+
     def no_busbra(*a, **k):
         raise AssertionError("BUS-BRA was loaded during tuning")
 
     monkeypatch.setattr(fit, "fit_model", spy_fit)
     monkeypatch.setattr(fit, "predict_arrays", spy_predict)
     monkeypatch.setattr(reliance, "occlude", spy_occlude)
+    monkeypatch.setattr(shift, "shift_images", spy_shift)
     monkeypatch.setattr(external, "load_busbra", no_busbra)
     monkeypatch.setattr(external, "evaluate_external", no_busbra)
     rec = tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
@@ -138,7 +147,8 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     made = np.concatenate(occluded) if occluded else shown[:0]
     for img in shown:       # everything shown is a development image, or one with parts hidden
         assert (dev == img).all(axis=(1, 2)).any() or (made == img).all(axis=(1, 2)).any()
-    assert len(occluded) == 2                        # lesion hidden, lesion alone
+    assert len(occluded) == 2 + len(shift.SHIFTS)    # lesion hidden, lesion alone, shifts
+    assert set(rec["shift"]) == set(shift.SHIFTS)
     assert rec["n_inner_train"] + rec["n_val"] == len(dev)
     assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
     assert {"tta", "postprocess", "mask_threshold", "val_dice"} <= set(
