@@ -17,7 +17,7 @@ set -u
 : "${OUT:=/tmp/out}"; mkdir -p "$OUT"
 N=${WORKERS:-8}
 PY=${PYTHON:-python3}
-DEADLINE=$(( $(date +%s) + ${MINUTES:-7} * 60 ))
+DEADLINE=$(awk -v now="$(date +%s)" -v m="${MINUTES:-7}" 'BEGIN {printf "%d", now + m * 60}')
 if [ -z "${SKIP_WHEELS:-}" ]; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
         .whl/*.whl || exit 1
