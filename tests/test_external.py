@@ -74,3 +74,23 @@ def test_load_ensemble_prefers_the_ensemble_file_then_the_fold_mean():
     ens, why = load_ensemble("smoke", "multitask_grouped")
     assert ens["prob_malignant"].tolist() == pytest.approx(e["prob_malignant"].tolist())
     assert why.startswith("multitask_grouped: the 5 fold models' mean")
+
+
+def test_paired_external_known_answers():
+    from sklearn.metrics import roc_auc_score
+
+    from busi_lib.external import paired_external
+
+    a = _ens()
+    same = paired_external(a, a.copy(), n_boot=50)
+    assert same["d_auc"] == 0 and same["d_auc_low"] == 0 and same["d_auc_high"] == 0
+    assert same["d_dice"] == 0 and same["patients"] == 60
+    y = a["pathology"] == "malignant"
+    perfect = a.assign(prob_malignant=y.astype(float), dice=a["dice"] + 0.1)
+    r = paired_external(a, perfect.sample(frac=1, random_state=1), n_boot=200)   # order differs
+    assert r["auc_b"] == pytest.approx(1.0)
+    assert r["d_auc"] == pytest.approx(1.0 - roc_auc_score(y, a["prob_malignant"]))
+    assert 0 < r["d_auc_low"] <= r["d_auc"] <= r["d_auc_high"]
+    assert r["d_dice"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="1 only in the first"):
+        paired_external(a, a.iloc[1:], n_boot=10)
