@@ -90,3 +90,14 @@ def test_trials_without_shift_metrics_are_left_out_of_the_robust_table():
                            _rec("robust_ref", 1.6, 0.6, 0.8)])
     assert list(t.index) == ["robust_ref"]
     assert "not recorded yet" in tune.robust_sentence(t.drop("robust_ref"))
+
+
+def test_robust_grouped_trains_what_stage_4_kept():
+    from busi_lib import config
+
+    kept = {k: v for k, v in tune.TRIALS["robust_aug_e40"][1].items()
+            if tune.COMBO.get(k, object()) != v}
+    assert config.ROBUST_RECIPE == kept
+    cfg = config.make_config("cpu", "robust_grouped")
+    main = config.make_config("cpu", "multitask_grouped")
+    assert {k for k in cfg if cfg[k] != main[k]} == set(kept)
