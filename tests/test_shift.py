@@ -97,7 +97,8 @@ def test_robust_grouped_trains_what_stage_4_kept():
 
     kept = {k: v for k, v in tune.TRIALS["robust_aug_e40"][1].items()
             if tune.COMBO.get(k, object()) != v}
-    assert config.ROBUST_RECIPE == kept
+    assert {**config.ROBUST_RECIPE, "epochs": config.ROBUST_EPOCHS["cpu"]} == kept
+    assert config.make_config("smoke", "robust_grouped")["epochs"] == config.PROFILES["smoke"]["epochs"]
     cfg = config.make_config("cpu", "robust_grouped")
     main = config.make_config("cpu", "multitask_grouped")
     assert {k for k in cfg if cfg[k] != main[k]} == set(kept)
