@@ -434,6 +434,16 @@ def fast_auc(y, p) -> float:
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def group_resamples(groups, n_boot: int, seed: int = 0):
+    """``n_boot`` bootstrap resamples that draw whole groups (patients) with replacement: yields
+    the row indices of each resample (a group drawn twice appears twice)."""
+    uniq, inv = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(inv == k) for k in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
+
+
 def grouped_bootstrap_auc(y, p, groups, n_boot: int = 1000, seed: int = 0,
                           alpha: float = 0.05) -> tuple[float, float, float]:
     """AUC and a percentile bootstrap CI, resampling whole groups (patients) with replacement."""
@@ -441,15 +451,8 @@ def grouped_bootstrap_auc(y, p, groups, n_boot: int = 1000, seed: int = 0,
     p = np.asarray(p, float)
     g = np.asarray(groups)
     auc = fast_auc(y, p)
-    uniq, inv = np.unique(g, return_inverse=True)
-    members = [np.flatnonzero(inv == k) for k in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        idx = np.concatenate([members[k] for k in pick])
-        if 0 < y[idx].sum() < len(idx):
-            stats.append(fast_auc(y[idx], p[idx]))
+    stats = [fast_auc(y[idx], p[idx]) for idx in group_resamples(g, n_boot, seed)
+             if 0 < y[idx].sum() < len(idx)]
     lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return auc, float(lo), float(hi)
 

@@ -283,7 +283,7 @@ def paired_external(a: pd.DataFrame, b: pd.DataFrame, n_boot: int = 1000, seed: 
     ValueError
         When the two tables do not hold the same images.
     """
-    from .calibration import fast_auc
+    from .calibration import fast_auc, group_resamples
 
     ia, ib = set(a["id"]), set(b["id"])
     if ia != ib:
@@ -296,12 +296,8 @@ def paired_external(a: pd.DataFrame, b: pd.DataFrame, n_boot: int = 1000, seed: 
     has_dice = "dice_a" in m and "dice_b" in m
     da = m["dice_a"].to_numpy(float) if has_dice else None
     db = m["dice_b"].to_numpy(float) if has_dice else None
-    uniq, inv = np.unique(m["case"].to_numpy(), return_inverse=True)
-    members = [np.flatnonzero(inv == k) for k in range(len(uniq))]
-    rng = np.random.default_rng(seed)
     d_auc, d_dice = [], []
-    for _ in range(n_boot):
-        idx = np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
+    for idx in group_resamples(m["case"].to_numpy(), n_boot, seed):
         if 0 < y[idx].sum() < len(idx):
             d_auc.append(fast_auc(y[idx], pb[idx]) - fast_auc(y[idx], pa[idx]))
         if has_dice:
@@ -312,7 +308,7 @@ def paired_external(a: pd.DataFrame, b: pd.DataFrame, n_boot: int = 1000, seed: 
     auc_a, auc_b = fast_auc(y, pa), fast_auc(y, pb)
     dice_a = float(np.nanmean(da)) if has_dice else np.nan
     dice_b = float(np.nanmean(db)) if has_dice else np.nan
-    return {"images": len(m), "patients": len(uniq), "auc_a": auc_a, "auc_b": auc_b,
+    return {"images": len(m), "patients": int(m["case"].nunique()), "auc_a": auc_a, "auc_b": auc_b,
             "d_auc": auc_b - auc_a, "d_auc_low": float(lo), "d_auc_high": float(hi),
             "dice_a": dice_a, "dice_b": dice_b, "d_dice": dice_b - dice_a,
             "d_dice_low": float(dlo), "d_dice_high": float(dhi)}

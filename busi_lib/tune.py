@@ -342,15 +342,13 @@ def robust_select(table: pd.DataFrame, reference: str = ROBUST_REFERENCE,
                   candidates=ROBUST_CANDIDATES, min_gain: float = MIN_GAIN) -> list[str]:
     """Stage 4's rule on a :func:`robust_table`: the candidates whose shift score beats the
     reference's by more than ``min_gain`` while their clean score is at most ``min_gain`` below
-    the reference's, best shift gain first."""
+    the reference's, best shift gain first (:func:`select` on the shift score)."""
     if reference not in table.index:
         raise ConfigError(f"reference trial {reference!r} is not recorded with shift metrics")
-    ref = table.loc[reference]
-    won = [(table.loc[c, "shift score"] - ref["shift score"], c) for c in candidates
-           if c in table.index
-           and table.loc[c, "shift score"] - ref["shift score"] > min_gain
-           and table.loc[c, "score"] - ref["score"] >= -min_gain]
-    return [c for _, c in sorted(won, reverse=True)]
+    clean = table["score"]
+    kept_clean = [c for c in candidates
+                  if c in table.index and clean[c] - clean[reference] >= -min_gain]
+    return select(table.assign(score=table["shift score"]), reference, kept_clean, min_gain)
 
 
 def robust_sentence(table: pd.DataFrame, reference: str = ROBUST_REFERENCE,
