@@ -104,6 +104,10 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # added after robust_aug's record (shift score +0.078, clean -0.053: not kept; its training
     # loss stayed above robust_ref's, so it may be under-trained): the same with 40 epochs
     "robust_aug_e40": (4, {**COMBO, **STRONG_AUG, "epochs": 40}),
+    # added after robust_grouped was trained (a later session): does more compute still pay for
+    # the kept configuration? Judged against robust_aug_e40 on the same validation images
+    # (ROBUST_FOLLOW_UP), not a candidate of the rule above
+    "robust_aug_e60": (4, {**COMBO, **STRONG_AUG, "epochs": 60}),
 }
 #: Stage 4's reference and candidates (see :func:`robust_select`).
 ROBUST_REFERENCE = "robust_ref"
