@@ -214,3 +214,35 @@ def load_or_make_folds(path: str | os.PathLike, ids: Sequence[str], **make_kwarg
     df = make_folds(ids, **make_kwargs)
     save_folds(df, path)
     return df
+
+
+def nested_share(labels: Sequence[int], groups: Sequence[int], fraction: float, *,
+                 seed: int = 42) -> np.ndarray:
+    """Positions (sorted) of a class-stratified, duplicate-grouped share of the images.
+
+    Within each class the duplicate groups are put in one random order (``seed``) and taken
+    from the front until the class has at least ``ceil(fraction * n_class)`` images, so a group
+    is never split and the shares are *nested*: with the same ``seed`` the share at 0.25 is
+    inside the share at 0.5, which is inside the share at 0.75 (what a learning curve needs).
+
+    Parameters
+    ----------
+    labels, groups : sequences of int, one entry per image (a group's images share a class)
+    fraction : float in (0, 1]; 1 returns every position
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if labels.shape != groups.shape or labels.ndim != 1:
+        raise ConfigError(f"labels {labels.shape} and groups {groups.shape}: expected two 1-D "
+                          "arrays of the same length")
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"fraction={fraction!r}: expected a number in (0, 1]")
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    for c in np.unique(labels):
+        pos = np.nonzero(labels == c)[0]
+        need = int(np.ceil(fraction * len(pos)))
+        order = rng.permutation(np.unique(groups[pos]))
+        sizes = np.array([np.sum(groups[pos] == g) for g in order])
+        n_groups = int(np.searchsorted(np.cumsum(sizes), need) + 1)
+        keep.append(pos[np.isin(groups[pos], order[:n_groups])])
+    return np.sort(np.concatenate(keep))

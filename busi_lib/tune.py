@@ -108,7 +108,20 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # the kept configuration? Judged against robust_aug_e40 on the same validation images
     # (ROBUST_FOLLOW_UP), not a candidate of the rule above
     "robust_aug_e60": (4, {**COMBO, **STRONG_AUG, "epochs": 60}),
+    # stage 5, the learning curve (run after the recipe was fixed): the recipe on a nested,
+    # class-stratified, duplicate-grouped share of the inner-training images
+    # (splits.nested_share), for about as many optimiser steps as the full recipe (epochs and
+    # warm-up scaled by 1 / share): how much does more data still buy? Its full-data point is
+    # combo_e30 (DATA_REFERENCE)
+    "data25": (5, {**COMBO, "epochs": 120, "warmup_epochs": 8, "train_fraction": 0.25}),
+    "data50": (5, {**COMBO, "epochs": 60, "warmup_epochs": 4, "train_fraction": 0.5}),
+    "data75": (5, {**COMBO, "epochs": 40, "warmup_epochs": 3, "train_fraction": 0.75}),
 }
+#: Stage 5's trials and their full-data point (see :func:`learning_curve_table`).
+DATA_TRIALS = ("data25", "data50", "data75")
+DATA_REFERENCE = "combo_e30"
+#: A stage-4 follow-up and the trial it is compared with (see :func:`robust_follow_up`).
+ROBUST_FOLLOW_UP = {"robust_aug_e60": "robust_aug_e40"}
 #: Stage 4's reference and candidates (see :func:`robust_select`).
 ROBUST_REFERENCE = "robust_ref"
 ROBUST_CANDIDATES = ("robust_aug", "robust_pad", "robust_aug_e40")
@@ -139,12 +152,28 @@ def inner_split(dev_folds: pd.DataFrame, labels: np.ndarray, seed: int, n_inner:
 
 # ----------------------------------------------------------------------------- a trial
 def trial_config(name: str, profile: str = "cpu", **extra) -> dict:
-    """The full configuration of trial ``name`` (see :data:`TRIALS`)."""
+    """The full configuration of trial ``name`` (see :data:`TRIALS`); a stage-5 trial's share
+    of the images is not a configuration key (see :func:`trial_fraction`)."""
     if name not in TRIALS:
         raise ConfigError(f"trial={name!r}: expected one of {sorted(TRIALS)}")
     stage, ov = TRIALS[name]
+    ov = {k: v for k, v in ov.items() if k != "train_fraction"}
     base = {**NETWORK, **(BEFORE_RECIPE if stage < 3 else {})}
     return make_config(profile, BASE_EXPERIMENT, **{**base, **ov, **extra})
+
+
+def trial_fraction(name: str) -> float:
+    """The share of the inner-training images trial ``name`` trains on (1 but in stage 5)."""
+    if name not in TRIALS:
+        raise ConfigError(f"trial={name!r}: expected one of {sorted(TRIALS)}")
+    return float(TRIALS[name][1].get("train_fraction", 1.0))
+
+
+def trial_hash(name: str, profile: str = "cpu", **extra) -> str:
+    """The hash a trial's record carries: its configuration's, with the share of the images
+    counted when it is below 1 (so the full-data trials keep their hashes)."""
+    cfg, frac = trial_config(name, profile, **extra), trial_fraction(name)
+    return config_hash(cfg if frac == 1 else {**cfg, "train_fraction": frac})
 
 
 def tuning_dir(profile: str = "cpu", results_dir=None) -> Path:
@@ -186,7 +215,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
     from .train import prepare
 
     cfg = trial_config(name, profile, **extra)
-    chash = config_hash(cfg)
+    chash = trial_hash(name, profile, **extra)
     out = tuning_dir(profile, results_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
@@ -202,6 +231,12 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
     dev, dev_folds = development_set(data, folds, TUNE_FOLD)
     del data                                   # from here on, only the development set exists
     tr, va = inner_split(dev_folds, dev.labels, cfg["seed"])
+    fraction = trial_fraction(name)
+    if fraction < 1:
+        from .splits import nested_share
+
+        tr = tr[nested_share(dev.labels[tr], dev_folds["group"].to_numpy()[tr], fraction,
+                             seed=cfg["seed"])]
     train_set, val = dev.subset(tr), dev.subset(va)
     precision = fit.resolve_precision(cfg["precision"])
     t0 = time.time()
@@ -232,6 +267,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         "versions": records.versions(), "precision": precision,
         "machine": fit.machine_info(precision),
         "outer_fold": TUNE_FOLD, "split": cfg["split"], "n_inner_train": int(len(tr)),
+        "train_fraction": fraction,
         "n_val": int(len(va)), "val_ids_sha256": _ids_hash(val.ids),
         "train_seconds": state["train_seconds"], "cpu_seconds": state["cpu_seconds"],
         "seconds_per_epoch": float(np.median([r["seconds"] for r in hist])),

@@ -68,14 +68,13 @@ def test_capacity_sentence_names_gain_cost_and_verdict():
 def test_recorded_trials_match_todays_trial_configurations():
     """A trial's configuration must not drift when the profile changes (the recipe became the
     cpu profile after stages 1 and 2 ran): every committed trial record still has the
-    configuration hash that ``trial_config`` gives today."""
-    from busi_lib.config import config_hash
+    configuration hash that ``trial_config`` (and ``trial_fraction``) give today."""
     from busi_lib.records import PROJECT_ROOT
 
     recs = tune.load_trials("cpu", PROJECT_ROOT / "results")
     assert len(recs) >= 15
     for r in recs:
-        assert config_hash(tune.trial_config(r["trial"])) == r["config_hash"], r["trial"]
+        assert tune.trial_hash(r["trial"]) == r["config_hash"], r["trial"]
     # stages 1-2 start from the old profile, stage 3 from the combination
     assert tune.trial_config("px160")["enhancement"] == "ghe"
     assert tune.trial_config("combo_px160")["enhancement"] == "none"
