@@ -413,6 +413,91 @@ def robust_sentence(table: pd.DataFrame, reference: str = ROBUST_REFERENCE,
             f"{ref['score']:.3f}): " + "; ".join(parts) + ".")
 
 
+def robust_follow_up(table: pd.DataFrame, follow_up: dict | None = None,
+                     min_gain: float = MIN_GAIN) -> str:
+    """Each stage-4 follow-up (:data:`ROBUST_FOLLOW_UP`) against the trial it extends, on a
+    :func:`robust_table`. The rule (fixed before the follow-up ran): the extra compute pays when
+    the clean or the shift score rises by more than ``min_gain`` and neither falls by more
+    than ``min_gain``."""
+    parts = []
+    for name, base in (ROBUST_FOLLOW_UP if follow_up is None else follow_up).items():
+        if name not in table.index or base not in table.index:
+            parts.append(f"{name}: {name if name not in table.index else base} not recorded")
+            continue
+        d_clean = table.loc[name, "score"] - table.loc[base, "score"]
+        d_shift = table.loc[name, "shift score"] - table.loc[base, "shift score"]
+        pays = max(d_clean, d_shift) > min_gain and min(d_clean, d_shift) >= -min_gain
+        parts.append(f"{name} against {base}: clean score {table.loc[name, 'score']:.3f} "
+                     f"({d_clean:+.3f}), shift score {table.loc[name, 'shift score']:.3f} "
+                     f"({d_shift:+.3f}): the extra epochs {'pay' if pays else 'do not pay'}")
+    return "; ".join(parts) + "."
+
+
+def learning_curve_table(recs: list[dict]) -> pd.DataFrame:
+    """Stage 5: one row per share of the inner-training images (:data:`DATA_TRIALS` and the
+    full-data :data:`DATA_REFERENCE`), smallest first: images, epochs, last-epochs validation
+    Dice and AUC, score, CPU hours."""
+    table = trials_table([r for r in recs if r["trial"] in (*DATA_TRIALS, DATA_REFERENCE)])
+    if table.empty:
+        return table
+    by = {r["trial"]: r for r in recs}
+    table.insert(0, "share", [float(by[t].get("train_fraction", 1.0)) for t in table.index])
+    table.insert(1, "images", [int(by[t]["n_inner_train"]) for t in table.index])
+    return table.sort_values("images")
+
+
+def learning_curve_slopes(table: pd.DataFrame) -> dict[str, float]:
+    """Least-squares slopes of validation Dice, AUC and score on ``log2(images)``: what each
+    doubling of the training images added over the measured range (NaN with < 2 rows)."""
+    if len(table) < 2:
+        return {"Dice": float("nan"), "AUC": float("nan"), "score": float("nan")}
+    x = np.log2(table["images"].to_numpy(float))
+    return {k: float(np.polyfit(x, table[c].to_numpy(float), 1)[0])
+            for k, c in (("Dice", "val Dice"), ("AUC", "val AUC"), ("score", "score"))}
+
+
+def learning_curve_sentence(table: pd.DataFrame, min_gain: float = MIN_GAIN) -> str:
+    """What stage 5 says: the score at each share and what a doubling of the images added."""
+    if len(table) < 2:
+        return "Stage 5 (the learning curve) is not recorded yet."
+    pts = ", ".join(f"{r['share']:.0%} ({r['images']} images): {r['score']:.3f}"
+                    for _, r in table.iterrows())
+    slope = learning_curve_slopes(table)
+    still = slope["score"] > min_gain
+    return (f"Validation score (Dice + AUC) by share of the inner-training images, at about "
+            f"equal optimiser steps: {pts}. Each doubling of the images added "
+            f"{slope['Dice']:+.3f} Dice and {slope['AUC']:+.3f} AUC (least squares on "
+            f"log2 of the images, {len(table)} points): "
+            + ("the curve has not flattened at BUSI's size, so more images would still pay."
+               if still else f"below the rule's {min_gain}, so the curve has flattened."))
+
+
+def plot_learning_curve(table: pd.DataFrame):
+    """Validation Dice and AUC against the number of training images (log scale), with the
+    least-squares line of :func:`learning_curve_slopes`."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
+    x = table["images"].to_numpy(float)
+    for ax, col in zip(axes, ("val Dice", "val AUC")):
+        y = table[col].to_numpy(float)
+        ax.plot(x, y, "o", color="C0")
+        if len(x) >= 2:
+            b, a = np.polyfit(np.log2(x), y, 1)
+            xs = np.geomspace(x.min(), x.max(), 20)
+            ax.plot(xs, a + b * np.log2(xs), "-", color="C0", alpha=0.5,
+                    label=f"{b:+.3f} per doubling")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [f"{int(v)}" for v in x])
+        ax.minorticks_off()
+        ax.set_xlabel("training images (inner-training share)")
+        ax.set_title(f"validation {col.split()[-1]}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):
     """Validation Dice and AUC against cumulative training CPU hours, one curve per trial
     (a running mean over ``smooth`` epochs); the paper's schedule dashed."""

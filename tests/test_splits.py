@@ -105,3 +105,31 @@ def test_real_cross_class_duplicate_grouped(real_busi, real_cache):
     cur = splits.read_curated_ids(real_busi.parent / "curation" / "mapping_curated_BUSI.csv")
     assert sum(i in cur for i in d.ids) == 222 + 164
     assert "benign (433)" not in cur and "malignant (145)" not in cur
+
+
+def test_nested_share_is_nested_stratified_and_keeps_groups_whole():
+    labels = np.array([0] * 60 + [1] * 40)
+    groups = np.arange(100)
+    groups[1:9:2] = groups[0:8:2]                  # four duplicate pairs in class 0
+    groups[61:65] = 60                              # a group of five in class 1
+    shares = {f: splits.nested_share(labels, groups, f, seed=3) for f in (0.25, 0.5, 0.75, 1.0)}
+    np.testing.assert_array_equal(shares[1.0], np.arange(100))
+    for small, big in ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
+        assert set(shares[small]) < set(shares[big])            # nested
+    for f, pos in shares.items():
+        for c, n in ((0, 60), (1, 40)):                          # at least the share per class,
+            got = np.sum(labels[pos] == c)                       # at most one group over it
+            assert np.ceil(f * n) <= got < np.ceil(f * n) + 5
+        inside = set(groups[pos])                                # a group is all in or all out
+        assert set(np.nonzero(np.isin(groups, list(inside)))[0]) == set(pos)
+    np.testing.assert_array_equal(splits.nested_share(labels, groups, 0.5, seed=3), shares[0.5])
+    assert not np.array_equal(splits.nested_share(labels, groups, 0.5, seed=4), shares[0.5])
+
+
+def test_nested_share_refuses_bad_input():
+    with pytest.raises(ConfigError, match=r"fraction=0: expected a number in \(0, 1\]"):
+        splits.nested_share([0, 1], [0, 1], 0)
+    with pytest.raises(ConfigError, match="fraction=1.5"):
+        splits.nested_share([0, 1], [0, 1], 1.5)
+    with pytest.raises(ConfigError, match="same length"):
+        splits.nested_share([0, 1, 1], [0, 1], 0.5)

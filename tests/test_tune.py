@@ -169,3 +169,83 @@ def test_best_inference_prefers_the_simplest_on_a_tie():
     rows[-1] = {**rows[-1], "val_dice": 0.75}            # TTA, post-processing, 0.6 wins
     assert tune.best_inference({"inference_choices": rows}) == {
         "tta": True, "postprocess": "largest_fill", "mask_threshold": 0.6}
+
+
+def _lc_rec(trial, share, images, dice, auc):
+    hist = [{"val_dice": dice, "val_auc": auc, "cpu_seconds": 10.0}] * 3
+    return {"trial": trial, "stage": 5, "train_fraction": share, "n_inner_train": images,
+            "config": {"epochs": 30}, "history": hist, "score": dice + auc,
+            "cpu_seconds": 30.0, "seconds_per_epoch": 10.0, "machine": {"cpu": "x"}}
+
+
+def test_learning_curve_on_known_points():
+    recs = [_lc_rec("combo_e30", 1.0, 400, 0.75, 0.90), _lc_rec("data25", 0.25, 100, 0.65, 0.80),
+            _lc_rec("data50", 0.5, 200, 0.70, 0.85), _lc_rec("cos_lr1e-3", 1.0, 400, 0.1, 0.1)]
+    t = tune.learning_curve_table(recs)
+    assert list(t.index) == ["data25", "data50", "combo_e30"]   # by images; other trials out
+    assert list(t["images"]) == [100, 200, 400] and list(t["share"]) == [0.25, 0.5, 1.0]
+    s = tune.learning_curve_slopes(t)                          # +0.05 Dice per doubling exactly
+    assert s["Dice"] == pytest.approx(0.05) and s["AUC"] == pytest.approx(0.05)
+    assert s["score"] == pytest.approx(0.10)
+    text = tune.learning_curve_sentence(t)
+    assert "25% (100 images): 1.450" in text and "100% (400 images): 1.650" in text
+    assert "+0.050 Dice and +0.050 AUC" in text and "more images would still pay" in text
+    flat = tune.learning_curve_table([_lc_rec("combo_e30", 1.0, 400, 0.75, 0.90),
+                                      _lc_rec("data50", 0.5, 200, 0.745, 0.895)])
+    assert "the curve has flattened" in tune.learning_curve_sentence(flat)
+    assert "not recorded yet" in tune.learning_curve_sentence(t.iloc[:1])
+    assert np.isnan(tune.learning_curve_slopes(t.iloc[:1])["Dice"])
+
+
+def test_data_trials_differ_from_the_recipe_only_in_length_and_share():
+    ref = tune.trial_config(tune.DATA_REFERENCE)
+    for name in tune.DATA_TRIALS:
+        cfg, f = tune.trial_config(name), tune.trial_fraction(name)
+        assert "train_fraction" not in cfg and 0 < f < 1
+        assert {k for k in cfg if cfg[k] != ref[k]} == {"epochs", "warmup_epochs"}
+        assert cfg["epochs"] == round(ref["epochs"] / f)        # about equal optimiser steps
+        assert tune.trial_hash(name) != tune.trial_hash(tune.DATA_REFERENCE)
+    assert tune.trial_fraction("combo_e30") == 1.0
+
+
+def test_robust_follow_up_rule():
+    t = pd.DataFrame({"score": [1.66, 1.70, 1.62, 1.665], "shift score": [1.59, 1.60, 1.65, 1.595]},
+                     index=["robust_aug_e40", "a", "b", "c"])
+    text = tune.robust_follow_up(t, {"a": "robust_aug_e40", "b": "robust_aug_e40",
+                                     "c": "robust_aug_e40", "d": "robust_aug_e40"})
+    assert "a against robust_aug_e40: clean score 1.700 (+0.040), shift score 1.600 (+0.010): " \
+           "the extra epochs pay" in text
+    assert "b against robust_aug_e40: clean score 1.620 (-0.040), shift score 1.650 (+0.060): " \
+           "the extra epochs do not pay" in text                # clean fell by more than 0.02
+    assert "(+0.005): the extra epochs do not pay" in text       # c: neither rose enough
+    assert "d: d not recorded" in text
+
+
+@pytest.mark.slow
+def test_a_data_trial_trains_on_its_nested_share_only(tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    from synthetic import make_busi
+
+    from busi_lib import fit, splits, train
+
+    root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=16, n_malignant=16)
+    trained: list[np.ndarray] = []
+    real_fit = fit.fit_model
+
+    def spy_fit(cfg, images, masks, labels, **kw):
+        trained.append(images.copy())
+        return real_fit(cfg, images, masks, labels, **kw)
+
+    monkeypatch.setattr(fit, "fit_model", spy_fit)
+    rec = tune.run_trial("data50", "smoke", data_dir=root, results_dir=tmp_path / "r",
+                         verbose=0, **TINY)
+    cfg = tune.trial_config("data50", "smoke", **TINY)
+    data, folds = train.prepare(cfg, root, results_dir=tmp_path / "r")
+    dev, dev_folds = tune.development_set(data, folds)
+    tr, va = tune.inner_split(dev_folds, dev.labels, cfg["seed"])
+    share = tr[splits.nested_share(dev.labels[tr], dev_folds["group"].to_numpy()[tr], 0.5,
+                                   seed=cfg["seed"])]
+    assert rec["train_fraction"] == 0.5 and rec["n_inner_train"] == len(share) < len(tr)
+    assert rec["n_val"] == len(va)                               # the same validation images
+    np.testing.assert_array_equal(np.sort(trained[0].reshape(len(share), -1), axis=0),
+                                  np.sort(dev.images[share].reshape(len(share), -1), axis=0))
