@@ -324,10 +324,12 @@ def trials_table(recs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
-#: Capacity trials: does a wider network or a larger input pay? name -> (what, reference)
+#: Capacity trials: does a wider network, a larger input or a longer training pay?
+#: name -> (what, reference)
 CAPACITY = {"width32": ("width 32 (the paper's width)", "cos_lr1e-3"),
             "px160": ("160 px input", "cos_lr1e-3"),
-            "combo_px160": ("the chosen recipe at 160 px", "combo_e30")}
+            "combo_px160": ("the chosen recipe at 160 px", "combo_e30"),
+            "combo_e40": ("the chosen recipe for 40 epochs", "combo_e30")}
 
 
 def capacity_sentence(table: pd.DataFrame, min_gain: float = MIN_GAIN) -> str:
