@@ -92,13 +92,15 @@ def test_trials_without_shift_metrics_are_left_out_of_the_robust_table():
     assert "not recorded yet" in tune.robust_sentence(t.drop("robust_ref"))
 
 
-def test_robust_grouped_trains_what_stage_4_kept():
+@pytest.mark.parametrize("experiment, trial", [("robust_grouped", "robust_aug_e40"),
+                                               ("robust_grouped_e60", "robust_aug_e60")])
+def test_robust_experiments_train_what_their_trial_tested(experiment, trial):
     from busi_lib import config
 
-    kept = {k: v for k, v in tune.TRIALS["robust_aug_e40"][1].items()
-            if tune.COMBO.get(k, object()) != v}
-    assert {**config.ROBUST_RECIPE, "epochs": config.ROBUST_EPOCHS["cpu"]} == kept
-    assert config.make_config("smoke", "robust_grouped")["epochs"] == config.PROFILES["smoke"]["epochs"]
-    cfg = config.make_config("cpu", "robust_grouped")
+    kept = {k: v for k, v in tune.TRIALS[trial][1].items() if tune.COMBO.get(k, object()) != v}
+    assert {**config.ROBUST_RECIPE, "epochs": config.ROBUST_EPOCHS[experiment]["cpu"]} == kept
+    assert config.make_config("smoke", experiment)["epochs"] == config.PROFILES["smoke"]["epochs"]
+    cfg = config.make_config("cpu", experiment)
     main = config.make_config("cpu", "multitask_grouped")
     assert {k for k in cfg if cfg[k] != main[k]} == set(kept)
+    assert config.make_config("paper", experiment)["epochs"] == config.PROFILES["paper"]["epochs"]
