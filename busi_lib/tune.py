@@ -116,10 +116,16 @@ TRIALS: dict[str, tuple[int, dict]] = {
     "data25": (5, {**COMBO, "epochs": 120, "warmup_epochs": 8, "train_fraction": 0.25}),
     "data50": (5, {**COMBO, "epochs": 60, "warmup_epochs": 4, "train_fraction": 0.5}),
     "data75": (5, {**COMBO, "epochs": 40, "warmup_epochs": 3, "train_fraction": 0.75}),
+    # ... and the noise these scores carry: the recipe retrained with two other training seeds
+    # (weights, order, augmentation; the same images and validation split)
+    "recipe_s1": (5, {**COMBO, "train_seed": 1}),
+    "recipe_s2": (5, {**COMBO, "train_seed": 2}),
 }
 #: Stage 5's trials and their full-data point (see :func:`learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
 DATA_REFERENCE = "combo_e30"
+#: The recipe retrained with other training seeds: the spread of a trial's score (seed_spread).
+SEED_TRIALS = ("recipe_s1", "recipe_s2")
 #: A stage-4 follow-up and the trial it is compared with (see :func:`robust_follow_up`).
 ROBUST_FOLLOW_UP = {"robust_aug_e60": "robust_aug_e40"}
 #: Stage 4's reference and candidates (see :func:`robust_select`).
@@ -472,6 +478,32 @@ def learning_curve_sentence(table: pd.DataFrame, min_gain: float = MIN_GAIN) -> 
             f"log2 of the images, {len(table)} points): "
             + ("the curve has not flattened at BUSI's size, so more images would still pay."
                if still else f"below the rule's {min_gain}, so the curve has flattened."))
+
+
+def seed_spread(recs: list[dict]) -> dict | None:
+    """The recipe's validation score over training seeds (:data:`DATA_REFERENCE` and
+    :data:`SEED_TRIALS`, those recorded): ``{"n", "scores", "range", "sd"}``, or ``None`` with
+    fewer than two; ``sd`` is the sample standard deviation."""
+    scores = {r["trial"]: float(r["score"]) for r in recs
+              if r["trial"] in (DATA_REFERENCE, *SEED_TRIALS)}
+    if len(scores) < 2:
+        return None
+    v = np.array(list(scores.values()))
+    return {"n": len(v), "scores": scores, "range": float(v.max() - v.min()),
+            "sd": float(v.std(ddof=1))}
+
+
+def seed_sentence(spread: dict | None, min_gain: float = MIN_GAIN) -> str:
+    """The trial score's seed noise against the selection rule's threshold."""
+    if spread is None:
+        return "The recipe's reseeds are not recorded yet."
+    pts = ", ".join(f"{k} {v:.3f}" for k, v in spread["scores"].items())
+    verdict = ("larger than" if spread["range"] > min_gain else "within")
+    return (f"The recipe retrained with other training seeds on the same images scores {pts}: a "
+            f"range of {spread['range']:.3f} (sd {spread['sd']:.3f}, {spread['n']} seeds), "
+            f"{verdict} the rule's threshold of {min_gain}: a gain or loss of that size between "
+            f"two trials {'can be' if spread['range'] > min_gain else 'is unlikely to be'} seed "
+            f"noise alone.")
 
 
 def plot_learning_curve(table: pd.DataFrame):

@@ -249,3 +249,21 @@ def test_a_data_trial_trains_on_its_nested_share_only(tmp_path, monkeypatch):
     assert rec["n_val"] == len(va)                               # the same validation images
     np.testing.assert_array_equal(np.sort(trained[0].reshape(len(share), -1), axis=0),
                                   np.sort(dev.images[share].reshape(len(share), -1), axis=0))
+
+
+def test_seed_spread_and_its_sentence():
+    recs = [{"trial": "combo_e30", "score": 1.67}, {"trial": "recipe_s1", "score": 1.64},
+            {"trial": "recipe_s2", "score": 1.70}, {"trial": "data25", "score": 1.2}]
+    s = tune.seed_spread(recs)
+    assert s["n"] == 3 and s["range"] == pytest.approx(0.06) and s["sd"] == pytest.approx(0.03)
+    text = tune.seed_sentence(s)
+    assert "combo_e30 1.670, recipe_s1 1.640, recipe_s2 1.700: a range of 0.060 (sd 0.030" in text
+    assert "larger than the rule's threshold of 0.02" in text and "can be seed noise" in text
+    small = tune.seed_spread([{"trial": "combo_e30", "score": 1.67},
+                              {"trial": "recipe_s1", "score": 1.66}])
+    assert "within the rule's threshold" in tune.seed_sentence(small)
+    assert tune.seed_spread(recs[:1]) is None
+    assert "not recorded yet" in tune.seed_sentence(None)
+    for name in tune.SEED_TRIALS:                # only the training seed differs from the recipe
+        a, b = tune.trial_config(name), tune.trial_config(tune.DATA_REFERENCE)
+        assert {k for k in a if a[k] != b[k]} == {"train_seed"}
