@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import shift, tune
+from busi_lib import shift, tune, tune_report
 from busi_lib.errors import ConfigError
 
 
@@ -71,25 +71,25 @@ def test_robust_rule_on_known_tables():
     recs = [_rec("robust_ref", 1.60, 0.60, 0.80),          # shift score 1.40
             _rec("robust_aug", 1.59, 0.63, 0.82),          # +0.05 shift, -0.01 clean: kept
             _rec("robust_pad", 1.55, 0.65, 0.85)]          # +0.10 shift, -0.05 clean: not kept
-    t = tune.robust_table(recs)
+    t = tune_report.robust_table(recs)
     assert t.loc["robust_ref", "shift score"] == pytest.approx(1.40)
-    assert tune.robust_select(t) == ["robust_aug"]
-    text = tune.robust_sentence(t)
+    assert tune_report.robust_select(t) == ["robust_aug"]
+    text = tune_report.robust_sentence(t)
     assert "robust_aug: shift score 1.450 (+0.050), clean score 1.590 (-0.010): kept" in text
     assert "robust_pad: shift score 1.500 (+0.100), clean score 1.550 (-0.050): not kept" in text
     # a gain below MIN_GAIN is not enough
-    t2 = tune.robust_table([_rec("robust_ref", 1.6, 0.6, 0.8), _rec("robust_aug", 1.6, 0.605, 0.81)])
-    assert tune.robust_select(t2) == []
+    t2 = tune_report.robust_table([_rec("robust_ref", 1.6, 0.6, 0.8), _rec("robust_aug", 1.6, 0.605, 0.81)])
+    assert tune_report.robust_select(t2) == []
     with pytest.raises(ConfigError, match="robust_ref"):
-        tune.robust_select(pd.DataFrame({"score": [1.0], "shift score": [1.0]},
+        tune_report.robust_select(pd.DataFrame({"score": [1.0], "shift score": [1.0]},
                                         index=["robust_aug"]))
 
 
 def test_trials_without_shift_metrics_are_left_out_of_the_robust_table():
-    t = tune.robust_table([{"trial": "combo_e30", "score": 1.6, "shift": None},
+    t = tune_report.robust_table([{"trial": "combo_e30", "score": 1.6, "shift": None},
                            _rec("robust_ref", 1.6, 0.6, 0.8)])
     assert list(t.index) == ["robust_ref"]
-    assert "not recorded yet" in tune.robust_sentence(t.drop("robust_ref"))
+    assert "not recorded yet" in tune_report.robust_sentence(t.drop("robust_ref"))
 
 
 @pytest.mark.parametrize("experiment, trial", [("robust_grouped", "robust_aug_e40"),

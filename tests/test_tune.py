@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import shift, tune
+from busi_lib import shift, tune, tune_report
 from busi_lib.errors import ConfigError
 
 TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
@@ -40,10 +40,10 @@ def test_inner_split_is_grouped_stratified_and_disjoint():
 def test_selection_rule():
     table = pd.DataFrame({"score": [1.30, 1.315, 1.36, 1.25]},
                          index=["ref", "small", "big", "worse"])
-    assert tune.select(table, "ref", ["small", "big", "worse"]) == ["big"]
-    assert tune.select(table, "ref", ["small"], min_gain=0.01) == ["small"]
+    assert tune_report.select(table, "ref", ["small", "big", "worse"]) == ["big"]
+    assert tune_report.select(table, "ref", ["small"], min_gain=0.01) == ["small"]
     with pytest.raises(ConfigError, match="'nope' is not recorded"):
-        tune.select(table, "nope", ["big"])
+        tune_report.select(table, "nope", ["big"])
     hist = [{"val_dice": d, "val_auc": a} for d, a in [(0.1, 0.5), (0.5, 0.8), (0.6, 0.8),
                                                         (0.7, 0.9)]]
     assert tune.trial_score(hist) == pytest.approx((1.3 + 1.4 + 1.6) / 3)
@@ -55,13 +55,13 @@ def test_capacity_sentence_names_gain_cost_and_verdict():
                           "val AUC": [0.80, 0.81, 0.81, 0.92, 0.915],
                           "s/epoch": [10.0, 25.0, 16.0, 12.0, 18.0]},
                          index=["cos_lr1e-3", "width32", "px160", "combo_e30", "combo_px160"])
-    s = tune.capacity_sentence(table)
+    s = tune_report.capacity_sentence(table)
     assert "width32): score 1.530, +0.030 over cos_lr1e-3 (val Dice +0.020, AUC +0.010) at 2.5x" in s
     assert "would be kept" in s and "px160): score 1.510, +0.010" in s and "1.6x" in s
     assert "combo_px160): score 1.675, +0.005 over combo_e30" in s and "1.5x" in s
     assert s.count("not kept") == 2
-    assert "(px160): px160 not recorded" in tune.capacity_sentence(table.drop("px160"))
-    assert "(width32): its reference cos_lr1e-3 not recorded" in tune.capacity_sentence(
+    assert "(px160): px160 not recorded" in tune_report.capacity_sentence(table.drop("px160"))
+    assert "(width32): its reference cos_lr1e-3 not recorded" in tune_report.capacity_sentence(
         table.drop("cos_lr1e-3"))
 
 
@@ -71,7 +71,7 @@ def test_recorded_trials_match_todays_trial_configurations():
     configuration hash that ``trial_config`` (and ``trial_fraction``) give today."""
     from busi_lib.records import PROJECT_ROOT
 
-    recs = tune.load_trials("cpu", PROJECT_ROOT / "results")
+    recs = tune_report.load_trials("cpu", PROJECT_ROOT / "results")
     assert len(recs) >= 15
     for r in recs:
         assert tune.trial_hash(r["trial"]) == r["config_hash"], r["trial"]
@@ -164,10 +164,10 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
 def test_best_inference_prefers_the_simplest_on_a_tie():
     rows = [{"tta": t, "postprocess": p, "mask_threshold": th, "val_dice": 0.7, "val_auc": 0.8}
             for t in (False, True) for p in ("none", "largest_fill") for th in (0.4, 0.5, 0.6)]
-    assert tune.best_inference({"inference_choices": rows}) == {
+    assert tune_report.best_inference({"inference_choices": rows}) == {
         "tta": False, "postprocess": "none", "mask_threshold": 0.5}
     rows[-1] = {**rows[-1], "val_dice": 0.75}            # TTA, post-processing, 0.6 wins
-    assert tune.best_inference({"inference_choices": rows}) == {
+    assert tune_report.best_inference({"inference_choices": rows}) == {
         "tta": True, "postprocess": "largest_fill", "mask_threshold": 0.6}
 
 
@@ -181,20 +181,20 @@ def _lc_rec(trial, share, images, dice, auc):
 def test_learning_curve_on_known_points():
     recs = [_lc_rec("combo_e30", 1.0, 400, 0.75, 0.90), _lc_rec("data25", 0.25, 100, 0.65, 0.80),
             _lc_rec("data50", 0.5, 200, 0.70, 0.85), _lc_rec("cos_lr1e-3", 1.0, 400, 0.1, 0.1)]
-    t = tune.learning_curve_table(recs)
+    t = tune_report.learning_curve_table(recs)
     assert list(t.index) == ["data25", "data50", "combo_e30"]   # by images; other trials out
     assert list(t["images"]) == [100, 200, 400] and list(t["share"]) == [0.25, 0.5, 1.0]
-    s = tune.learning_curve_slopes(t)                          # +0.05 Dice per doubling exactly
+    s = tune_report.learning_curve_slopes(t)                          # +0.05 Dice per doubling exactly
     assert s["Dice"] == pytest.approx(0.05) and s["AUC"] == pytest.approx(0.05)
     assert s["score"] == pytest.approx(0.10)
-    text = tune.learning_curve_sentence(t)
+    text = tune_report.learning_curve_sentence(t)
     assert "25% (100 images): 1.450" in text and "100% (400 images): 1.650" in text
     assert "+0.050 Dice and +0.050 AUC" in text and "more images would still pay" in text
-    flat = tune.learning_curve_table([_lc_rec("combo_e30", 1.0, 400, 0.75, 0.90),
+    flat = tune_report.learning_curve_table([_lc_rec("combo_e30", 1.0, 400, 0.75, 0.90),
                                       _lc_rec("data50", 0.5, 200, 0.745, 0.895)])
-    assert "the curve has flattened" in tune.learning_curve_sentence(flat)
-    assert "not recorded yet" in tune.learning_curve_sentence(t.iloc[:1])
-    assert np.isnan(tune.learning_curve_slopes(t.iloc[:1])["Dice"])
+    assert "the curve has flattened" in tune_report.learning_curve_sentence(flat)
+    assert "not recorded yet" in tune_report.learning_curve_sentence(t.iloc[:1])
+    assert np.isnan(tune_report.learning_curve_slopes(t.iloc[:1])["Dice"])
 
 
 def test_data_trials_differ_from_the_recipe_only_in_length_and_share():
@@ -211,7 +211,7 @@ def test_data_trials_differ_from_the_recipe_only_in_length_and_share():
 def test_robust_follow_up_rule():
     t = pd.DataFrame({"score": [1.66, 1.70, 1.62, 1.665], "shift score": [1.59, 1.60, 1.65, 1.595]},
                      index=["robust_aug_e40", "a", "b", "c"])
-    text = tune.robust_follow_up(t, {"a": "robust_aug_e40", "b": "robust_aug_e40",
+    text = tune_report.robust_follow_up(t, {"a": "robust_aug_e40", "b": "robust_aug_e40",
                                      "c": "robust_aug_e40", "d": "robust_aug_e40"})
     assert "a against robust_aug_e40: clean score 1.700 (+0.040), shift score 1.600 (+0.010): " \
            "the extra epochs pay" in text
@@ -254,16 +254,16 @@ def test_a_data_trial_trains_on_its_nested_share_only(tmp_path, monkeypatch):
 def test_seed_spread_and_its_sentence():
     recs = [{"trial": "combo_e30", "score": 1.67}, {"trial": "recipe_s1", "score": 1.64},
             {"trial": "recipe_s2", "score": 1.70}, {"trial": "data25", "score": 1.2}]
-    s = tune.seed_spread(recs)
+    s = tune_report.seed_spread(recs)
     assert s["n"] == 3 and s["range"] == pytest.approx(0.06) and s["sd"] == pytest.approx(0.03)
-    text = tune.seed_sentence(s)
+    text = tune_report.seed_sentence(s)
     assert "combo_e30 1.670, recipe_s1 1.640, recipe_s2 1.700: a range of 0.060 (sd 0.030" in text
     assert "larger than the rule's threshold of 0.02" in text and "can be seed noise" in text
-    small = tune.seed_spread([{"trial": "combo_e30", "score": 1.67},
+    small = tune_report.seed_spread([{"trial": "combo_e30", "score": 1.67},
                               {"trial": "recipe_s1", "score": 1.66}])
-    assert "within the rule's threshold" in tune.seed_sentence(small)
-    assert tune.seed_spread(recs[:1]) is None
-    assert "not recorded yet" in tune.seed_sentence(None)
+    assert "within the rule's threshold" in tune_report.seed_sentence(small)
+    assert tune_report.seed_spread(recs[:1]) is None
+    assert "not recorded yet" in tune_report.seed_sentence(None)
     for name in tune.SEED_TRIALS:                # only the training seed differs from the recipe
         a, b = tune.trial_config(name), tune.trial_config(tune.DATA_REFERENCE)
         assert {k for k in a if a[k] != b[k]} == {"train_seed"}
