@@ -87,13 +87,14 @@ def select(table: pd.DataFrame, reference: str, candidates, min_gain: float = MI
 
 
 def robust_table(recs: list[dict]) -> pd.DataFrame:
-    """One row per trial recorded with shift metrics: clean score, shift score, and validation
-    Dice and AUC on each perturbation (columns ``<shift> Dice``, ``<shift> AUC``)."""
+    """One row per stage-4 trial recorded with shift metrics: clean score, shift score, and
+    validation Dice and AUC on each perturbation (columns ``<shift> Dice``, ``<shift> AUC``).
+    Later stages' trials record shift metrics too but are not stage 4's (left out)."""
     from .shift import SHIFTS, shift_score
 
     rows = []
     for r in recs:
-        if not r.get("shift"):
+        if not r.get("shift") or r.get("stage", 4) != 4:
             continue
         row = {"trial": r["trial"], "score": r["score"], "shift score": shift_score(r["shift"])}
         for name in SHIFTS:

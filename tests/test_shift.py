@@ -89,6 +89,9 @@ def test_trials_without_shift_metrics_are_left_out_of_the_robust_table():
     t = tune_report.robust_table([{"trial": "combo_e30", "score": 1.6, "shift": None},
                            _rec("robust_ref", 1.6, 0.6, 0.8)])
     assert list(t.index) == ["robust_ref"]
+    later = {**_rec("data75", 1.5, 0.6, 0.8), "stage": 5}     # shift metrics, not stage 4
+    assert list(tune_report.robust_table([_rec("robust_ref", 1.6, 0.6, 0.8), later]).index) == [
+        "robust_ref"]
     assert "not recorded yet" in tune_report.robust_sentence(t.drop("robust_ref"))
 
 
