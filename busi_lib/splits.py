@@ -241,8 +241,8 @@ def nested_share(labels: Sequence[int], groups: Sequence[int], fraction: float, 
     for c in np.unique(labels):
         pos = np.nonzero(labels == c)[0]
         need = int(np.ceil(fraction * len(pos)))
-        order = rng.permutation(np.unique(groups[pos]))
-        sizes = np.array([np.sum(groups[pos] == g) for g in order])
-        n_groups = int(np.searchsorted(np.cumsum(sizes), need) + 1)
-        keep.append(pos[np.isin(groups[pos], order[:n_groups])])
+        uniq, counts = np.unique(groups[pos], return_counts=True)
+        perm = rng.permutation(len(uniq))            # the same draws as permuting uniq itself
+        n_groups = int(np.searchsorted(np.cumsum(counts[perm]), need) + 1)
+        keep.append(pos[np.isin(groups[pos], uniq[perm[:n_groups]])])
     return np.sort(np.concatenate(keep))
