@@ -101,7 +101,8 @@ def build_baseline(name: str, *, image_size: int = 128, in_channels: int = 1,
         builder = {"unet": unet, "unetpp": unetpp, "fpn": fpn, "deeplabv3p": deeplabv3p,
                    "attunet": attention_unet}[name]
         model = builder(image_size, in_channels=in_channels, width=width)
-        return model, "random initialisation (segmentation baselines are trained from scratch)"
+        return model, (f"random initialisation, first-stage width {width} (segmentation "
+                       "baselines are trained from scratch)")
     if name in CLS_BASELINES:
         return classifier(name, image_size=image_size, in_channels=in_channels,
                           n_classes=n_classes, pretrained=pretrained, dropout=dropout)

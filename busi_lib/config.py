@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "cls_from": "456",
     "dense_units": 256,
     "dropout": 0.5,
+    "baseline_width": 32,     # segmentation baselines: filters of the first encoder stage
+                              # (None: the profile's filters[0], the width of our network)
     "cls_head": "gap",        # "gap" (the paper: pooled stages 4-5-6) or "gap_crop" (plus a
                               # second look at the image cropped around the predicted mask)
     # losses
@@ -94,7 +96,7 @@ DEFAULTS: dict[str, Any] = {
 LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head": "gap",
           "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
           "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
-          "mask_threshold": 0.5, "postprocess": "none"}
+          "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32}
 
 
 #: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.tune` on an inner
@@ -191,8 +193,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
-    **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap"}
-       for n in SEG_BASELINES},
+    # segmentation baselines at our network's first-stage width (16 in ``cpu``, 32 in ``paper``):
+    # the same width as the reference they are paired with, and affordable on the CPU
+    **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap",
+                     "baseline_width": None} for n in SEG_BASELINES},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,
                      "cls_head": "gap"} for n in CLS_BASELINES},
 }
@@ -315,6 +319,8 @@ def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; expected names from {sorted(DEFAULTS)}")
     cfg.update(copy.deepcopy(overrides))
+    if cfg["baseline_width"] is None:      # the width of our network in this profile
+        cfg["baseline_width"] = cfg["filters"][0]
     validate_config(cfg)
     return cfg
 
@@ -333,6 +339,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
          and cfg["image_size"] % 16 == 0,
          "an integer >= 32 divisible by 16 (the network's total stride)")
     need("epochs", isint(cfg["epochs"]) and cfg["epochs"] >= 1, "an integer >= 1")
+    need("baseline_width", isint(cfg["baseline_width"]) and cfg["baseline_width"] >= 1,
+         "a positive integer (or None: the profile's filters[0])")
     need("n_folds", isint(cfg["n_folds"]) and cfg["n_folds"] >= 2, "an integer >= 2")
     need("batch_size", isint(cfg["batch_size"]) and cfg["batch_size"] >= 1, "an integer >= 1")
     need("seed", isint(cfg["seed"]) and cfg["seed"] >= 0, "a non-negative integer")

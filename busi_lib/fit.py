@@ -183,7 +183,8 @@ def build_for_config(cfg: dict):
 
     return build_baseline(cfg["model"], image_size=cfg["image_size"],
                           in_channels=cfg["in_channels"], n_classes=n_cls,
-                          pretrained=cfg["pretrained"], dropout=cfg["dropout"])
+                          pretrained=cfg["pretrained"], dropout=cfg["dropout"],
+                          width=cfg.get("baseline_width", 32))
 
 
 def compile_for_config(model, cfg: dict, class_weights, steps_per_epoch: int,

@@ -118,3 +118,29 @@ def test_imagenet_fallback_is_tried_once(monkeypatch):
         assert note == ("ImageNet weights could not be downloaded (OSError); "
                         "trained from random initialisation")
     assert calls == ["imagenet", None, None]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_seg_baselines_take_the_reference_width(profile):
+    from busi_lib.config import config_hash, make_config
+
+    ref = make_config(profile, "ablation_reference")
+    for n in SEG_BASELINES:
+        assert make_config(profile, f"base_{n}")["baseline_width"] == ref["filters"][0]
+    # the classifiers have no width: their configuration (and its hash) does not change
+    cls = make_config(profile, "base_mobilenet")
+    assert cls["baseline_width"] == 32
+    assert config_hash(cls) == config_hash({k: v for k, v in cls.items() if k != "baseline_width"})
+
+
+def test_seg_baseline_is_built_at_the_configured_width():
+    from busi_lib.config import make_config
+    from busi_lib.fit import build_for_config
+
+    cfg = make_config("smoke", "base_unet")
+    model, note = build_for_config(cfg)
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert first.filters == cfg["baseline_width"] == 4
+    assert "width 4" in note
+    with pytest.raises(ConfigError, match="baseline_width=0"):
+        make_config("cpu", "base_unet", baseline_width=0)
