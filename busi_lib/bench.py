@@ -411,6 +411,59 @@ def run_bench(size: int = 128, width: int = 32, batch: int = 16, steps: int | No
     return res
 
 
+def experiment_step_seconds(profile: str, experiment: str, steps: int = 6,
+                            seed: int = 0) -> dict:
+    """Seconds per training step of ``experiment``'s network in ``profile`` (a cost estimate for
+    experiments with no recorded fold yet).
+
+    The network, losses, optimiser, batch size, image size and precision are those of the
+    experiment's configuration; the batch is synthetic. One step traces (``first_step_s``, not
+    counted); then ``steps`` steps are timed, ``step_s`` is their median. ``fold_train_s`` =
+    epochs x steps per epoch (:data:`FOLD_TRAIN_IMAGES` images) x ``step_s``: the pure training
+    time of one fold, without augmentation, evaluation or checkpoints (the cost table scales it
+    by the overhead measured on recorded folds).
+    """
+    import keras
+
+    from .config import make_config
+    from .fit import build_for_config, machine_info, resolve_precision
+    from .inference import targets, to_input
+
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps={steps!r}: expected an integer >= 1")
+    cfg = make_config(profile, experiment)
+    prec = resolve_precision(cfg["precision"])
+    old = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_dtype_policy(prec)
+    try:
+        model, _ = build_for_config(cfg)
+        b = cfg["batch_size"]
+        data, _ = synthetic_data(max(b, 4), cfg["image_size"], seed=seed)
+        per_epoch = math.ceil(FOLD_TRAIN_IMAGES / b)
+        _compile_like_train_fold(model, cfg, data.labels, per_epoch)
+        idx = np.arange(b) % len(data.images)
+        x = to_input(data.images[idx], cfg["in_channels"])
+        y = targets(cfg["task"], data.masks[idx], data.labels[idx])
+        t = time.perf_counter()
+        model.train_on_batch(x, y)
+        first = time.perf_counter() - t
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            model.train_on_batch(x, y)
+            times.append(time.perf_counter() - t)
+        n_params = model.count_params()
+    finally:
+        keras.mixed_precision.set_dtype_policy(old)
+        keras.backend.clear_session()
+    step = float(np.median(times))
+    return {"profile": profile, "experiment": experiment, "image_size": cfg["image_size"],
+            "batch": b, "precision": prec, "params": n_params, "steps": steps,
+            "first_step_s": first, "step_s": step, "epoch_s": per_epoch * step,
+            "fold_train_s": cfg["epochs"] * per_epoch * step, "load": load_average(),
+            "machine": machine_info(prec)}
+
+
 def _round(d: dict) -> dict:
     out = {}
     for k, v in d.items():
@@ -486,12 +539,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true",
                    help="size (128, 192, 256) x width (16, 32, 64) table of seconds per "
                    "epoch (--steps, default 1 batch per timed epoch, extrapolated); long")
+    p.add_argument("--step-of", nargs="+", default=None, metavar="EXPERIMENT",
+                   help="time training steps of these experiments' networks instead (cost "
+                        "estimates for experiments without a recorded fold); with --profile")
+    p.add_argument("--profile", default="cpu", help="profile of --step-of (default cpu)")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--no-peak", action="store_true")
     p.add_argument("--out", default=None, metavar="FILE.jsonl",
                    help="also append each result (with date, run kind and git commit) to this "
                         "JSON-lines file, e.g. results/bench/bench.jsonl (read by the book)")
     a = p.parse_args(argv)
+    if a.step_of:
+        for e in a.step_of:
+            _say(f"{e} ({a.profile}): {a.steps or 6} timed training steps")
+            res = _round(experiment_step_seconds(a.profile, e, steps=a.steps or 6))
+            print(json.dumps(res), flush=True)
+            if a.out:
+                append_result(a.out, res, "step")
+        return 0
     if a.table:
         print(run_table(batch=a.batch, steps=a.steps or 1, precision=a.precision,
                         epochs=max(a.epochs, 2), out=a.out))

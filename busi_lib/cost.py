@@ -17,7 +17,7 @@ from .view import markdown_table
 
 
 def cost_table(profile: str, experiments: Sequence[str] | None = None,
-               results_dir=None) -> pd.DataFrame:
+               results_dir=None, bench: pd.DataFrame | None = None) -> pd.DataFrame:
     """Measured cost of each experiment of ``profile``, from its fold records.
 
     One row per experiment (default: the profile's book experiments plus any other
@@ -27,6 +27,12 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     row sums the book's experiments (its hours to go are unknown, NaN, while an experiment with
     folds to go has no recorded fold); other experiments with records (evidence runs) are
     listed after it, outside the total. Folds made with another configuration are not counted.
+
+    An experiment with no recorded fold is estimated from a step benchmark
+    (``python -m busi_lib.bench --step-of``; ``bench``, default :func:`load_bench`) when one
+    exists: its pure training seconds per fold times the overhead that the recorded folds of
+    other benchmarked experiments had on the same kind of machine (:func:`step_estimates`).
+    Column ``estimated from`` says which.
     """
     from .config import book_experiments
     from .config import experiments as experiment_table
@@ -38,6 +44,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
         base = results_root(results_dir) / profile
         names += sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in table
                         and p.name not in names and any(p.glob("fold*.json")))
+    steps = step_estimates(profile, load_bench() if bench is None else bench, results_dir)
     rows = []
     for e in names:
         cfg, recs = current_records(profile, e, results_dir)
@@ -45,14 +52,19 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
         wall = sum(r["wall_seconds"] for r in recs)
         epochs = sum(r["epochs_run"] for r in recs)
         left = max(planned - len(recs), 0)
+        if recs:
+            to_go, basis = wall / len(recs) * left / 3600, "recorded folds"
+        elif left and e in steps.index and not np.isnan(steps.loc[e, "fold_s"]):
+            to_go, basis = steps.loc[e, "fold_s"] * left / 3600, "step benchmark"
+        else:
+            to_go, basis = (np.nan if left else 0.0), ""
         rows.append({
             "experiment": e, "image px": cfg["image_size"], "epochs": cfg["epochs"],
             "folds recorded": len(recs), "folds planned": planned,
             "s per epoch": (sum(r["train_seconds"] for r in recs) / epochs) if epochs else np.nan,
             "hours recorded": wall / 3600,
-            "hours to go (est.)": (wall / len(recs) * left / 3600) if recs else
-                                  (np.nan if left else 0.0),
-            "machine": machines(recs),
+            "hours to go (est.)": to_go, "estimated from": basis,
+            "machine": machines(recs) or steps.get("machine", {}).get(e, ""),
         })
     df = pd.DataFrame(rows).set_index("experiment")
     own = df.loc[[e for e in df.index if e in book or experiments is not None]]
@@ -70,6 +82,46 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     # counts stay integers (nullable: the total has no image size or epochs)
     ints = ["image px", "epochs", "folds recorded", "folds planned"]
     return out.astype({c: "Int64" for c in ints})
+
+
+def step_estimates(profile: str, bench: pd.DataFrame, results_dir=None) -> pd.DataFrame:
+    """Seconds one fold would take, for each experiment with a step benchmark in ``bench``.
+
+    From the latest ``step`` row of each experiment of ``profile`` (``fold_train_s``: epochs x
+    steps x the median step time, pure training), scaled by ``overhead``: the median, over the
+    benchmarked experiments that also have recorded folds on a machine of the same kind
+    (:func:`machine_label`), of recorded wall seconds per fold / ``fold_train_s``
+    (augmentation, input pipeline, evaluation, checkpoints). Without such a pair the overhead
+    is unknown and ``fold_s`` is NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``experiment``; columns ``fold_train_s``, ``overhead``, ``fold_s``, ``machine``.
+    """
+    cols = ["fold_train_s", "overhead", "fold_s", "machine"]
+    if bench is None or bench.empty or "kind" not in bench or "step" not in set(bench["kind"]):
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="experiment"))
+    rows = bench[(bench["kind"] == "step") & (bench["profile"] == profile)]
+    rows = rows.drop_duplicates("experiment", keep="last").set_index("experiment")
+    label = {e: machine_label({"machine": r["machine"], "precision": r["precision"]})
+             for e, r in rows.iterrows()}
+    ratios: dict[str, list[float]] = {}
+    for e, r in rows.iterrows():
+        try:
+            _, recs = current_records(profile, e, results_dir)
+        except ConfigError:          # an experiment the profile no longer has
+            continue
+        same = [x["wall_seconds"] for x in recs if machine_label(x) == label[e]]
+        if same:
+            ratios.setdefault(label[e], []).append(np.mean(same) / r["fold_train_s"])
+    out = pd.DataFrame({"fold_train_s": rows["fold_train_s"].astype(float),
+                        "machine": pd.Series(label)})
+    out["overhead"] = [float(np.median(ratios[m])) if m in ratios else np.nan
+                       for m in out["machine"]]
+    out["fold_s"] = out["fold_train_s"] * out["overhead"]
+    out.index.name = "experiment"
+    return out[cols]
 
 
 def machine_label(rec: dict) -> str:

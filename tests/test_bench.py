@@ -9,7 +9,7 @@ import math
 import keras
 import pytest
 
-from busi_lib import bench, train
+from busi_lib import bench, cost, train
 from busi_lib import fit as fitmod
 from busi_lib.model import build_model, forward_flops_per_image, training_flops_per_image
 
@@ -115,3 +115,23 @@ def test_epoch_extrapolation():
     r = dict(epoch_images=16, epoch_steps_seconds=4.0, augment_seconds=0.5, epoch_seconds=6.0)
     # per-image parts (steps, augmentation) scale with the images, the rest stays per epoch
     assert bench.epoch_seconds_518(r) == pytest.approx(518 / 16 * 4.5 + 1.5)
+
+
+def test_step_seconds_of_an_experiment(tmp_path):
+    from busi_lib.config import make_config
+
+    r = bench.experiment_step_seconds("smoke", "base_unet", steps=2)
+    cfg = make_config("smoke", "base_unet")
+    assert (r["experiment"], r["batch"], r["image_size"]) == ("base_unet", cfg["batch_size"], 32)
+    per_epoch = math.ceil(bench.FOLD_TRAIN_IMAGES / cfg["batch_size"])
+    assert r["epoch_s"] == pytest.approx(per_epoch * r["step_s"])
+    assert r["fold_train_s"] == pytest.approx(cfg["epochs"] * r["epoch_s"])
+    assert r["step_s"] > 0 and r["machine"]["cores"] >= 1
+    with pytest.raises(ValueError, match="steps=0"):
+        bench.experiment_step_seconds("smoke", "base_unet", steps=0)
+    # the CLI appends one "step" row per experiment, read back by cost.load_bench
+    out = tmp_path / "b.jsonl"
+    assert bench.main(["--step-of", "base_fpn", "--profile", "smoke", "--steps", "1",
+                       "--out", str(out)]) == 0
+    rows = cost.load_bench(out)
+    assert list(rows["kind"]) == ["step"] and list(rows["experiment"]) == ["base_fpn"]

@@ -46,6 +46,41 @@ def test_cost_table_sums_records_and_estimates_what_is_left():
     assert t.loc["total", "hours to go (est.)"] == pytest.approx(0.1)
 
 
+def test_experiments_without_folds_are_estimated_from_the_step_benchmark():
+    import pandas as pd
+
+    machine = {"cpu": "x", "cores": 2, "cpu_bf16": True, "gpu": None}
+    planned = len(runs.planned_folds("smoke", "base_unet"))
+    # base_fpn: one fold recorded, 100 s of wall time on a 2-core bf16 CPU, 50 s of pure steps
+    _write_record("smoke", "base_fpn", 0, wall=100.0, train=80.0, epochs=2)
+    rec_path = experiment_dir("smoke", "base_fpn") / "fold0.json"
+    rec = json.loads(rec_path.read_text())
+    rec["machine"] = machine
+    rec_path.write_text(json.dumps(rec))
+    step = {"kind": "step", "profile": "smoke", "precision": "float32", "machine": machine}
+    bench_rows = pd.DataFrame([
+        {**step, "experiment": "base_fpn", "fold_train_s": 50.0},
+        {**step, "experiment": "base_unet", "fold_train_s": 99.0},   # superseded by the next
+        {**step, "experiment": "base_unet", "fold_train_s": 30.0},
+        {**step, "experiment": "base_attunet", "fold_train_s": 40.0,
+         "machine": {**machine, "cpu_bf16": False}},                 # no overhead for AVX2
+    ])
+    est = cost.step_estimates("smoke", bench_rows)
+    assert est.loc["base_fpn", "overhead"] == pytest.approx(2.0)
+    assert est.loc["base_unet", "fold_s"] == pytest.approx(60.0)     # 30 s x overhead 2
+    assert np.isnan(est.loc["base_attunet", "fold_s"])
+    t = cost.cost_table("smoke", ["base_fpn", "base_unet", "base_attunet"], bench=bench_rows)
+    assert t.loc["base_unet", "hours to go (est.)"] == pytest.approx(60.0 * planned / 3600)
+    assert t.loc["base_unet", "estimated from"] == "step benchmark"
+    assert t.loc["base_fpn", "estimated from"] == "recorded folds"
+    assert np.isnan(t.loc["base_attunet", "hours to go (est.)"])
+    assert np.isnan(t.loc["total", "hours to go (est.)"])            # base_attunet unknown
+    # no step rows at all: nothing is estimated for experiments without folds
+    assert cost.step_estimates("smoke", pd.DataFrame()).empty
+    t = cost.cost_table("smoke", ["base_unet"], bench=pd.DataFrame())
+    assert np.isnan(t.loc["base_unet", "hours to go (est.)"])
+
+
 def test_cost_table_total_is_the_book_experiments_only():
     _write_record("cpu_v1", "multitask", 0, wall=360.0, train=300.0, epochs=2)
     _write_record("cpu_v1", "multitask_w32_e40", 0, wall=3600.0, train=3500.0, epochs=2)
