@@ -270,3 +270,30 @@ def bench_precision(bench: pd.DataFrame) -> pd.DataFrame:
                      "load before": str(r.get("load_before")),
                      "CPU has bfloat16": bool(r.get("cpu_bf16"))})
     return pd.DataFrame(rows).set_index("precision")
+
+
+def to_go_sentence(table: pd.DataFrame, experiments: Sequence[str], what: str = "rows") -> str:
+    """One sentence on the folds of ``experiments`` still to train and the hours they would
+    take, from a :func:`cost_table` (e.g. "3 of 11 rows have fewer folds than planned: 12
+    folds to go, about 4.1 hours by the estimates of the cost table").
+
+    Raises
+    ------
+    ConfigError
+        An experiment that is not a row of ``table``.
+    """
+    missing = [e for e in experiments if e not in table.index]
+    if missing:
+        raise ConfigError(f"experiments {missing}: not rows of the cost table "
+                          f"(rows: {list(table.index)})")
+    t = table.loc[list(experiments)]
+    short = t[t["folds recorded"] < t["folds planned"]]
+    if short.empty:
+        return f"all {len(t)} {what} have every planned fold"
+    folds = int((short["folds planned"] - short["folds recorded"]).sum())
+    hours = short["hours to go (est.)"]
+    est = ("the time of "
+           + ", ".join(f"`{e}`" for e in hours.index[hours.isna()]) + " is not known yet"
+           if hours.isna().any() else f"about {hours.sum():.1f} hours by the cost table's estimates")
+    return (f"{len(short)} of {len(t)} {what} have fewer folds than planned: {folds} folds to go, "
+            f"{est}")

@@ -350,3 +350,18 @@ def test_growth_summary_ratios():
     assert "3.0-4.0x as long (over the widths)" in text      # 300/100, 40/10
     assert "7.5-10.0x as long (over the sizes)" in text      # 300/40, 100/10
     assert "4x and 16x" in text
+
+
+def test_to_go_sentence_counts_folds_and_hours():
+    import pandas as pd
+
+    t = pd.DataFrame({"folds recorded": [5, 2, 0], "folds planned": [5, 5, 5],
+                      "hours to go (est.)": [0.0, 1.5, 2.0]}, index=["a", "b", "c"])
+    assert cost.to_go_sentence(t, ["a"]) == "all 1 rows have every planned fold"
+    assert cost.to_go_sentence(t, ["a", "b", "c"]) == (
+        "2 of 3 rows have fewer folds than planned: 8 folds to go, about 3.5 hours by the cost "
+        "table's estimates")
+    t.loc["c", "hours to go (est.)"] = np.nan
+    assert cost.to_go_sentence(t, ["b", "c"]).endswith("the time of `c` is not known yet")
+    with pytest.raises(ConfigError, match="'zz'"):
+        cost.to_go_sentence(t, ["a", "zz"])
