@@ -168,7 +168,10 @@ def load_bench(path=None) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # counts stay integers where kinds of runs without them (step runs) leave gaps
+    ints = [c for c in ("size", "width", "batch", "epochs", "epoch_images", "steps") if c in df]
+    return df.astype({c: "Int64" for c in ints})
 
 
 #: The benchmark figures shown in the book (issue 5), with a label each.
@@ -237,6 +240,9 @@ def bench_size_width(bench: pd.DataFrame) -> pd.DataFrame:
     if bench.empty or "table" not in set(bench["kind"]):
         return pd.DataFrame()
     t = bench[bench["kind"] == "table"].drop_duplicates(["size", "width"], keep="last")
+    # integers again: rows of other kinds (step runs) have no size or width, which made the
+    # columns float when the file was read
+    t = t.astype({"size": int, "width": int})
     df = t.pivot(index="size", columns="width", values="epoch_seconds_518")
     df.index = [f"{s} px" for s in df.index]
     df.columns = [f"width {w}" for w in df.columns]

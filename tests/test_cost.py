@@ -256,7 +256,12 @@ def test_bench_results_append_and_read_back(tmp_path):
     bench.append_result(out, {**quick, "train_img_per_s": 3.0}, "quick")
     for s, w, sec in [(128, 16, 60.0), (128, 32, 180.0), (192, 16, 130.0), (128, 16, 70.0)]:
         bench.append_result(out, {"size": s, "width": w, "epoch_seconds_518": sec}, "table")
+    # a step run has no size or width: the table's labels stay integers all the same
+    bench.append_result(out, {"experiment": "base_unet", "step_s": 0.1}, "step")
     b = cost.load_bench(out)
+    assert list(cost.bench_size_width(b).index) == ["128 px", "192 px"]
+    assert "192 px" in booktext.growth_summary(cost.bench_size_width(b))
+    b = b[b["kind"] != "step"]
     assert len(b) == 6 and {"date", "git_commit", "kind"} <= set(b.columns)
     summ = cost.bench_summary(b)
     assert summ.loc["project path, images/s", "value"] == "3"     # the latest run
