@@ -232,6 +232,38 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
             f"{best['mean']:+.3f} {metric} against the reference ({ci})")
 
 
+def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "baselines") -> str:
+    """One sentence on the paper's claim that its network beats every baseline, in ``metric``,
+    from the rows of :func:`paired_table` (variant minus reference).
+
+    A baseline recorded on all ``folds`` supports the claim when its verdict is *worse*,
+    contradicts it when *better*, and otherwise leaves it not detectable at this sample size;
+    one recorded on fewer folds leaves it open, one not recorded leaves it untested.
+    """
+    if not (isinstance(folds, int) and folds >= 1):
+        raise ValueError(f"folds={folds!r}: expected a positive integer")
+    t = table[table["metric"] == metric]
+    groups: dict[str, list[str]] = {k: [] for k in (
+        "supported", "contradicted", "not detectable", "open", "untested")}
+    for _, r in t.iterrows():
+        name = f"`{r['variant']}`"
+        if r["folds"] == 0:
+            groups["untested"].append(name)
+        elif r["folds"] < folds:
+            groups["open"].append(f"{name} ({int(r['folds'])} of {folds} folds)")
+        else:
+            groups[{"worse": "supported", "better": "contradicted"}.get(
+                r["verdict"], "not detectable")].append(name)
+    words = {"supported": "supported against {} (worse than our model)",
+             "contradicted": "contradicted by {} (better than our model)",
+             "not detectable": "not detectable against {}",
+             "open": "still open for {}", "untested": "untested for {} (not recorded)"}
+    parts = [words[k].format(_join(vs)) for k, vs in groups.items() if vs]
+    if not parts:
+        return f"no {noun} to compare in {metric}"
+    return f"The paper's claim that its network beats the {noun} in {metric}: {_join(parts)}."
+
+
 def yardstick_sentence(yard: pd.DataFrame, aim: float = 0.02) -> str:
     """One sentence on :func:`seed_yardstick`: the spread of the K-fold mean Dice between
     training seeds against ``aim`` (a fraction: 0.02 = 2 Dice points), and of the AUC."""

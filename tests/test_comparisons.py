@@ -116,6 +116,26 @@ def test_verdict_tally_names_the_highest():
     assert comparisons.verdict_tally(_table(rows), "AUC", "x") == "none of the 0 x is recorded yet"
 
 
+def test_baseline_claim_sorts_baselines_by_what_they_say_about_the_claim():
+    rows = [("base_unet", "Dice", 5, -0.05, -0.08, -0.02, "worse"),
+            ("base_fpn", "Dice", 5, 0.04, 0.01, 0.08, "better"),
+            ("base_attunet", "Dice", 5, 0.01, -0.02, 0.03, "no detectable difference"),
+            ("base_unetpp", "Dice", 2, 0.01, -0.5, 0.5, "no detectable difference"),
+            ("base_deeplabv3p", "Dice", 0, np.nan, np.nan, np.nan, "not recorded"),
+            ("base_vgg19", "AUC", 5, -0.1, -0.2, -0.05, "worse")]
+    s = comparisons.baseline_claim(_table(rows), "Dice", 5, "segmentation baselines")
+    assert s == ("The paper's claim that its network beats the segmentation baselines in Dice: "
+                 "supported against `base_unet` (worse than our model), contradicted by "
+                 "`base_fpn` (better than our model), not detectable against `base_attunet`, "
+                 "still open for `base_unetpp` (2 of 5 folds) and untested for "
+                 "`base_deeplabv3p` (not recorded).")
+    assert comparisons.baseline_claim(_table(rows), "AUC", 5).endswith(
+        "supported against `base_vgg19` (worse than our model).")
+    assert comparisons.baseline_claim(_table([]), "AUC", 5) == "no baselines to compare in AUC"
+    with pytest.raises(ValueError, match="folds=0"):
+        comparisons.baseline_claim(_table(rows), "Dice", 0)
+
+
 def test_yardstick_sentence_against_the_aim():
     _write("ablation_reference", [0.70, 0.72, 0.71], [0.85, 0.86, 0.84])
     _write("ablation_reference_s1", [0.72, 0.74, 0.73], [0.84, 0.85, 0.83])
