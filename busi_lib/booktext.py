@@ -100,14 +100,13 @@ def bench_table_check(bench: pd.DataFrame) -> str:
     sw = bench_size_width(bench)
     if r is None or r["kind"] != "bench" or sw.empty:
         return ""
-    size, width = int(r["size"]), int(r["width"])   # float when other kinds of rows have none
-    row, col = f"{size} px", f"width {width}"
+    row, col = f"{r['size']} px", f"width {r['width']}"
     if row not in sw.index or col not in sw.columns or sw.loc[row, col] != sw.loc[row, col]:
         return ""
     est, meas = float(sw.loc[row, col]), float(r["epoch_seconds"])
-    return (f"Check of the extrapolation: at {size} px, width {width}, the table gives "
+    return (f"Check of the extrapolation: at {r['size']} px, width {r['width']}, the table gives "
             f"{est:.0f} s per epoch and the full run measured {meas:.0f} s for a whole epoch of "
-            f"{int(r['epoch_images'])} images ({est / meas - 1:+.0%}), so read the table for its "
+            f"{r['epoch_images']} images ({est / meas - 1:+.0%}), so read the table for its "
             f"ratios rather than as exact times.")
 
 

@@ -240,9 +240,6 @@ def bench_size_width(bench: pd.DataFrame) -> pd.DataFrame:
     if bench.empty or "table" not in set(bench["kind"]):
         return pd.DataFrame()
     t = bench[bench["kind"] == "table"].drop_duplicates(["size", "width"], keep="last")
-    # integers again: rows of other kinds (step runs) have no size or width, which made the
-    # columns float when the file was read
-    t = t.astype({"size": int, "width": int})
     df = t.pivot(index="size", columns="width", values="epoch_seconds_518")
     df.index = [f"{s} px" for s in df.index]
     df.columns = [f"width {w}" for w in df.columns]
