@@ -28,6 +28,26 @@ CLAIMS = [
     ("the class-weighted focal loss helps classification", "ce_loss", "cls_AUC", "worse"),
 ]
 METRICS = {"seg_DC_mean": "dice", "cls_AUC": "auc"}
+#: A classifier whose malignancy probabilities on a test fold span less than this (max - min)
+#: gave every image the same answer: it did not train (its AUC there is 0.5 up to rounding).
+CONSTANT_SPAN = 1e-4
+
+
+def constant_folds(pred: pd.DataFrame, column: str = "prob_malignant",
+                   span: float = CONSTANT_SPAN) -> list[int]:
+    """Folds (0-based) of a prediction table (:func:`busi_lib.records.load_predictions`) on
+    which ``column`` spans less than ``span`` over the test images: a network that answers
+    every image alike, i.e. a training failure rather than a weak model. An empty table has
+    none."""
+    if not (isinstance(span, (int, float)) and span > 0):
+        raise ValueError(f"span={span!r}: expected a positive number")
+    if pred.empty:
+        return []
+    if column not in pred or "fold" not in pred:
+        raise ValueError(f"column={column!r}: expected a prediction table with 'fold' and "
+                         f"{column!r} columns, got {list(pred.columns)}")
+    width = pred.groupby("fold")[column].agg(lambda x: x.max() - x.min())
+    return sorted(int(k) for k in width.index[width < span])
 
 
 def paired_table(profile: str, reference: str, variants: Sequence[str],
@@ -36,7 +56,9 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
                  records: dict[str, list[dict]] | None = None) -> pd.DataFrame:
     """One row per (variant, metric): folds paired, the reference's and the variant's mean,
     the mean paired difference with its *t* interval over folds and its fold-keeping bootstrap
-    interval over test images, and the verdict. Metrics are fractions (Dice, AUC).
+    interval over test images, and the verdict. Metrics are fractions (Dice, AUC). For AUC,
+    ``constant`` counts the paired folds on which the variant gave every test image the same
+    probability (:func:`constant_folds`: it did not train); 0 for Dice.
 
     ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.runs.ensure_records`,
     which leaves out folds of another configuration) replaces loading the records of the
@@ -59,9 +81,11 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
             row = {"variant": v, "metric": "Dice" if m == "seg_DC_mean" else "AUC",
                    "folds": c["n_folds"], "mean": c["mean"], "low": c["low"], "high": c["high"],
                    "verdict": c["verdict"], "boot_low": np.nan, "boot_high": np.nan,
-                   "reference": np.nan, "variant_value": np.nan}
+                   "reference": np.nan, "variant_value": np.nan, "constant": 0}
             if c["n_folds"]:
                 folds = c["folds"]
+                if m == "cls_AUC" and "prob_malignant" in pred:
+                    row["constant"] = len(set(constant_folds(pred)) & set(folds))
                 row["reference"] = float(np.mean([r["metrics"][m] for r in ref_recs
                                                   if r["fold"] in folds]))
                 row["variant_value"] = row["reference"] + c["mean"]
@@ -126,9 +150,21 @@ def glance(table: pd.DataFrame) -> pd.DataFrame:
             ci = ("one fold: no interval" if np.isnan(r["low"])
                   else f"{r['low']:+.3f} to {r['high']:+.3f}")
             d[f"{m} Δ (95% CI)"] = f"{r['mean']:+.3f} ({ci})"
-            d[f"{m} verdict"] = r["verdict"]
+            d[f"{m} verdict"] = r["verdict"] + _constant_words(r)
         out[v] = d
     return pd.DataFrame.from_dict(out, orient="index")
+
+
+def _constant(r) -> int:
+    """Folds of a :func:`paired_table` row whose variant answered every test image alike."""
+    c = r.get("constant", 0)
+    return 0 if pd.isna(c) else int(c)
+
+
+def _constant_words(r) -> str:
+    c = _constant(r)
+    return f" (did not train: one output for every image on {c} of {int(r['folds'])} folds)" \
+        if c else ""
 
 
 def seed_yardstick(profile: str, runs: Sequence[str], metrics=("seg_DC_mean", "cls_AUC"),
@@ -214,7 +250,8 @@ def claim_tally(table: pd.DataFrame) -> str:
 def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> str:
     """One sentence on the rows of ``metric`` in :func:`paired_table`: how many of the
     ``noun`` are recorded, how many are better, worse or not detectably different from the
-    reference, and the one with the highest difference (with its interval)."""
+    reference, and the one with the highest difference (with its interval); variants that did
+    not train on some fold (column ``constant``) are named after it."""
     t = table[table["metric"] == metric]
     rec = t[t["folds"] > 0]
     if rec.empty:
@@ -228,8 +265,11 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
           else f"95% CI {best['low']:+.3f} to {best['high']:+.3f}, {int(best['folds'])} folds")
     head = (f"all {len(t)} {noun} recorded" if len(rec) == len(t)
             else f"{len(rec)} of the {len(t)} {noun} recorded")
+    dead = [f"{r['variant']} ({_constant(r)} of {int(r['folds'])} folds)"
+            for _, r in rec.iterrows() if _constant(r)]
+    tail = (f"; {_join(dead)} did not train (one output for every image)" if dead else "")
     return (f"{head}: {_join(parts)} in {metric}; the highest, {best['variant']}, "
-            f"{best['mean']:+.3f} {metric} against the reference ({ci})")
+            f"{best['mean']:+.3f} {metric} against the reference ({ci}){tail}")
 
 
 def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "baselines") -> str:
@@ -238,17 +278,23 @@ def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "ba
 
     A baseline recorded on all ``folds`` supports the claim when its verdict is *worse*,
     contradicts it when *better*, and otherwise leaves it not detectable at this sample size;
-    one recorded on fewer folds leaves it open, one not recorded leaves it untested.
+    one recorded on fewer folds leaves it open, one not recorded leaves it untested. A
+    baseline that answered every test image alike on any of its folds (column ``constant``,
+    see :func:`constant_folds`) did not train under the recipe: it is no test of the claim,
+    whatever its verdict.
     """
     if not (isinstance(folds, int) and folds >= 1):
         raise ValueError(f"folds={folds!r}: expected a positive integer")
     t = table[table["metric"] == metric]
     groups: dict[str, list[str]] = {k: [] for k in (
-        "supported", "contradicted", "not detectable", "open", "untested")}
+        "supported", "contradicted", "not detectable", "did not train", "open", "untested")}
     for _, r in t.iterrows():
         name = f"`{r['variant']}`"
         if r["folds"] == 0:
             groups["untested"].append(name)
+        elif _constant(r):
+            groups["did not train"].append(f"{name} (one output for every image on "
+                                           f"{_constant(r)} of {int(r['folds'])} folds)")
         elif r["folds"] < folds:
             groups["open"].append(f"{name} ({int(r['folds'])} of {folds} folds)")
         else:
@@ -257,6 +303,7 @@ def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "ba
     words = {"supported": "supported against {} (worse than our model)",
              "contradicted": "contradicted by {} (better than our model)",
              "not detectable": "not detectable against {}",
+             "did not train": "not tested by {}, which did not train under this recipe",
              "open": "still open for {}", "untested": "untested for {} (not recorded)"}
     parts = [words[k].format(_join(vs)) for k, vs in groups.items() if vs]
     if not parts:

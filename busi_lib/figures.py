@@ -203,6 +203,34 @@ def plot_learning_curves(records: list[dict], title: str = ""):
     plt.show()
 
 
+def plot_loss_panels(records: dict[str, list[dict]], title: str = "", cols: int = 4):
+    """Training loss per epoch, one panel per experiment and one line per fold (log scale): a
+    network that did not train shows as a flat line from the first epochs. Experiments with
+    no record are left out; returns the figure, or ``None`` when none is recorded."""
+    import matplotlib.pyplot as plt
+
+    if not (isinstance(cols, int) and cols >= 1):
+        raise ValueError(f"cols={cols!r}: expected a positive integer")
+    have = {e: r for e, r in records.items() if r}
+    if not have:
+        return None
+    rows = -(-len(have) // cols)
+    fig, axes = plt.subplots(rows, min(cols, len(have)), squeeze=False,
+                             figsize=(2.9 * min(cols, len(have)), 2.4 * rows))
+    for ax, (e, recs) in zip(axes.flat, have.items()):
+        for r in recs:
+            h = pd.DataFrame(r["history"])
+            ax.plot(h["epoch"], h["loss"], lw=1, label=f"fold {r['fold'] + 1}")
+        ax.set(title=e, xlabel="epoch", yscale="log")
+    for ax in list(axes.flat)[len(have):]:
+        ax.set_visible(False)
+    axes.flat[0].set_ylabel("training loss")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_roc(pred: pd.DataFrame, positive: str = "malignant", title: str = ""):
     """ROC curve of the malignancy probability per fold and pooled over folds."""
     import matplotlib.pyplot as plt

@@ -207,3 +207,36 @@ def test_machine_mismatches_names_the_pairs_on_two_machines():
     assert len(m) == 1 and m.iloc[0]["fold"] == 2
     assert m.iloc[0]["variant ran on"] == "NVIDIA H200 GPU (mixed_bfloat16)"
     assert comparisons.machine_mismatches("smoke", "ablation_reference", ["nope"]).empty
+
+
+def test_constant_folds_finds_a_network_that_answers_every_image_alike():
+    pred = pd.DataFrame({"fold": [0, 0, 0, 1, 1, 1, 2, 2],
+                         "prob_malignant": [0.4996, 0.4996 + 1e-7, 0.4996, 0.1, 0.9, 0.5,
+                                            0.3, 0.3]})
+    assert comparisons.constant_folds(pred) == [0, 2]
+    assert comparisons.constant_folds(pred, span=1e-9) == [2]
+    assert comparisons.constant_folds(pd.DataFrame()) == []
+    with pytest.raises(ValueError, match="span=0"):
+        comparisons.constant_folds(pred, span=0)
+    with pytest.raises(ValueError, match="column='p'"):
+        comparisons.constant_folds(pred, column="p")
+
+
+def test_paired_table_counts_folds_on_which_the_variant_did_not_train():
+    _write("ablation_reference", [0.70, 0.72, 0.71], [0.85, 0.86, 0.84])
+    _write("base_vgg19", [0.0, 0.0, 0.0], [0.5, 0.5, 0.5])
+    d = experiment_dir("smoke", "base_vgg19")
+    for k in (0, 2):       # folds 1 and 3 collapse to one probability
+        p = pd.read_csv(d / f"fold{k}_predictions.csv").assign(prob_malignant=0.4996338)
+        p.to_csv(d / f"fold{k}_predictions.csv", index=False)
+    t = comparisons.paired_table("smoke", "ablation_reference", ["base_vgg19"], n_boot=0)
+    assert t.set_index("metric").loc["AUC", "constant"] == 2
+    assert t.set_index("metric").loc["Dice", "constant"] == 0
+    assert comparisons.glance(t).loc["base_vgg19", "AUC verdict"] == (
+        "worse (did not train: one output for every image on 2 of 3 folds)")
+    assert comparisons.baseline_claim(t, "AUC", 3) == (
+        "The paper's claim that its network beats the baselines in AUC: not tested by "
+        "`base_vgg19` (one output for every image on 2 of 3 folds), which did not train under "
+        "this recipe.")
+    assert comparisons.verdict_tally(t, "AUC", "classification baselines").endswith(
+        "; base_vgg19 (2 of 3 folds) did not train (one output for every image)")
