@@ -10,6 +10,10 @@
 # (busi_lib.train --claims), so each fold is trained once, and no fold is started after
 # MINUTES minutes (pass a MINUTES that leaves the last folds time to finish before the
 # command's own time limit).
+# WARM=<seconds>: start worker 1 alone and the others once it has finished its first epoch (or
+# after that many seconds), so that they find its compiled network in the persistent XLA cache
+# instead of all compiling at once (the large Keras backbones' first epoch did not end within
+# 9 minutes with 16 workers compiling together on an H200).
 # Expects: .whl/ with the wheels of keras, namex and optree for the machine's Python (the GPU
 # image has JAX but not Keras), and the data as a folder of bundles given with --data-dir
 # (busi_lib.data.save_bundles).
@@ -53,6 +57,12 @@ worker() {
 for i in $(seq 1 "$N"); do
     worker > "logs/gpu_worker$i.log" 2>&1 &
     sleep 2
+    if [ "$i" = 1 ] && [ -n "${WARM:-}" ]; then
+        t0=$(date +%s)
+        until grep -q "epoch 1/" logs/gpu_worker1.log 2>/dev/null || [ -z "$(jobs -rp)" ] \
+              || [ $(( $(date +%s) - t0 )) -ge "$WARM" ]; do sleep 2; done
+        echo "$(date +%T) worker 1 warm after $(( $(date +%s) - t0 )) s; starting the others"
+    fi
 done
 while [ -n "$(jobs -rp)" ]; do
     sleep "${PACK_EVERY:-30}"
