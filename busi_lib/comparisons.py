@@ -58,13 +58,15 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
     the mean paired difference with its *t* interval over folds and its fold-keeping bootstrap
     interval over test images, and the verdict. Metrics are fractions (Dice, AUC). For AUC,
     ``constant`` counts the paired folds on which the variant gave every test image the same
-    probability (:func:`constant_folds`: it did not train); 0 for Dice.
+    probability (:func:`constant_folds`: it did not train); 0 for Dice. ``diverged`` counts
+    the variant's folds whose training diverged (loss NaN; failure records, no fold record:
+    :func:`busi_lib.records.load_divergences`).
 
     ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.runs.ensure_records`,
     which leaves out folds of another configuration) replaces loading the records of the
     experiments it names; only the folds of those records are paired. ``n_boot=0`` leaves
     the bootstrap out (its columns NaN)."""
-    from .records import load_predictions, load_records
+    from .records import load_divergences, load_predictions, load_records
 
     def recs_of(e):
         return records[e] if records is not None and e in records else \
@@ -76,12 +78,14 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
     for v in variants:
         recs = recs_of(v)
         pred = load_predictions(profile, v, results_dir)
+        diverged = len(load_divergences(profile, v, results_dir))
         for m in metrics:
             c = stats.compare(ref_recs, recs, m)
             row = {"variant": v, "metric": "Dice" if m == "seg_DC_mean" else "AUC",
                    "folds": c["n_folds"], "mean": c["mean"], "low": c["low"], "high": c["high"],
                    "verdict": c["verdict"], "boot_low": np.nan, "boot_high": np.nan,
-                   "reference": np.nan, "variant_value": np.nan, "constant": 0}
+                   "reference": np.nan, "variant_value": np.nan, "constant": 0,
+                   "diverged": diverged}
             if c["n_folds"]:
                 folds = c["folds"]
                 if m == "cls_AUC" and "prob_malignant" in pred:
@@ -143,8 +147,11 @@ def glance(table: pd.DataFrame) -> pd.DataFrame:
         for m in metrics:
             r = g[g["metric"] == m]
             if r.empty or r.iloc[0]["folds"] == 0:
+                dv = 0 if r.empty else _count(r.iloc[0], "diverged")
                 d[f"{m} Δ (95% CI)"] = "n/a" if d["folds"] else "not recorded"
-                d[f"{m} verdict"] = ""
+                d[f"{m} verdict"] = (f"did not train: diverged on {dv} "
+                                     f"fold{'s' if dv != 1 else ''}" if dv and not d["folds"]
+                                     else "")
                 continue
             r = r.iloc[0]
             ci = ("one fold: no interval" if np.isnan(r["low"])
@@ -155,16 +162,31 @@ def glance(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-def _constant(r) -> int:
-    """Folds of a :func:`paired_table` row whose variant answered every test image alike."""
-    c = r.get("constant", 0)
+def _count(r, column: str) -> int:
+    """A count column of a :func:`paired_table` row (0 where the table has none)."""
+    c = r.get(column, 0)
     return 0 if pd.isna(c) else int(c)
 
 
+def _constant(r) -> int:
+    """Folds of a :func:`paired_table` row whose variant answered every test image alike."""
+    return _count(r, "constant")
+
+
+def _failure_words(r) -> str:
+    """How a variant failed to train, in words (empty when it did not): folds with one
+    output for every image, folds whose training diverged."""
+    parts = []
+    if c := _constant(r):
+        parts.append(f"one output for every image on {c} of {int(r['folds'])} folds")
+    if dv := _count(r, "diverged"):
+        parts.append(f"training diverged on {dv} fold{'s' if dv != 1 else ''}")
+    return "; ".join(parts)
+
+
 def _constant_words(r) -> str:
-    c = _constant(r)
-    return f" (did not train: one output for every image on {c} of {int(r['folds'])} folds)" \
-        if c else ""
+    w = _failure_words(r)
+    return f" (did not train: {w})" if w else ""
 
 
 def seed_yardstick(profile: str, runs: Sequence[str], metrics=("seg_DC_mean", "cls_AUC"),
@@ -254,8 +276,11 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
     not train on some fold (column ``constant``) are named after it."""
     t = table[table["metric"] == metric]
     rec = t[t["folds"] > 0]
+    dead = [f"{r['variant']} ({_failure_words(r)})" for _, r in t.iterrows()
+            if _failure_words(r)]
+    tail = (f"; {_join(dead)} did not train" if dead else "")
     if rec.empty:
-        return f"none of the {len(t)} {noun} is recorded yet"
+        return f"none of the {len(t)} {noun} is recorded yet{tail}"
     parts = [f"{c} {words}" for v, words in (
         ("worse", "worse than the reference"), ("better", "better"),
         ("no detectable difference", "not detectably different"))
@@ -265,9 +290,6 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
           else f"95% CI {best['low']:+.3f} to {best['high']:+.3f}, {int(best['folds'])} folds")
     head = (f"all {len(t)} {noun} recorded" if len(rec) == len(t)
             else f"{len(rec)} of the {len(t)} {noun} recorded")
-    dead = [f"{r['variant']} ({_constant(r)} of {int(r['folds'])} folds)"
-            for _, r in rec.iterrows() if _constant(r)]
-    tail = (f"; {_join(dead)} did not train (one output for every image)" if dead else "")
     return (f"{head}: {_join(parts)} in {metric}; the highest, {best['variant']}, "
             f"{best['mean']:+.3f} {metric} against the reference ({ci}){tail}")
 
@@ -290,11 +312,10 @@ def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "ba
         "supported", "contradicted", "not detectable", "did not train", "open", "untested")}
     for _, r in t.iterrows():
         name = f"`{r['variant']}`"
-        if r["folds"] == 0:
+        if _failure_words(r):
+            groups["did not train"].append(f"{name} ({_failure_words(r)})")
+        elif r["folds"] == 0:
             groups["untested"].append(name)
-        elif _constant(r):
-            groups["did not train"].append(f"{name} (one output for every image on "
-                                           f"{_constant(r)} of {int(r['folds'])} folds)")
         elif r["folds"] < folds:
             groups["open"].append(f"{name} ({int(r['folds'])} of {folds} folds)")
         else:

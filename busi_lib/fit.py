@@ -249,7 +249,10 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
     -------
     ``(model, state)``; ``model`` is ``None`` when stopped on purpose by ``stop_after_epochs``.
     ``state`` holds ``history`` (one row per epoch: losses, lr, seconds, cpu_seconds, extras),
-    ``train_seconds``, ``cpu_seconds``, ``epoch``, ``resumed_at``, ``build_note``.
+    ``train_seconds``, ``cpu_seconds``, ``epoch``, ``resumed_at``, ``build_note``. When an
+    epoch's training loss is not finite (NaN or infinite), training stops there and
+    ``state["diverged_at"]`` is that epoch: the model's weights are then unusable, and a
+    resumed checkpoint of such a run is not trained further.
     """
     import keras
 
@@ -284,7 +287,7 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
         vx = to_input(val[0], cfg["in_channels"], cfg.get("normalize", "none"))
         vt = targets(task, val[1], val[2])
     epochs_this_call = 0
-    while state["epoch"] < cfg["epochs"]:
+    while state["epoch"] < cfg["epochs"] and not state.get("diverged_at"):
         epoch = state["epoch"]
         if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
             if verbose:
@@ -334,6 +337,13 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
             print(f"[{label}] epoch {epoch + 1}/{cfg['epochs']} "
                   + " ".join(f"{n}={v:.4g}" for n, v in row.items()
                              if n != "epoch" and isinstance(v, (int, float))), flush=True)
+        if not math.isfinite(row.get("loss", 0.0)):
+            state["diverged_at"] = epoch + 1
+            records.write_json(state_path, state)
+            if verbose:
+                print(f"[{label}] training diverged: loss {row['loss']} at epoch {epoch + 1}; "
+                      "stopped", flush=True)
+            break
         if stop:
             state["stopped_early_at"] = epoch + 1
             records.write_json(state_path, state)

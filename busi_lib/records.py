@@ -165,6 +165,21 @@ def load_records(profile: str, experiment: str, results_dir=None) -> list[dict]:
     return sorted(recs, key=lambda r: r["fold"])
 
 
+def diverged_name(fold: int) -> str:
+    """File name of the failure record of a fold whose training diverged (not ``fold*.json``,
+    so :func:`load_records` never reads it as a fold)."""
+    return f"diverged_fold{int(fold)}.json"
+
+
+def load_divergences(profile: str, experiment: str, results_dir=None) -> list[dict]:
+    """The failure records of an experiment's folds whose training diverged, sorted by fold
+    (see :func:`busi_lib.train.train_fold`); folds recorded since are left out."""
+    folder = experiment_dir(profile, experiment, results_dir)
+    out = [json.loads(p.read_text()) for p in folder.glob("diverged_fold*.json")]
+    return sorted((r for r in out if not (folder / f"fold{r['fold']}.json").is_file()),
+                  key=lambda r: r["fold"])
+
+
 def load_predictions(profile: str, experiment: str, results_dir=None, kind: str = "predictions"
                      ) -> pd.DataFrame:
     """Concatenated ``fold<k>_<kind>.csv`` files with a ``fold`` column."""

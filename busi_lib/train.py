@@ -88,6 +88,15 @@ def run_cv(profile: str = "cpu", experiment: str = "multitask", *, data_dir=None
     result = []
     for k in todo:
         path = out / f"fold{k}.json"
+        failed = out / records.diverged_name(k)
+        if failed.is_file() and not path.is_file():
+            rec = json.loads(failed.read_text())
+            if rec.get("config_hash") == chash and rec.get("data_sha256") == data.data_sha256:
+                if verbose:
+                    print(f"[{experiment}] fold {k}: its training diverged at epoch "
+                          f"{rec['diverged_at']} in an earlier run ({failed.name}); skipped. "
+                          "Delete that file to train it again.")
+                continue
         if path.is_file():
             rec = json.loads(path.read_text())
             if rec.get("config_hash") != chash:
@@ -106,6 +115,8 @@ def run_cv(profile: str = "cpu", experiment: str = "multitask", *, data_dir=None
                          chash=chash, verbose=verbose, stop_after_epochs=stop_after_epochs)
         if rec is None:  # stopped early on purpose
             break
+        if rec.get("diverged_at"):  # recorded as a failure, not as a fold
+            continue
         result.append(rec)
     return result
 
@@ -113,7 +124,11 @@ def run_cv(profile: str = "cpu", experiment: str = "multitask", *, data_dir=None
 def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profile: str,
                experiment: str, chash: str, verbose: int = 1,
                stop_after_epochs: int | None = None) -> dict | None:
-    """Train and evaluate fold ``k``; write its record. Returns ``None`` if stopped early."""
+    """Train and evaluate fold ``k``; write its record. Returns ``None`` if stopped early.
+
+    A fold whose training diverged (:func:`busi_lib.fit.fit_model`) is not evaluated: its
+    failure is written to ``diverged_fold<k>.json`` (configuration, data, machine, the epoch,
+    the loss history) and returned, and no ``fold<k>.json`` is written."""
     t_start = time.time()
     fold_col = folds["fold"].to_numpy()
     test_idx = np.nonzero(fold_col == k)[0]
@@ -137,6 +152,20 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             val=(data.images[val_idx], data.masks[val_idx], data.labels[val_idx]))
         if model is None:
             return None
+        if state.get("diverged_at"):
+            fail = {"experiment": experiment, "profile": profile, "fold": k, "seed": cfg["seed"],
+                    "config_hash": chash, "data_sha256": data.data_sha256,
+                    "git_commit": records.git_commit(), "precision": precision,
+                    "machine": fit.machine_info(precision), "diverged_at": state["diverged_at"],
+                    "train_seconds": state["train_seconds"], "build_note": state.get("build_note"),
+                    "n_train": int(len(train_idx)), "history": state["history"]}
+            records.write_json(out / records.diverged_name(k), fail)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            if verbose:
+                print(f"[{experiment}] fold {k}: training diverged at epoch "
+                      f"{state['diverged_at']}; not evaluated, failure written to "
+                      f"{records.diverged_name(k)}", flush=True)
+            return fail
 
         # ---------------- evaluation on the test fold
         t_eval = time.time()

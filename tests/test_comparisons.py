@@ -239,4 +239,24 @@ def test_paired_table_counts_folds_on_which_the_variant_did_not_train():
         "`base_vgg19` (one output for every image on 2 of 3 folds), which did not train under "
         "this recipe.")
     assert comparisons.verdict_tally(t, "AUC", "classification baselines").endswith(
-        "; base_vgg19 (2 of 3 folds) did not train (one output for every image)")
+        "; base_vgg19 (one output for every image on 2 of 3 folds) did not train")
+
+
+def test_a_baseline_whose_training_diverged_did_not_train():
+    from busi_lib.records import diverged_name
+
+    _write("ablation_reference", [0.70, 0.72, 0.71], [0.85, 0.86, 0.84])
+    d = experiment_dir("smoke", "base_inceptionv3")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / diverged_name(0)).write_text(json.dumps({"fold": 0, "diverged_at": 7}))
+    t = comparisons.paired_table("smoke", "ablation_reference", ["base_inceptionv3"],
+                                 metrics=("cls_AUC",), n_boot=0)
+    assert t.iloc[0]["folds"] == 0 and t.iloc[0]["diverged"] == 1
+    g = comparisons.glance(t)
+    assert g.loc["base_inceptionv3", "AUC verdict"] == "did not train: diverged on 1 fold"
+    assert comparisons.baseline_claim(t, "AUC", 5).endswith(
+        "not tested by `base_inceptionv3` (training diverged on 1 fold), which did not train "
+        "under this recipe.")
+    assert comparisons.verdict_tally(t, "AUC", "x") == (
+        "none of the 1 x is recorded yet; base_inceptionv3 (training diverged on 1 fold) "
+        "did not train")

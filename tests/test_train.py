@@ -162,3 +162,37 @@ def test_stop_after_epochs_then_continue(reference, tiny_data, tmp_path):
     out = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                        **TINY)[0]
     assert out["resumed_at"] == [2] and out["metrics"] == rec["metrics"]
+
+
+def test_diverged_training_is_stopped_recorded_as_a_failure_and_skipped(tiny_data, tmp_path,
+                                                                        monkeypatch):
+    """A loss that turns NaN in epoch 2 stops the training there: the fold is not evaluated,
+    its failure is written (not as a fold record), and the next call skips it."""
+    import keras
+
+    from busi_lib import records
+
+    fit = keras.Model.fit
+
+    def nan_from_epoch_2(self, *a, **k):
+        h = fit(self, *a, **k)
+        if k.get("initial_epoch", 0) >= 1:
+            h.history["loss"][-1] = float("nan")
+        return h
+
+    monkeypatch.setattr(keras.Model, "fit", nan_from_epoch_2)
+    res = tmp_path / "r"
+    out = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                       **TINY)
+    assert out == []
+    folder = records.experiment_dir("smoke", "multitask", res)
+    assert not (folder / "fold0.json").exists() and records.load_records(
+        "smoke", "multitask", res) == []
+    fail = json.loads((folder / "diverged_fold0.json").read_text())
+    assert fail["diverged_at"] == 2 and len(fail["history"]) == 2
+    assert fail["history"][-1]["loss"] != fail["history"][-1]["loss"]          # NaN
+    assert [d["fold"] for d in records.load_divergences("smoke", "multitask", res)] == [0]
+    assert not (folder / "checkpoints" / "fold0").exists()
+    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("retrained"))
+    assert train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+                        **TINY) == []

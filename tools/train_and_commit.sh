@@ -17,10 +17,14 @@ for e, k in work_plan('$profile', '$exps'.split(), breadth_first=bool('${BREADTH
 echo "$plan" | while read -r exp k; do
     [ -z "$exp" ] && continue
     if [ -f "results/$profile/$exp/fold$k.json" ]; then continue; fi
+    if [ -f "results/$profile/$exp/diverged_fold$k.json" ]; then continue; fi
     $PY -m busi_lib.train --profile "$profile" --experiment "$exp" --folds "$k" "$@" || exit 1
-    if [ -f "results/$profile/$exp/fold$k.json" ]; then
+    what=""
+    [ -f "results/$profile/$exp/fold$k.json" ] && what="recorded"
+    [ -f "results/$profile/$exp/diverged_fold$k.json" ] && what="diverged (failure recorded)"
+    if [ -n "$what" ]; then
         git add "results/$profile/$exp" "results/splits" 2>/dev/null
-        git commit -q -m "$profile/$exp fold $((k + 1)) (index $k) recorded" -- "results/$profile/$exp" "results/splits" \
-            && echo "committed $profile/$exp fold $k"
+        git commit -q -m "$profile/$exp fold $((k + 1)) (index $k) $what" -- "results/$profile/$exp" "results/splits" \
+            && echo "committed $profile/$exp fold $k: $what"
     fi
 done
