@@ -205,8 +205,9 @@ def plot_learning_curves(records: list[dict], title: str = ""):
 
 def plot_loss_panels(records: dict[str, list[dict]], title: str = "", cols: int = 4):
     """Training loss per epoch, one panel per experiment and one line per fold (log scale): a
-    network that did not train shows as a flat line from the first epochs. Experiments with
-    no record are left out; returns the figure, or ``None`` when none is recorded."""
+    network that did not train shows as a flat line from the first epochs. Failure records of
+    diverged folds (:func:`busi_lib.records.load_divergences`) may be given with the records:
+    their line ends where the loss turned NaN. Experiments with no record are left out; returns the figure, or ``None`` when none is recorded."""
     import matplotlib.pyplot as plt
 
     if not (isinstance(cols, int) and cols >= 1):
@@ -220,7 +221,9 @@ def plot_loss_panels(records: dict[str, list[dict]], title: str = "", cols: int 
     for ax, (e, recs) in zip(axes.flat, have.items()):
         for r in recs:
             h = pd.DataFrame(r["history"])
-            ax.plot(h["epoch"], h["loss"], lw=1, label=f"fold {r['fold'] + 1}")
+            ax.plot(h["epoch"], h["loss"], lw=1, marker="x" if r.get("diverged_at") else None,
+                    label=f"fold {r['fold'] + 1}"
+                    + (f" (diverged, epoch {r['diverged_at']})" if r.get("diverged_at") else ""))
         ax.set(title=e, xlabel="epoch", yscale="log")
     for ax in list(axes.flat)[len(have):]:
         ax.set_visible(False)

@@ -277,6 +277,9 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
         state["resumed_at"].append(state["epoch"])
         state.setdefault("cpu_seconds", 0.0)
         state.setdefault("class_weights", weights)
+        bad = [r["epoch"] for r in state["history"] if not math.isfinite(r.get("loss", 0.0))]
+        if bad and not state.get("diverged_at"):   # a checkpoint written before this check
+            state["diverged_at"] = bad[0]
         if verbose:
             print(f"[{label}]: resuming after epoch {state['epoch']}")
     else:

@@ -25,6 +25,9 @@ def test_plot_loss_panels_one_panel_per_recorded_experiment_one_line_per_fold():
     assert [len(ax.get_lines()) for ax in shown] == [2, 1]
     assert list(shown[1].get_lines()[0].get_ydata()) == [0.152] * 3
     assert shown[0].get_yscale() == "log"
+    failed = dict(_rec(1, [0.5, float("nan")]), diverged_at=2)
+    fig = figures.plot_loss_panels({"base_inceptionv3": [failed]})
+    assert fig.axes[0].get_lines()[0].get_label() == "fold 2 (diverged, epoch 2)"
     assert figures.plot_loss_panels({"x": []}) is None
     with pytest.raises(ValueError, match="cols=0"):
         figures.plot_loss_panels(recs, cols=0)
