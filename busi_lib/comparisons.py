@@ -173,7 +173,7 @@ def _constant(r) -> int:
     return _count(r, "constant")
 
 
-def _failure_words(r) -> str:
+def failure_words(r) -> str:
     """How a variant failed to train, in words (empty when it did not): folds with one
     output for every image, folds whose training diverged."""
     parts = []
@@ -185,7 +185,7 @@ def _failure_words(r) -> str:
 
 
 def _constant_words(r) -> str:
-    w = _failure_words(r)
+    w = failure_words(r)
     return f" (did not train: {w})" if w else ""
 
 
@@ -276,8 +276,8 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
     not train on some fold (column ``constant``) are named after it."""
     t = table[table["metric"] == metric]
     rec = t[t["folds"] > 0]
-    dead = [f"{r['variant']} ({_failure_words(r)})" for _, r in t.iterrows()
-            if _failure_words(r)]
+    dead = [f"{r['variant']} ({failure_words(r)})" for _, r in t.iterrows()
+            if failure_words(r)]
     tail = (f"; {_join(dead)} did not train" if dead else "")
     if rec.empty:
         return f"none of the {len(t)} {noun} is recorded yet{tail}"
@@ -312,8 +312,8 @@ def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "ba
         "supported", "contradicted", "not detectable", "did not train", "open", "untested")}
     for _, r in t.iterrows():
         name = f"`{r['variant']}`"
-        if _failure_words(r):
-            groups["did not train"].append(f"{name} ({_failure_words(r)})")
+        if failure_words(r):
+            groups["did not train"].append(f"{name} ({failure_words(r)})")
         elif r["folds"] == 0:
             groups["untested"].append(name)
         elif r["folds"] < folds:
