@@ -32,11 +32,13 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     (``python -m busi_lib.bench --step-of``; ``bench``, default :func:`load_bench`) when one
     exists: its pure training seconds per fold times the overhead that the recorded folds of
     other benchmarked experiments had on the same kind of machine (:func:`step_estimates`).
-    Column ``estimated from`` says which.
+    Column ``estimated from`` says which. Folds whose training diverged (failure records,
+    :func:`busi_lib.records.load_divergences`) are counted in ``folds diverged`` and are not
+    to go: they were run, and rerunning them unchanged gives the same failure.
     """
     from .config import book_experiments
     from .config import experiments as experiment_table
-    from .records import results_root
+    from .records import load_divergences, results_root
 
     book, table = book_experiments(profile), experiment_table(profile)
     names = list(book if experiments is None else experiments)
@@ -51,7 +53,8 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
         planned = len(cfg["folds"]) if cfg["folds"] is not None else cfg["n_folds"]
         wall = sum(r["wall_seconds"] for r in recs)
         epochs = sum(r["epochs_run"] for r in recs)
-        left = max(planned - len(recs), 0)
+        diverged = len(load_divergences(profile, e, results_dir))
+        left = max(planned - len(recs) - diverged, 0)
         if recs:
             to_go, basis = wall / len(recs) * left / 3600, "recorded folds"
         elif left and e in steps.index and not np.isnan(steps.loc[e, "fold_s"]):
@@ -60,7 +63,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
             to_go, basis = (np.nan if left else 0.0), ""
         rows.append({
             "experiment": e, "image px": cfg["image_size"], "epochs": cfg["epochs"],
-            "folds recorded": len(recs), "folds planned": planned,
+            "folds recorded": len(recs), "folds planned": planned, "folds diverged": diverged,
             "s per epoch": (sum(r["train_seconds"] for r in recs) / epochs) if epochs else np.nan,
             "hours recorded": wall / 3600,
             "hours to go (est.)": to_go, "estimated from": basis,
@@ -70,9 +73,10 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     own = df.loc[[e for e in df.index if e in book or experiments is not None]]
     total = {c: np.nan for c in df.columns}
     left = own["hours to go (est.)"]
-    unknown = own["folds planned"] > own["folds recorded"]
+    unknown = own["folds planned"] > own["folds recorded"] + own["folds diverged"]
     total.update({"folds recorded": own["folds recorded"].sum(),
                   "folds planned": own["folds planned"].sum(),
+                  "folds diverged": own["folds diverged"].sum(),
                   "hours recorded": own["hours recorded"].sum(),
                   # unknown as long as an experiment with folds to go has no recorded fold
                   "hours to go (est.)": np.nan if left[unknown].isna().any() else left.sum()})
@@ -80,7 +84,7 @@ def cost_table(profile: str, experiments: Sequence[str] | None = None,
     out = pd.concat([own, pd.DataFrame([total], index=["total"]), extra])
     out.index.name = "experiment"
     # counts stay integers (nullable: the total has no image size or epochs)
-    ints = ["image px", "epochs", "folds recorded", "folds planned"]
+    ints = ["image px", "epochs", "folds recorded", "folds planned", "folds diverged"]
     return out.astype({c: "Int64" for c in ints})
 
 
@@ -149,7 +153,7 @@ def cost_markdown(profile: str, results_dir=None) -> str:
     t = cost_table(profile, results_dir=results_dir)
     forms = {"image px": "{:.0f}", "epochs": "{:.0f}", "folds recorded": "{:.0f}",
              "folds planned": "{:.0f}", "s per epoch": "{:.0f}", "hours recorded": "{:.2f}",
-             "hours to go (est.)": "{:.2f}"}
+             "folds diverged": "{:.0f}", "hours to go (est.)": "{:.2f}"}
     body = [[f"**{name}**" if name == "total" else f"`{name}`"]
             + ["—" if pd.isna(v) else forms.get(c, "{}").format(v) for c, v in row.items()]
             for name, row in t.iterrows()]
@@ -290,13 +294,17 @@ def to_go_sentence(table: pd.DataFrame, experiments: Sequence[str], what: str = 
         raise ConfigError(f"experiments {missing}: not rows of the cost table "
                           f"(rows: {list(table.index)})")
     t = table.loc[list(experiments)]
-    short = t[t["folds recorded"] < t["folds planned"]]
+    div = t["folds diverged"] if "folds diverged" in t else pd.Series(0, index=t.index)
+    failed = (f"; {int(div.sum())} fold{'s' if div.sum() != 1 else ''} of "
+              + ", ".join(f"`{e}`" for e in div.index[div > 0])
+              + " diverged (recorded as failures, not to go)") if div.sum() else ""
+    short = t[t["folds recorded"] + div < t["folds planned"]]
     if short.empty:
-        return f"all {len(t)} {what} have every planned fold"
-    folds = int((short["folds planned"] - short["folds recorded"]).sum())
+        return f"all {len(t)} {what} have every planned fold{failed}"
+    folds = int((short["folds planned"] - short["folds recorded"] - div[short.index]).sum())
     hours = short["hours to go (est.)"]
     est = ("the time of "
            + ", ".join(f"`{e}`" for e in hours.index[hours.isna()]) + " is not known yet"
            if hours.isna().any() else f"about {hours.sum():.1f} hours by the cost table's estimates")
     return (f"{len(short)} of {len(t)} {what} have fewer folds than planned: {folds} folds to go, "
-            f"{est}")
+            f"{est}{failed}")

@@ -370,3 +370,11 @@ def test_to_go_sentence_counts_folds_and_hours():
     assert cost.to_go_sentence(t, ["b", "c"]).endswith("the time of `c` is not known yet")
     with pytest.raises(ConfigError, match="'zz'"):
         cost.to_go_sentence(t, ["a", "zz"])
+    t["folds diverged"] = [0, 3, 0]          # b: 2 recorded + 3 diverged = 5 planned
+    t.loc["c", "hours to go (est.)"] = 2.0
+    assert cost.to_go_sentence(t, ["a", "b", "c"]) == (
+        "1 of 3 rows have fewer folds than planned: 5 folds to go, about 2.0 hours by the cost "
+        "table's estimates; 3 folds of `b` diverged (recorded as failures, not to go)")
+    assert cost.to_go_sentence(t, ["a", "b"]) == (
+        "all 2 rows have every planned fold; 3 folds of `b` diverged (recorded as failures, "
+        "not to go)")
