@@ -144,3 +144,12 @@ def test_seg_baseline_is_built_at_the_configured_width():
     assert "width 4" in note
     with pytest.raises(ConfigError, match="baseline_width=0"):
         make_config("cpu", "base_unet", baseline_width=0)
+
+
+def test_inception_baselines_train_in_float32_the_others_keep_the_profile_precision():
+    from busi_lib.config import make_config
+
+    for e in ("base_inceptionv3", "base_inceptionresnetv2"):
+        assert make_config("cpu", e)["precision"] == "float32"
+    for e in ("base_resnet50", "base_mobilenet", "ablation_reference"):
+        assert make_config("cpu", e)["precision"] == "auto"
