@@ -157,7 +157,7 @@ def glance(table: pd.DataFrame) -> pd.DataFrame:
             ci = ("one fold: no interval" if np.isnan(r["low"])
                   else f"{r['low']:+.3f} to {r['high']:+.3f}")
             d[f"{m} Δ (95% CI)"] = f"{r['mean']:+.3f} ({ci})"
-            d[f"{m} verdict"] = r["verdict"] + _constant_words(r)
+            d[f"{m} verdict"] = r["verdict"] + _failure_suffix(r)
         out[v] = d
     return pd.DataFrame.from_dict(out, orient="index")
 
@@ -168,23 +168,19 @@ def _count(r, column: str) -> int:
     return 0 if pd.isna(c) else int(c)
 
 
-def _constant(r) -> int:
-    """Folds of a :func:`paired_table` row whose variant answered every test image alike."""
-    return _count(r, "constant")
-
-
 def failure_words(r) -> str:
     """How a variant failed to train, in words (empty when it did not): folds with one
     output for every image, folds whose training diverged."""
     parts = []
-    if c := _constant(r):
+    if c := _count(r, "constant"):
         parts.append(f"one output for every image on {c} of {int(r['folds'])} folds")
     if dv := _count(r, "diverged"):
         parts.append(f"training diverged on {dv} fold{'s' if dv != 1 else ''}")
     return "; ".join(parts)
 
 
-def _constant_words(r) -> str:
+def _failure_suffix(r) -> str:
+    """`` (did not train: ...)`` after a verdict, or nothing."""
     w = failure_words(r)
     return f" (did not train: {w})" if w else ""
 
@@ -276,8 +272,7 @@ def verdict_tally(table: pd.DataFrame, metric: str, noun: str = "variants") -> s
     not train on some fold (column ``constant``) are named after it."""
     t = table[table["metric"] == metric]
     rec = t[t["folds"] > 0]
-    dead = [f"{r['variant']} ({failure_words(r)})" for _, r in t.iterrows()
-            if failure_words(r)]
+    dead = [f"{r['variant']} ({w})" for _, r in t.iterrows() if (w := failure_words(r))]
     tail = (f"; {_join(dead)} did not train" if dead else "")
     if rec.empty:
         return f"none of the {len(t)} {noun} is recorded yet{tail}"
@@ -312,8 +307,8 @@ def baseline_claim(table: pd.DataFrame, metric: str, folds: int, noun: str = "ba
         "supported", "contradicted", "not detectable", "did not train", "open", "untested")}
     for _, r in t.iterrows():
         name = f"`{r['variant']}`"
-        if failure_words(r):
-            groups["did not train"].append(f"{name} ({failure_words(r)})")
+        if w := failure_words(r):
+            groups["did not train"].append(f"{name} ({w})")
         elif r["folds"] == 0:
             groups["untested"].append(name)
         elif r["folds"] < folds:
