@@ -172,6 +172,9 @@ CLS_BASELINES = ("resnet50", "vgg19", "densenet201", "inceptionv3", "mobilenet",
 #: kept under ``results/cpu/superseded/``.
 FLOAT32_BASELINES: dict[str, dict[str, Any]] = {
     "inceptionv3": {"precision": "float32"}, "inceptionresnetv2": {"precision": "float32"}}
+#: Classification baselines with a learning rate of their own, chosen on the inner validation
+#: split by :mod:`busi_lib.baseline_tune` (its rule, its records); the others use the recipe's.
+BASELINE_LR: dict[str, float] = {}
 #: The paper's design choices, each switched off in turn (chapter 5).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "seg_only": {"task": "seg", "cls_head": "gap"},
@@ -206,7 +209,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap",
                      "baseline_width": None} for n in SEG_BASELINES},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,
-                     "cls_head": "gap", **FLOAT32_BASELINES.get(n, {})} for n in CLS_BASELINES},
+                     "cls_head": "gap", **FLOAT32_BASELINES.get(n, {}),
+                     **({"lr": BASELINE_LR[n]} if n in BASELINE_LR else {})}
+       for n in CLS_BASELINES},
 }
 
 #: Every experiment the book shows, in the order ``make results`` runs them: the three main
