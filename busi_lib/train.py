@@ -30,7 +30,8 @@ from . import fit, records
 from .config import config_hash, make_config
 from .data import load_busi
 from .errors import ConfigError, DataError
-from .splits import default_curated_path, load_or_make_folds, read_curated_ids, splits_path
+from .splits import (GROUPING_VIEW, default_curated_path, load_or_make_folds, read_curated_ids,
+                     splits_path)
 
 
 # ----------------------------------------------------------------------------- folds
@@ -48,16 +49,23 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
         records.check_manifest(manifest_dir, data.manifest, data.data_sha256)
     kw: dict[str, Any] = dict(labels=data.labels, n_folds=cfg["n_folds"], seed=cfg["seed"],
                               mode=cfg["split"], class_names=data.class_names)
-    if cfg["split"] == "grouped":
-        kw.update(images=data.images, image_sha256=data.image_sha256)
+    csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
+                      cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
+    if cfg["split"] == "grouped" and not csv.is_file():
+        view = data   # near-duplicates are looked for in one fixed view of the images
+        if any(cfg.get(k) != v for k, v in GROUPING_VIEW.items()):
+            view = load_busi(data_dir, classes=cfg["classes"], max_per_class=cfg["max_per_class"],
+                             verbose=verbose, **GROUPING_VIEW)
+        if list(view.ids) != list(data.ids):
+            raise DataError("the grouping view lists other images than the data; expected the "
+                            "same images in the same order")
+        kw.update(images=view.images, image_sha256=view.image_sha256)
     if cfg["split"] == "curated":
         path = default_curated_path(data.root)
         if path is None:
             raise DataError(f"split='curated' needs curation/mapping_curated_BUSI.csv next to "
                             f"{data.root}; it was not found")
         kw.update(curated_ids=read_curated_ids(path))
-    csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
-                      cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
     folds = load_or_make_folds(csv, data.ids, **kw)
     return data, folds
 
