@@ -165,12 +165,14 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
 
 def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
     """Pages generated from the code and the records: ``book/profiles_table.md`` (from
-    busi_lib.config) and ``book/cost_table.md`` (measured cost of ``profile``'s experiments)."""
-    from .cost import cost_markdown
+    busi_lib.config), ``book/cost_table.md`` (measured cost of ``profile``'s experiments) and
+    ``book/gpu_timings.md`` (fold timings of its records made on a GPU)."""
+    from .cost import cost_markdown, gpu_timings_markdown
     from .tables import profiles_markdown
 
     for name, text in (("profiles_table.md", profiles_markdown()),
-                       ("cost_table.md", cost_markdown(profile))):
+                       ("cost_table.md", cost_markdown(profile)),
+                       ("gpu_timings.md", gpu_timings_markdown(profile))):
         path = src / "book" / name
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)

@@ -378,3 +378,23 @@ def test_to_go_sentence_counts_folds_and_hours():
     assert cost.to_go_sentence(t, ["a", "b"]) == (
         "all 2 rows have every planned fold; 3 folds of `b` diverged (recorded as failures, "
         "not to go)")
+
+
+def test_gpu_timings_come_from_the_gpu_records_only():
+    def write(fold, gpu, wall, epochs_s):
+        _write_record("smoke", "multitask", fold, wall=wall, train=wall, epochs=len(epochs_s))
+        p = experiment_dir("smoke", "multitask") / f"fold{fold}.json"
+        rec = json.loads(p.read_text())
+        rec["machine"] = {"gpu": gpu, "backend": "jax"}
+        rec["history"] = [{"seconds": s} for s in epochs_s]
+        p.write_text(json.dumps(rec))
+
+    assert cost.gpu_timings("smoke").empty
+    assert "No fold of this profile was trained on a GPU" in cost.gpu_timings_markdown("smoke")
+    write(0, "H200", 85.2, [39.0, 1.0, 3.0])
+    write(1, "H200", 174.4, [76.4, 2.0, 2.0])
+    write(2, None, 900.0, [20.0, 20.0])                  # a CPU fold: not a GPU timing
+    t = cost.gpu_timings("smoke")
+    assert t.values.tolist() == [["multitask", "H200", 2, "85-174", "39-76", 2.0]]
+    md = cost.gpu_timings_markdown("smoke")
+    assert "| `multitask` | H200 | 2 | 85-174 | 39-76 | 2.0 |" in md
