@@ -187,6 +187,33 @@ def chosen_lr(recs: list[dict]) -> float | None:
     return float(df.loc[df["chosen"], "lr"].iloc[0]) if df["chosen"].any() else None
 
 
+def lr_sentence(table: pd.DataFrame, current_lr: float) -> str:
+    """What the trials of one baseline (:func:`lr_table`) say, and whether the configuration
+    (``current_lr``, the rate its experiment trains with now) follows the rule."""
+    from .tune import SCORE_EPOCHS
+
+    if table.empty:
+        return "No learning-rate trial is recorded."
+    name = table["experiment"].iloc[0]
+    parts = []
+    for _, r in table.iterrows():
+        if r["diverged_at"] is not None and not pd.isna(r["diverged_at"]):
+            what = f"diverged at epoch {int(r['diverged_at'])}"
+        elif not r["eligible"]:
+            what = "the same probability for every image"
+        else:
+            what = f"{r['score']:.3f}"
+        parts.append(f"at {r['lr']:g}, {what}")
+    s = (f"`{name}` on the inner validation split (validation AUC, mean of the last "
+         f"{SCORE_EPOCHS} epochs): " + "; ".join(parts) + ".")
+    if not table["chosen"].any():
+        return s + " No candidate trained, so it keeps the recipe's rate."
+    lr = float(table.loc[table["chosen"], "lr"].iloc[0])
+    s += f" The rule chooses {lr:g}"
+    return s + (", the rate it is trained with." if lr == current_lr else
+                f", but the configuration still says {current_lr:g}: retrain it.")
+
+
 def load_lr_trials(experiment: str | None = None, profile: str = "cpu",
                    results_dir=None) -> list[dict]:
     """The recorded trials (of ``experiment``, or all), by file name."""

@@ -49,7 +49,9 @@ def test_only_the_fixed_candidates_can_be_tried():
 def test_committed_vgg19_rate_is_the_one_the_trials_choose():
     from busi_lib.config import BASELINE_LR, make_config
 
-    recs = bt.load_lr_trials("base_vgg19", "cpu")
+    from busi_lib.records import PROJECT_ROOT
+
+    recs = bt.load_lr_trials("base_vgg19", "cpu", PROJECT_ROOT / "results")
     if not recs:
         pytest.skip("no base_vgg19 learning-rate trials recorded")
     assert {r["lr"] for r in recs} == set(bt.CANDIDATES["base_vgg19"])
@@ -109,3 +111,15 @@ def test_a_lr_trial_never_sees_the_test_fold(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="the configuration changed"):
         bt.run_lr_trial("base_vgg19", 1e-4, "smoke", data_dir=root,
                         results_dir=tmp_path / "r", verbose=0, **{**TINY, "epochs": 3})
+
+
+def test_lr_sentence_reports_each_trial_and_the_choice():
+    recs = [_rec(1e-4, [0.8, 0.8, 0.8]), _rec(3e-5, [0.7] * 3, span=0.0)]
+    t = bt.lr_table(recs)
+    s = bt.lr_sentence(t, 1e-4)
+    assert "at 0.0001, 0.800; at 3e-05, the same probability for every image." in s
+    assert s.endswith("The rule chooses 0.0001, the rate it is trained with.")
+    assert "retrain it" in bt.lr_sentence(t, 1e-3)
+    none = bt.lr_table([_rec(1e-4, [0.8] * 3, diverged_at=2)])
+    assert "diverged at epoch 2" in bt.lr_sentence(none, 1e-3)
+    assert bt.lr_sentence(none, 1e-3).endswith("keeps the recipe's rate.")
