@@ -93,8 +93,7 @@ def run_lr_trial(experiment: str, lr: float, profile: str = "cpu", *, data_dir=N
 
     Returns the record, or ``None`` when stopped on purpose by ``stop_after_epochs``.
     """
-    from .train import prepare
-    from .tune import TUNE_FOLD, development_set, inner_split
+    from .tune import TUNE_FOLD, fit_inner, inner_sets, recorded_trial
 
     cfg = trial_config(experiment, lr, profile, **extra)
     if cfg["task"] != "cls":
@@ -103,29 +102,15 @@ def run_lr_trial(experiment: str, lr: float, profile: str = "cpu", *, data_dir=N
     chash = config_hash(cfg)
     name = trial_name(experiment, lr)
     out = trial_dir(profile, results_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
-    if path.is_file():
-        rec = json.loads(path.read_text())
-        if rec["config_hash"] == chash:
-            if verbose:
-                print(f"[baseline_tune] {name}: recorded, skipped")
-            return rec
-        raise ConfigError(f"{path} was recorded with config_hash {rec['config_hash']}, not "
-                          f"{chash}: the configuration changed; move the old record")
-    data, folds = prepare(cfg, data_dir, results_dir=results_dir)
-    dev, dev_folds = development_set(data, folds, TUNE_FOLD)
-    del data                                   # from here on, only the development set exists
-    tr, va = inner_split(dev_folds, dev.labels, cfg["seed"])
+    path, rec = recorded_trial(out, name, chash, "baseline_tune", verbose)
+    if rec is not None:
+        return rec
+    dev, _, tr, va = inner_sets(cfg, data_dir, results_dir)
     train_set, val = dev.subset(tr), dev.subset(va)
-    precision = fit.resolve_precision(cfg["precision"])
     t0 = time.time()
-    with fit.precision_scope(precision):
-        model, state = fit.fit_model(
-            cfg, train_set.images, train_set.masks, train_set.labels, key=TUNE_FOLD,
-            ckpt_dir=out / "checkpoints" / name, chash=chash, label=f"lr trial {name}",
-            verbose=verbose, stop_after_epochs=stop_after_epochs,
-            on_epoch=lambda m, e: _val_metrics(m, cfg, val, dev.class_names))
+    model, state, precision, _ = fit_inner(
+        cfg, chash, train_set, out / "checkpoints" / name, f"lr trial {name}", verbose,
+        stop_after_epochs, lambda m, e: _val_metrics(m, cfg, val, dev.class_names))
     if model is None:
         return None
     hist = state["history"]

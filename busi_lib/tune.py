@@ -166,6 +166,56 @@ def inner_split(dev_folds: pd.DataFrame, labels: np.ndarray, seed: int, n_inner:
 
 
 # ----------------------------------------------------------------------------- a trial
+def inner_sets(cfg: dict, data_dir=None, results_dir=None):
+    """``(dev, dev_folds, train_idx, val_idx)``: the development set of :data:`TUNE_FOLD`
+    (:func:`development_set`; the test fold's images are dropped before anything else) and its
+    inner split (:func:`inner_split`)."""
+    from .train import prepare
+
+    data, folds = prepare(cfg, data_dir, results_dir=results_dir)
+    dev, dev_folds = development_set(data, folds, TUNE_FOLD)
+    del data                                   # from here on, only the development set exists
+    tr, va = inner_split(dev_folds, dev.labels, cfg["seed"])
+    return dev, dev_folds, tr, va
+
+
+def fit_inner(cfg: dict, chash: str, train_set, ckpt_dir: Path, label: str, verbose: int,
+              stop_after_epochs: int | None, on_epoch, then=None):
+    """:func:`busi_lib.fit.fit_model` on the inner-training images ``train_set`` (seeded with
+    :data:`TUNE_FOLD`), resumable from ``ckpt_dir``, in the configuration's precision; then
+    ``then(model)``, in the same precision, when the model is trained.
+
+    Returns ``(model, state, precision, then's result)``; ``model`` is ``None`` when stopped on
+    purpose by ``stop_after_epochs``."""
+    precision = fit.resolve_precision(cfg["precision"])
+    with fit.precision_scope(precision):
+        model, state = fit.fit_model(cfg, train_set.images, train_set.masks, train_set.labels,
+                                     key=TUNE_FOLD, ckpt_dir=ckpt_dir, chash=chash, label=label,
+                                     verbose=verbose, stop_after_epochs=stop_after_epochs,
+                                     on_epoch=on_epoch)
+        extra = then(model) if model is not None and then is not None else None
+    return model, state, precision, extra
+
+
+def recorded_trial(folder: Path, name: str, chash: str, tag: str = "tune",
+                   verbose: int = 1) -> tuple[Path, dict | None]:
+    """``(path, record)`` of trial ``name`` in ``folder`` (made if missing): the record when it
+    was made with configuration hash ``chash``, ``None`` when there is none. A record of
+    another configuration is refused (nothing is overwritten)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        return path, None
+    rec = json.loads(path.read_text())
+    if rec["config_hash"] != chash:
+        raise ConfigError(f"{path} was recorded with config_hash {rec['config_hash']}, not "
+                          f"{chash}: the trial's configuration changed; rename it or move the "
+                          "old record")
+    if verbose:
+        print(f"[{tag}] {name}: recorded, skipped")
+    return path, rec
+
+
 def trial_config(name: str, profile: str = "cpu", **extra) -> dict:
     """The full configuration of trial ``name`` (see :data:`TRIALS`); a stage-5 trial's share
     of the images is not a configuration key (see :func:`trial_fraction`)."""
@@ -227,25 +277,13 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
 
     ``extra`` overrides configuration values (tests use it to shrink a trial).
     """
-    from .train import prepare
-
     cfg = trial_config(name, profile, **extra)
     chash = trial_hash(name, profile, **extra)
     out = tuning_dir(profile, results_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
-    if path.is_file():
-        rec = json.loads(path.read_text())
-        if rec["config_hash"] == chash:
-            if verbose:
-                print(f"[tune] {name}: recorded, skipped")
-            return rec
-        raise ConfigError(f"{path} was recorded with config_hash {rec['config_hash']}, not "
-                          f"{chash}: the trial changed; rename it or move the old record")
-    data, folds = prepare(cfg, data_dir, results_dir=results_dir)
-    dev, dev_folds = development_set(data, folds, TUNE_FOLD)
-    del data                                   # from here on, only the development set exists
-    tr, va = inner_split(dev_folds, dev.labels, cfg["seed"])
+    path, rec = recorded_trial(out, name, chash, "tune", verbose)
+    if rec is not None:
+        return rec
+    dev, dev_folds, tr, va = inner_sets(cfg, data_dir, results_dir)
     fraction = trial_fraction(name)
     if fraction < 1:
         from .splits import nested_share
@@ -253,27 +291,27 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         tr = tr[nested_share(dev.labels[tr], dev_folds["group"].to_numpy()[tr], fraction,
                              seed=cfg["seed"])]
     train_set, val = dev.subset(tr), dev.subset(va)
-    precision = fit.resolve_precision(cfg["precision"])
-    t0 = time.time()
-    with fit.precision_scope(precision):
-        model, state = fit.fit_model(
-            cfg, train_set.images, train_set.masks, train_set.labels, key=TUNE_FOLD,
-            ckpt_dir=out / "checkpoints" / name, chash=chash, label=f"tune {name}",
-            verbose=verbose, stop_after_epochs=stop_after_epochs,
-            on_epoch=lambda m, e: _val_metrics(m, cfg, val, dev.class_names))
-        if model is None:
-            return None
+
+    def measure(model):                      # on the validation images, in the same precision
         choices = inference_choices(model, cfg, val, dev.class_names)
         reliance = shift = None
         if cfg["task"] == "multi":
             from .reliance import occlusion_auc
+            from .shift import shift_metrics
 
             reliance = occlusion_auc(model, cfg, val.images, val.masks,
                                      val.labels == list(dev.class_names).index("malignant"))
-            from .shift import shift_metrics
-
             shift = shift_metrics(model, cfg, val.images, val.masks, val.labels,
                                   dev.class_names)
+        return choices, reliance, shift
+
+    t0 = time.time()
+    model, state, precision, measured = fit_inner(
+        cfg, chash, train_set, out / "checkpoints" / name, f"tune {name}", verbose,
+        stop_after_epochs, lambda m, e: _val_metrics(m, cfg, val, dev.class_names), then=measure)
+    if model is None:
+        return None
+    choices, reliance, shift = measured
     hist = state["history"]
     rec = {
         "trial": name, "stage": TRIALS[name][0], "overrides": TRIALS[name][1], "extra": extra,

@@ -46,3 +46,33 @@ def make_busi(root: Path, n_benign=8, n_malignant=8, n_normal=0, seed=0, size=(4
             extra[2:6, 2:6] = (255, 255, 255, 255)
             Image.fromarray(extra, "RGBA").save(d / "benign (1)_mask_1.png")
     return root
+
+
+def spy_model_inputs(monkeypatch) -> list:
+    """Record every image array the model is shown: the training images (and early-stopping
+    validation images) given to ``fit.fit_model`` and the images given to
+    ``fit.predict_arrays``. Loading or evaluating BUS-BRA raises. Returns the list the arrays
+    are appended to (tests that a choice never sees a test fold)."""
+    from busi_lib import external, fit
+
+    seen: list[np.ndarray] = []
+    real_fit, real_predict = fit.fit_model, fit.predict_arrays
+
+    def spy_fit(cfg, images, masks, labels, **kw):
+        seen.append(images.copy())
+        if kw.get("val") is not None:
+            seen.append(kw["val"][0].copy())
+        return real_fit(cfg, images, masks, labels, **kw)
+
+    def spy_predict(model, cfg, images):
+        seen.append(images.copy())
+        return real_predict(model, cfg, images)
+
+    def no_busbra(*a, **k):
+        raise AssertionError("BUS-BRA was loaded while choosing something")
+
+    monkeypatch.setattr(fit, "fit_model", spy_fit)
+    monkeypatch.setattr(fit, "predict_arrays", spy_predict)
+    monkeypatch.setattr(external, "load_busbra", no_busbra)
+    monkeypatch.setattr(external, "evaluate_external", no_busbra)
+    return seen

@@ -68,28 +68,12 @@ TINY = dict(image_size=32, dense_units=8, epochs=2, warmup_epochs=1, batch_size=
 
 def test_a_lr_trial_never_sees_the_test_fold(tmp_path, monkeypatch):
     pytest.importorskip("keras")
-    from synthetic import make_busi
+    from synthetic import make_busi, spy_model_inputs
 
-    from busi_lib import external, fit, train, tune
+    from busi_lib import train, tune
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
-    seen: list[np.ndarray] = []
-    real_fit, real_predict = fit.fit_model, fit.predict_arrays
-
-    def spy_fit(cfg, images, masks, labels, **kw):
-        seen.append(images.copy())
-        return real_fit(cfg, images, masks, labels, **kw)
-
-    def spy_predict(model, cfg, images):
-        seen.append(images.copy())
-        return real_predict(model, cfg, images)
-
-    def no_busbra(*a, **k):
-        raise AssertionError("BUS-BRA was loaded while choosing a learning rate")
-
-    monkeypatch.setattr(fit, "fit_model", spy_fit)
-    monkeypatch.setattr(fit, "predict_arrays", spy_predict)
-    monkeypatch.setattr(external, "load_busbra", no_busbra)
+    seen = spy_model_inputs(monkeypatch)
     rec = bt.run_lr_trial("base_vgg19", 1e-4, "smoke", data_dir=root,
                           results_dir=tmp_path / "r", verbose=0, **TINY)
     cfg = bt.trial_config("base_vgg19", 1e-4, "smoke", **TINY)
@@ -108,7 +92,7 @@ def test_a_lr_trial_never_sees_the_test_fold(tmp_path, monkeypatch):
     again = bt.run_lr_trial("base_vgg19", 1e-4, "smoke", data_dir=root,
                             results_dir=tmp_path / "r", verbose=0, **TINY)
     assert again["config_hash"] == rec["config_hash"]
-    with pytest.raises(ConfigError, match="the configuration changed"):
+    with pytest.raises(ConfigError, match="configuration changed"):
         bt.run_lr_trial("base_vgg19", 1e-4, "smoke", data_dir=root,
                         results_dir=tmp_path / "r", verbose=0, **{**TINY, "epochs": 3})
 

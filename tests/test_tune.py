@@ -88,24 +88,12 @@ def test_unknown_trial_is_refused():
 @pytest.mark.slow
 def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     pytest.importorskip("keras")
-    from synthetic import make_busi
+    from synthetic import make_busi, spy_model_inputs
 
-    from busi_lib import external, fit, reliance, train
+    from busi_lib import reliance, train
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
-    seen: list[np.ndarray] = []
-    real_fit, real_predict = fit.fit_model, fit.predict_arrays
-
-    def spy_fit(cfg, images, masks, labels, **kw):
-        seen.append(images.copy())
-        if kw.get("val") is not None:
-            seen.append(kw["val"][0].copy())
-        return real_fit(cfg, images, masks, labels, **kw)
-
-    def spy_predict(model, cfg, images):
-        seen.append(images.copy())
-        return real_predict(model, cfg, images)
-
+    seen = spy_model_inputs(monkeypatch)
     occluded: list[np.ndarray] = []
     real_occlude = reliance.occlude
 
@@ -123,15 +111,8 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
         occluded.append(out[0].copy())               # perturbed copies of development images
         return out
 
-    def no_busbra(*a, **k):
-        raise AssertionError("BUS-BRA was loaded during tuning")
-
-    monkeypatch.setattr(fit, "fit_model", spy_fit)
-    monkeypatch.setattr(fit, "predict_arrays", spy_predict)
     monkeypatch.setattr(reliance, "occlude", spy_occlude)
     monkeypatch.setattr(shift, "shift_images", spy_shift)
-    monkeypatch.setattr(external, "load_busbra", no_busbra)
-    monkeypatch.setattr(external, "evaluate_external", no_busbra)
     rec = tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
                          verbose=0, **TINY)
 
@@ -156,7 +137,7 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     # recorded: a second call skips it; a changed trial is refused, nothing overwritten
     assert tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
                           verbose=0, **TINY)["config_hash"] == rec["config_hash"]
-    with pytest.raises(ConfigError, match="the trial changed"):
+    with pytest.raises(ConfigError, match="configuration changed"):
         tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
                        verbose=0, **{**TINY, "epochs": 3})
 
