@@ -189,7 +189,7 @@ def lr_sentence(table: pd.DataFrame, current_lr: float) -> str:
         else:
             what = f"{r['score']:.3f}"
         parts.append(f"at {r['lr']:g}, {what}")
-    s = (f"`{name}` on the inner validation split (validation AUC, mean of the last "
+    s = (f"{name} on the inner validation split (validation AUC, mean of the last "
          f"{SCORE_EPOCHS} epochs): " + "; ".join(parts) + ".")
     if not table["chosen"].any():
         return s + " No candidate trained, so it keeps the recipe's rate."

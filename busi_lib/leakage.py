@@ -144,14 +144,14 @@ def leak_sentence(pairs: pd.DataFrame, ids: Sequence[str], effect: pd.DataFrame,
          "a near-copy among their model's training images.")
     if big is not None:
         s += (f" Leaving them out changes a fold-mean metric by at most "
-              f"{big['change']:+.3f} ({big['metric']} of `{big['experiment']}`).")
+              f"{big['change']:+.3f} ({big['metric']} of {big['experiment']}).")
     if not paired.empty:
         n = int(paired["verdict changed"].sum())
         s += (f" {n} of {len(paired)} paired verdicts change" if n else
               f" None of the {len(paired)} paired verdicts changes") + "."
         if n:
             s += " Changed: " + "; ".join(
-                f"`{r['variant']}` {r['metric']}, {r['all verdict']} -> {r['without verdict']}"
+                f"{r['variant']} {r['metric']}, {r['all verdict']} -> {r['without verdict']}"
                 for _, r in paired[paired["verdict changed"]].iterrows()) + "."
     return s
 

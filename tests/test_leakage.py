@@ -84,7 +84,7 @@ def test_leak_effect_and_paired_verdicts(tmp_path):
     assert bool(dice["verdict changed"])
     s = leakage.leak_sentence(leakage.straddling_pairs(FOLDS, PAIRS), ["a", "c", "e"], eff, pe)
     assert s.startswith("2 near-duplicate pair(s) straddle two folds, so 3 test images")
-    assert "1 of 2 paired verdicts change" in s and "`var` Dice" in s
+    assert "1 of 2 paired verdicts change" in s and "var Dice, no detectable difference -> better" in s
 
 
 def test_committed_split_leaves_no_grouping_view_pair_across_folds():
