@@ -169,11 +169,9 @@ def gpu_timings(profile: str, results_dir=None) -> pd.DataFrame:
     from .config import experiments as experiment_table
     from .records import load_records, results_root
 
-    base = results_root(results_dir) / profile
+    base, known = results_root(results_dir) / profile, experiment_table(profile)
     rows = []
-    for e in sorted(p.name for p in base.glob("*") if p.is_dir()):
-        if e not in experiment_table(profile):
-            continue
+    for e in sorted(p.name for p in base.glob("*") if p.is_dir() and p.name in known):
         by_gpu: dict[str, list[dict]] = {}
         for r in load_records(profile, e, results_dir):
             gpu = (r.get("machine") or {}).get("gpu")

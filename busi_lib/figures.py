@@ -207,7 +207,8 @@ def plot_loss_panels(records: dict[str, list[dict]], title: str = "", cols: int 
     """Training loss per epoch, one panel per experiment and one line per fold (log scale): a
     network that did not train shows as a flat line from the first epochs. Failure records of
     diverged folds (:func:`busi_lib.records.load_divergences`) may be given with the records:
-    their line ends where the loss turned NaN. Experiments with no record are left out; returns the figure, or ``None`` when none is recorded."""
+    their line ends where the loss turned NaN. Experiments with no record are left out;
+    returns the figure, or ``None`` when none is recorded."""
     import matplotlib.pyplot as plt
 
     if not (isinstance(cols, int) and cols >= 1):

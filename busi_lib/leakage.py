@@ -22,10 +22,12 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from . import stats
+from .comparisons import METRICS as KINDS
 from .errors import ConfigError
 
-#: metric of the records -> the per-image column it is computed from (see stats.fold_metric)
-METRICS = {"seg_DC_mean": ("dice", "dice", "Dice"), "cls_AUC": ("auc", "prob_malignant", "AUC")}
+#: metric of the records -> (kind of :func:`busi_lib.stats.fold_metric`, per-image column, label)
+METRICS = {m: (kind, {"dice": "dice", "auc": "prob_malignant"}[kind],
+               "Dice" if m == "seg_DC_mean" else "AUC") for m, kind in KINDS.items()}
 
 
 def straddling_pairs(folds: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +116,9 @@ def paired_leak_effect(profile: str, reference: str, variants: Sequence[str],
 
     exclude = sorted(set(map(str, exclude)))
     ref = load_predictions(profile, reference, results_dir)
+    tags = (("all", ()), ("without", exclude))
+    ref_values = {(m, tag): fold_values(ref, m, ex) for m, (_, col, _) in METRICS.items()
+                  if col in ref for tag, ex in tags}          # once, not once per variant
     rows = []
     for v in variants:
         var = load_predictions(profile, v, results_dir)
@@ -123,8 +128,8 @@ def paired_leak_effect(profile: str, reference: str, variants: Sequence[str],
             if col not in var or col not in ref:
                 continue
             out = {"variant": v, "metric": label}
-            for tag, ex in (("all", ()), ("without", exclude)):
-                d = (fold_values(var, m, ex) - fold_values(ref, m, ex)).dropna()
+            for tag, ex in tags:
+                d = (fold_values(var, m, ex) - ref_values[m, tag]).dropna()
                 mean, low, high = stats.t_interval(d.to_numpy())
                 out.update({"folds": len(d), f"{tag}": mean, f"{tag} low": low,
                             f"{tag} high": high, f"{tag} verdict": stats.verdict(low, high)})
