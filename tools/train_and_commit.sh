@@ -4,6 +4,9 @@
 #
 #   bash tools/train_and_commit.sh cpu "multitask_grouped multitask" [extra busi_lib.train args]
 #   BREADTH=1 bash tools/train_and_commit.sh ...   # fold 1 of every experiment first, then fold 2
+#   STOP_AT=$(date -d 12:20 +%s) FOLD_S=2100 bash tools/train_and_commit.sh ...
+#       # start no fold that would end after STOP_AT (a fold cut off is lost: checkpoints are
+#       # not committed); FOLD_S is the expected length of one fold in seconds
 set -u
 profile=$1; shift
 exps=$1; shift
@@ -18,6 +21,9 @@ echo "$plan" | while read -r exp k; do
     [ -z "$exp" ] && continue
     if [ -f "results/$profile/$exp/fold$k.json" ]; then continue; fi
     if [ -f "results/$profile/$exp/diverged_fold$k.json" ]; then continue; fi
+    if [ -n "${STOP_AT:-}" ] && [ $(( $(date +%s) + ${FOLD_S:-0} )) -gt "$STOP_AT" ]; then
+        echo "stopping before $exp fold $k: it would end after $(date -d @"$STOP_AT")"; exit 0
+    fi
     $PY -m busi_lib.train --profile "$profile" --experiment "$exp" --folds "$k" "$@" || exit 1
     what=""
     [ -f "results/$profile/$exp/fold$k.json" ] && what="recorded"
