@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .errors import ConfigError
 
 #: The paper's design claims tested by the ablations: (claim, variant, metric record key,
 #: the variant's verdict that supports the claim). Most variants switch one of the paper's
@@ -28,9 +29,18 @@ CLAIMS = [
     ("the class-weighted focal loss helps classification", "ce_loss", "cls_AUC", "worse"),
 ]
 METRICS = {"seg_DC_mean": "dice", "cls_AUC": "auc"}
+#: record metric -> the name tables and plots give it
+LABELS = {"seg_DC_mean": "Dice", "cls_AUC": "AUC"}
 #: A classifier whose malignancy probabilities on a test fold span less than this (max - min)
 #: gave every image the same answer: it did not train (its AUC there is 0.5 up to rounding).
 CONSTANT_SPAN = 1e-4
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ConfigError(f"metrics={list(metrics)!r}: {bad} unknown; expected some of "
+                          f"{sorted(METRICS)}")
 
 
 def constant_folds(pred: pd.DataFrame, column: str = "prob_malignant",
@@ -68,6 +78,8 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
     the bootstrap out (its columns NaN)."""
     from .records import load_divergences, load_predictions, load_records
 
+    _check_metrics(metrics)
+
     def recs_of(e):
         return records[e] if records is not None and e in records else \
             load_records(profile, e, results_dir)
@@ -81,7 +93,7 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
         diverged = len(load_divergences(profile, v, results_dir))
         for m in metrics:
             c = stats.compare(ref_recs, recs, m)
-            row = {"variant": v, "metric": "Dice" if m == "seg_DC_mean" else "AUC",
+            row = {"variant": v, "metric": LABELS[m],
                    "folds": c["n_folds"], "mean": c["mean"], "low": c["low"], "high": c["high"],
                    "verdict": c["verdict"], "boot_low": np.nan, "boot_high": np.nan,
                    "reference": np.nan, "variant_value": np.nan, "constant": 0,
@@ -93,7 +105,7 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
                 row["reference"] = float(np.mean([r["metrics"][m] for r in ref_recs
                                                   if r["fold"] in folds]))
                 row["variant_value"] = row["reference"] + c["mean"]
-                col = "dice" if m == "seg_DC_mean" else "prob_malignant"
+                col = stats.COLUMN[METRICS[m]]
                 if n_boot and not pred.empty and col in pred and col in ref_pred:
                     both = [p[p["fold"].isin(folds)] for p in (ref_pred, pred)]
                     _, lo, hi = stats.paired_bootstrap(both[0], both[1], METRICS[m],
@@ -229,7 +241,7 @@ def claim_sentences(table: pd.DataFrame) -> list[str]:
     at this sample size (or not recorded yet)."""
     out = []
     for claim, variant, key, supports in CLAIMS:
-        metric = "Dice" if key == "seg_DC_mean" else "AUC"
+        metric = LABELS[key]
         status, r = _claim_status(table, variant, metric, supports)
         if r is None:
             out.append(f"*{claim}*: not recorded yet (`{variant}`).")
@@ -253,7 +265,7 @@ def claim_tally(table: pd.DataFrame) -> str:
     """One sentence counting the claims of :data:`CLAIMS` by status (see
     :func:`claim_sentences`), e.g. "of the paper's 8 design claims tested here, 2 are
     supported, 1 is contradicted and 5 are not detectable at this sample size"."""
-    status = [_claim_status(table, v, "Dice" if k == "seg_DC_mean" else "AUC", s)[0]
+    status = [_claim_status(table, v, LABELS[k], s)[0]
               for _, v, k, s in CLAIMS]
     n = len(CLAIMS)
     if all(x == "not recorded" for x in status):
@@ -426,6 +438,7 @@ def across_profiles(rows: Sequence[tuple[str, str, str]], results_dir=None,
     epochs and hours of training (wall time)."""
     from .records import load_records
 
+    _check_metrics(metrics)
     out = []
     for label, profile, exp in rows:
         recs = load_records(profile, exp, results_dir)
@@ -433,7 +446,7 @@ def across_profiles(rows: Sequence[tuple[str, str, str]], results_dir=None,
                "epochs": recs[0]["config"]["epochs"] if recs else np.nan}
         for m in metrics:
             vals = [r["metrics"][m] for r in recs if m in r["metrics"]]
-            name = "Dice" if m == "seg_DC_mean" else "AUC"
+            name = LABELS[m]
             row[name] = float(np.mean(vals)) if vals else np.nan
             row[f"{name} sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan
         row["train hours"] = sum(r["train_seconds"] for r in recs) / 3600

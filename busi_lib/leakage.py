@@ -22,12 +22,11 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from . import stats
-from .comparisons import METRICS as KINDS
+from .comparisons import LABELS, METRICS as KINDS
 from .errors import ConfigError
 
 #: metric of the records -> (kind of :func:`busi_lib.stats.fold_metric`, per-image column, label)
-METRICS = {m: (kind, {"dice": "dice", "auc": "prob_malignant"}[kind],
-               "Dice" if m == "seg_DC_mean" else "AUC") for m, kind in KINDS.items()}
+METRICS = {m: (kind, stats.COLUMN[kind], LABELS[m]) for m, kind in KINDS.items()}
 
 
 def straddling_pairs(folds: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -68,6 +68,10 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+#: per-image column of the predictions that each kind of :func:`fold_metric` is computed from
+COLUMN = {"dice": "dice", "auc": "prob_malignant"}
+
+
 def fold_metric(pred: pd.DataFrame, metric: str) -> float:
     """``"dice"``: mean per-image Dice over lesion images; ``"auc"``: AUC of
     ``prob_malignant`` for ``true_class == "malignant"``."""
@@ -89,7 +93,7 @@ def paired_bootstrap(ref: pd.DataFrame, var: pd.DataFrame, metric: str, n_boot: 
     """
     if n_boot < 1:
         raise ConfigError(f"n_boot={n_boot!r}: expected a positive integer")
-    col = "dice" if metric == "dice" else "prob_malignant"
+    col = COLUMN["dice" if metric == "dice" else "auc"]
     both = ref[["fold", "id", "true_class", col]].merge(
         var[["fold", "id", col]], on=["fold", "id"], suffixes=("_ref", "_var"))
     if both.empty:

@@ -260,3 +260,13 @@ def test_a_baseline_whose_training_diverged_did_not_train():
     assert comparisons.verdict_tally(t, "AUC", "x") == (
         "none of the 1 x is recorded yet; base_inceptionv3 (training diverged on 1 fold) "
         "did not train")
+
+
+def test_an_unknown_metric_is_named_in_the_error(tmp_path):
+    with pytest.raises(comparisons.ConfigError, match=r"\['seg_IoU'\] unknown; expected some of"):
+        comparisons.paired_table("cpu", "ref", ["var"], metrics=("seg_DC_mean", "seg_IoU"),
+                                 results_dir=tmp_path)
+    with pytest.raises(comparisons.ConfigError, match="cls_F1"):
+        comparisons.across_profiles([("x", "cpu", "ref")], results_dir=tmp_path,
+                                    metrics=("cls_F1",))
+    assert comparisons.LABELS.keys() == comparisons.METRICS.keys()
