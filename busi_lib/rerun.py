@@ -170,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--results-dir", default=None)
+    p.add_argument("--work-dir", default=None,
+                   help="train here and keep it (its models/ then hold the retrained fold "
+                        "model, e.g. for a release); default: a temporary folder, removed")
     a = p.parse_args(argv)
     res = rerun_fold(a.profile, a.experiment, a.fold, data_dir=a.data_dir,
-                     results_dir=a.results_dir)
+                     results_dir=a.results_dir, work_dir=a.work_dir)
     print(comparison_table(res).to_string())
     print(f"max |difference| {res['max_abs_diff']:.3g}; per image: probability "
           f"{res.get('max_abs_diff_prob', float('nan')):.3g}, Dice "
