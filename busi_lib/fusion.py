@@ -211,3 +211,67 @@ def selection(oof: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
             "pooled": {"auc_network": _auc(y, o["prob_malignant"].to_numpy()),
                        "auc_fused": _auc(y, fused)},
             "fused": fused}
+
+
+def selection_path(profile: str = "cpu", results_dir=None):
+    """``results/<profile>/selection/fusion.json``: the rule applied to each experiment."""
+    from .records import results_root
+
+    return results_root(results_dir) / profile / "selection" / "fusion.json"
+
+
+def record_selection(profile: str, experiments, results_dir=None) -> dict[str, Any]:
+    """Apply the selection rule to each experiment's out-of-fold rows and write the record
+    (:func:`selection_path`): per-fold AUCs, the interval, the verdict, the code version."""
+    from . import records
+
+    out: dict[str, Any] = {"rule": "keep when the 95% t interval of the per-fold AUC gain "
+                                   "(fused - network) is above zero",
+                           "git_commit": records.git_commit(), "profile": profile,
+                           "experiments": {}}
+    for name in experiments:
+        oof = records.load_predictions(profile, name, results_dir)
+        if oof.empty:
+            raise DataError(f"no out-of-fold predictions for {profile}/{name}; train it first")
+        recs = records.load_records(profile, name, results_dir)
+        s = selection(oof)
+        out["experiments"][name] = {
+            "per_fold": s["per_fold"].to_dict("records"), "mean_gain": s["mean_gain"],
+            "ci95": list(s["ci"]), "keep": s["keep"], "pooled": s["pooled"],
+            "config_hash": recs[0]["config_hash"], "data_sha256": recs[0]["data_sha256"],
+            "seed": recs[0].get("seed")}
+    records.write_json(selection_path(profile, results_dir), out)
+    return out
+
+
+def selection_table(rec: dict[str, Any]) -> pd.DataFrame:
+    """One row per experiment of a :func:`record_selection` record."""
+    rows = []
+    for name, e in rec["experiments"].items():
+        rows.append({"experiment": name, "AUC network (pooled)": e["pooled"]["auc_network"],
+                     "AUC fused (pooled)": e["pooled"]["auc_fused"],
+                     "gain, mean of 5 folds": e["mean_gain"],
+                     "95% CI": f"{e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f}",
+                     "kept": "yes" if e["keep"] else "no"})
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def main(argv=None) -> int:
+    """``python -m busi_lib.fusion --experiment robust_grouped_e60 multitask_grouped``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Apply the fusion's selection rule (BUSI only).")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--experiment", nargs="+", default=["robust_grouped_e60"])
+    p.add_argument("--results-dir", default=None)
+    a = p.parse_args(argv)
+    rec = record_selection(a.profile, a.experiment, a.results_dir)
+    print(selection_table(rec).to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"written: {selection_path(a.profile, a.results_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
