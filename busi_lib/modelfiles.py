@@ -12,12 +12,13 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from .config import RELEASED_EXPERIMENT
 from .errors import DataError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Where released models live; the default model is ``MODELS_DIR / DEFAULT_MODEL``.
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "multitask_grouped_cpu"
+DEFAULT_MODEL = f"{RELEASED_EXPERIMENT}_cpu"
 _WEIGHTS_RE = re.compile(r"^fold(\d+)\.weights\.h5$")
 _CARD_ROW = re.compile(r"^\|\s*`?([\w.\-/]+)`?\s*\|\s*[\d,]+\s*\|\s*`?([0-9a-f]{64})`?\s*\|")
 

@@ -93,6 +93,8 @@ class Predictor:
         Shown in every result (``sha256`` of the weights, see :func:`ensemble_sha256`).
     verified : bool
         Whether the files were checked against a model card.
+    ood : busi_lib.ood.Detector, optional
+        Flags images unlike the training images (``None``: no check, and a warning says so).
 
     The network is built once; each fold's weights are set in turn (milliseconds).
     """
@@ -100,7 +102,7 @@ class Predictor:
     def __init__(self, cfg: dict, fold_weights: list[list[np.ndarray]],
                  calibrator: Calibrator | None = None, *, name: str = "unnamed",
                  sha256: str | None = None, verified: bool = False, source: str = "",
-                 model=None):
+                 model=None, ood=None):
         if cfg.get("task", "multi") != "multi":
             raise ConfigError(f"task={cfg.get('task')!r}: the predictor needs a multi-task model "
                               "(task='multi': mask and class)")
@@ -124,6 +126,7 @@ class Predictor:
         self.sha256 = sha256
         self.verified = verified
         self.source = source
+        self.ood = ood
         self._mal = list(self.cfg["classes"]).index("malignant")
 
     # ------------------------------------------------------------------ constructors
@@ -145,13 +148,18 @@ class Predictor:
         cal = None
         if (d / "calibration.json").is_file():
             cal = Calibrator.from_dict(json.loads((d / "calibration.json").read_text()))
+        ood = None
+        if (d / "ood.json").is_file():
+            from .ood import Detector
+
+            ood = Detector.from_dict(json.loads((d / "ood.json").read_text()))
         model = _build_for_config(cfg)
         weights = []
         for f in files:
             model.load_weights(f)
             weights.append([np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights])
         return cls(cfg, weights, cal, name=d.name, sha256=ensemble_sha256(files, hashes),
-                   verified=verify, source=str(d), model=model)
+                   verified=verify, source=str(d), model=model, ood=ood)
 
     @classmethod
     def from_keras(cls, path: str | os.PathLike, cfg: dict | None = None) -> "Predictor":
@@ -224,6 +232,17 @@ class Predictor:
         p = np.clip(np.asarray(p, np.float64), 0.0, 1.0)
         return p if self.calibrator is None else self.calibrator.transform(p)
 
+    def check_distribution(self, prepared: np.ndarray, colour: float = 0.0) -> dict[str, Any]:
+        """``out_of_distribution`` (bool), ``ood_score`` and ``ood_threshold`` of one prepared
+        image (:mod:`busi_lib.ood`); not flagged, score ``None``, without a detector."""
+        if self.ood is None:
+            return {"out_of_distribution": False, "ood_score": None, "ood_threshold": None}
+        from .ood import feature_matrix, image_features
+
+        score = float(self.ood.score(feature_matrix([image_features(prepared, colour)]))[0])
+        return {"out_of_distribution": bool(score > self.ood.threshold),
+                "ood_score": round(score, 3), "ood_threshold": round(self.ood.threshold, 3)}
+
     def predict(self, image, name: str | None = None) -> dict[str, Any]:
         """Predict one image: a path, or a ``uint8`` array ``(H, W)`` (or RGB ``(H, W, 3)``).
 
@@ -254,11 +273,15 @@ class Predictor:
     def _prepare(self, image, name: str | None) -> dict[str, Any]:
         from .inference import prepare_image
 
+        from .ood import colour_share
+
         warnings: list[str] = []
         if isinstance(image, (str, os.PathLike)):
             img, warnings = read_input(image)
             name = name or str(image)
+            colour = file_colour_share(image)
         else:
+            colour = colour_share(np.asarray(image))
             img = array_to_grey(image, warnings)
             check_not_blank(img, name or "image")
             name = name or "array"
@@ -273,7 +296,7 @@ class Predictor:
             warnings.append(f"large image ({w} x {h}): reduced to {size[0]} x {size[1]} before "
                             "enhancement; the mask is still given at the full size")
         return {"name": name, "image": img, "prepared": prepare_image(work, self.cfg),
-                "warnings": warnings}
+                "warnings": warnings, "colour": colour}
 
     def _finish(self, it: dict, p_folds: np.ndarray, mask_prob: np.ndarray) -> dict[str, Any]:
         from .inference import postprocess_masks, restore_mask
@@ -294,14 +317,26 @@ class Predictor:
                             "per image and has no 'normal' class, so no band is given")
         if self.calibrator is None:
             warnings.append("probability not calibrated (a single training fold model)")
+        ood = self.check_distribution(it["prepared"], it.get("colour", 0.0))
+        if ood["out_of_distribution"]:
+            warnings.append(f"this image is unlike the model's training images (score "
+                            f"{ood['ood_score']:.1f} > {ood['ood_threshold']:.1f}; e.g. not a "
+                            "B-mode breast ultrasound, a photograph, text or a synthetic "
+                            "pattern): the probability and mask are not meaningful, no band is "
+                            "given")
+        elif self.ood is None:
+            warnings.append("no out-of-distribution check (this model has no ood.json)")
+        band = str(birads_band(prob)) if found and not ood["out_of_distribution"] else None
         return {
             "image": it["name"],
             "prob_malignant": round(prob, 4),
-            "birads_band": str(birads_band(prob)) if found else None,
+            "birads_band": band,
             "mask_area_fraction": round(area, 5),
             "lesion_found": found,
             "prob_malignant_uncalibrated": round(float(np.mean(p_folds)), 4),
             "prob_malignant_folds": [round(float(v), 4) for v in p_cal],
+            "fold_spread": round(float(np.std(p_cal)), 4),
+            **ood,
             "size": [int(w), int(h)],
             "descriptors": mask_descriptors(mask),
             "warnings": warnings,
@@ -310,6 +345,19 @@ class Predictor:
             "mask": mask,
             "grey": img,
         }
+
+
+def file_colour_share(path) -> float:
+    """:func:`busi_lib.ood.colour_share` of an image file read as RGB (0 when it has no colour
+    mode; the file was already checked by :func:`~busi_lib.userimage.read_input`)."""
+    from PIL import Image
+
+    from .ood import colour_share
+
+    with Image.open(path) as im:
+        if im.mode not in ("RGB", "RGBA", "RGBX", "P", "PA", "YCbCr", "CMYK"):
+            return 0.0
+        return colour_share(np.asarray(im.convert("RGB")))
 
 
 def mask_descriptors(mask: np.ndarray, side: int = 256) -> dict[str, float | None]:

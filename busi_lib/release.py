@@ -1,6 +1,6 @@
 """Release the fold models of a cross-validated experiment as one model that people can use.
 
-    python -m busi_lib.release --profile cpu --experiment multitask_grouped      # make model
+    python -m busi_lib.release --profile cpu --experiment robust_grouped_e60     # make model
 
 reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment>/`` (written by
 :mod:`busi_lib.train`) and writes::
@@ -10,6 +10,7 @@ reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment
         fold<k>.weights.h5       # weights only, one per fold (float16 when it changes nothing)
         calibration.json         # Platt (or isotonic) fitted on BUSI's out-of-fold predictions
         release.json             # provenance and every number of the card, machine-readable
+        ood.json                 # out-of-distribution detector fitted on BUSI's images (busi_lib.ood)
         oof_predictions.csv      # BUSI out-of-fold predictions of the released weights
         busbra_predictions.csv   # BUS-BRA predictions of the released ensemble (external test)
     models/README.md             # the model card, with the sha256 of every file
@@ -26,6 +27,8 @@ Steps, each checked:
    is kept when the pooled out-of-fold Dice and AUC move by less than ``--tolerance`` (0.005);
 5. the calibration is fitted on those out-of-fold probabilities (never on BUS-BRA); its
    honest effect on BUSI is measured by cross-fitting (each fold calibrated by the others);
+   the out-of-distribution detector is fitted on BUSI's images, its threshold from held-out
+   folds (:func:`busi_lib.ood.fit_detector`);
 6. the released ensemble, unchanged, is evaluated on BUS-BRA when it is found;
 7. files are hashed, the card is written from the records and these measurements (nothing is
    hard-coded), and the folder replaces any earlier release atomically.
@@ -232,18 +235,48 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
     if loaded is None:
         return None
     images, masks, meta = loaded
-    p_raw, p_cal, dice = [], [], []
+    p_raw, p_cal, dice, found, spread = [], [], [], [], []
     for s in range(0, len(images), 64):
         p_folds, mask_prob = predictor.forward(images[s:s + 64])
         p_raw.append(p_folds.mean(0))
-        p_cal.append(predictor.calibrate(p_folds).mean(0))
-        dice.append(per_image_segmentation(masks[s:s + 64], _binarize(cfg, mask_prob))["DC"])
+        cal = predictor.calibrate(p_folds)
+        p_cal.append(cal.mean(0))
+        spread.append(cal.std(0))
+        binary = _binarize(cfg, mask_prob)
+        found.append(binary.reshape(len(binary), -1).any(1))
+        dice.append(per_image_segmentation(masks[s:s + 64], binary)["DC"])
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"],
                         "prob_raw": np.concatenate(p_raw), "prob_calibrated": np.concatenate(p_cal),
+                        "fold_spread": np.concatenate(spread), "lesion_found": np.concatenate(found),
                         "dice": np.concatenate(dice)})
+    if predictor.ood is not None:
+        from .external import locate_busbra
+        from .ood import feature_matrix, image_features
+        from .predict import file_colour_share
+
+        root = locate_busbra(busbra_dir)
+        feats = [image_features(img, file_colour_share(root / "Images" / f"{i}.png"))
+                 for img, i in zip(images, meta["ID"])]
+        out["ood_score"] = predictor.ood.score(feature_matrix(feats))
+        out["out_of_distribution"] = out["ood_score"] > predictor.ood.threshold
     out["band"] = birads_band(out["prob_calibrated"].clip(0, 1))
     return out
+
+
+def fit_ood(cfg: dict, data_dir, folds: pd.DataFrame):
+    """The out-of-distribution detector of a release (:func:`busi_lib.ood.fit_detector`),
+    fitted on the BUSI images of the configuration, its threshold from the held-out scores of
+    the release's own folds."""
+    from .ood import busi_features, fit_detector
+
+    ids, X = busi_features(cfg, data_dir)
+    fold_of = dict(zip(folds["id"], folds["fold"]))
+    missing = [i for i in ids if i not in fold_of]
+    if missing:
+        raise DataError(f"{len(missing)} BUSI images (e.g. {missing[0]!r}) are not in the fold "
+                        "table; expected the images the folds were made from")
+    return fit_detector(X, np.array([fold_of[i] for i in ids]))
 
 
 # ----------------------------------------------------------------------------- the release
@@ -357,12 +390,16 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         records.write_json(stage / "config.json", cfg_out)
         records.write_json(stage / "calibration.json", cal.to_dict())
         records.write_csv(stage / "oof_predictions.csv", oof)
+        detector = fit_ood(cfg, data_dir, folds)
+        records.write_json(stage / "ood.json", detector.to_dict())
+        _log(verbose, f"out-of-distribution threshold {detector.threshold:.2f} (held-out BUSI "
+                      f"flagged: {100 * detector.info['held_out_flagged']:.1f} %)")
 
         # ---- the released ensemble on BUS-BRA (evaluation only)
         hashes = {p.name: sha256_file(p) for p in weights_files(stage)}
         predictor = Predictor(cfg_out, [load_weights(net, p) for p in weights_files(stage)],
                               cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes),
-                              model=net)
+                              model=net, ood=detector)
         ext = evaluate_busbra(predictor, busbra_dir) if external else None
         if ext is not None:
             records.write_csv(stage / "busbra_predictions.csv", ext)
@@ -371,7 +408,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
         info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
-                             timing)
+                             timing, {"threshold": detector.threshold, **detector.info})
         records.write_json(stage / "release.json", info)
         card = card_text(stage, info)
         # swap in atomically: the old release (if any) is removed only once the new one is whole
@@ -436,8 +473,26 @@ def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
     return grouped_bootstrap_auc(y, p, groups, n_boot=n_boot, seed=seed)
 
 
+def operating_points_record(y, prob, birads=None) -> dict[str, Any]:
+    """Sensitivity and specificity at the calibrated thresholds (:mod:`busi_lib.operating`), the
+    specificity at the sensitivity of the radiologists' BI-RADS >= 4 and at 95 %, and the
+    radiologists' own points when ``birads`` is given: plain numbers for release.json."""
+    from .operating import model_points, radiologist_points, specificity_at_sensitivity
+
+    y = np.asarray(y).astype(int)
+    out: dict[str, Any] = {"model": model_points(y, prob).reset_index().to_dict("records"),
+                           "spec_at_sens95": specificity_at_sensitivity(y, prob, 0.95)}
+    if birads is not None:
+        rad = radiologist_points(y, birads)
+        out["radiologists"] = rad.reset_index().to_dict("records")
+        out["spec_at_radiologist_sens"] = specificity_at_sensitivity(
+            y, prob, float(rad.iloc[0]["sensitivity"]))
+    return out
+
+
 def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
-                  tolerance, cal, ext, n_params, ens_sha, n_boot, timing) -> dict[str, Any]:
+                  tolerance, cal, ext, n_params, ens_sha, n_boot, timing,
+                  ood_info=None) -> dict[str, Any]:
     """Everything the card says, from the records and this release's measurements."""
     lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
     y = (lesion["true_class"] == "malignant").to_numpy(int)
@@ -478,6 +533,9 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
                 "bands_crossfit": birads_table(
                     y, lesion["prob_calibrated_crossfit"].clip(0, 1)).reset_index().to_dict(
                         "records")},
+        "operating_points_crossfit": operating_points_record(
+            y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
+        "ood": {k: v for k, v in (ood_info or {}).items()},
         "calibration": {**cal.to_dict(), "describe": cal.describe(),
                         "fitted_on": "BUSI out-of-fold predictions of the released weights"},
         "timing": timing,
@@ -494,6 +552,12 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
             "calibration_after": calibration_scores(yb, ext["prob_calibrated"].clip(0, 1)),
             "bands": birads_table(yb, ext["prob_calibrated"].clip(0, 1)).reset_index().to_dict(
                 "records"),
+            "no_lesion_found": (float((~ext["lesion_found"].astype(bool)).mean())
+                                if "lesion_found" in ext else None),
+            "out_of_distribution": (float(ext["out_of_distribution"].mean())
+                                    if "out_of_distribution" in ext else None),
+            "operating_points": operating_points_record(yb, ext["prob_calibrated"],
+                                                        ext["birads"]),
             "auc_by_device": {d: _dice_auc((g["pathology"] == "malignant").to_numpy(int),
                                            g["prob_calibrated"].to_numpy(),
                                            g["dice"].to_numpy())[1]
@@ -532,24 +596,28 @@ def demo_model(data_dir=None, *, profile: str = "smoke", experiment: str = "mult
 def model_for_book(profile: str, model=None, data_dir=None,
                    experiment: str = "multitask_grouped") -> tuple[Path, bool]:
     """``(model folder, is_demo)`` for the chapter *Try the model*: ``model`` when given, else
-    the released ``models/<experiment>_<profile>``, else the demonstration model
-    (:func:`demo_model`, trained in the cache on the smoke profile)."""
+    the released ``models/<RELEASED_EXPERIMENT>_<profile>``, else the demonstration model
+    (:func:`demo_model` of ``experiment``, trained in the cache on the smoke profile)."""
+    from .config import RELEASED_EXPERIMENT
+
     if model not in (None, ""):
         return Path(model), False
-    released = MODELS_DIR / model_name(profile, experiment)
+    released = MODELS_DIR / model_name(profile, RELEASED_EXPERIMENT)
     if (released / "config.json").is_file():
         return released, False
     return demo_model(data_dir, experiment=experiment), True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m busi_lib.release --profile cpu --experiment multitask_grouped``."""
+    """``python -m busi_lib.release --profile cpu --experiment robust_grouped_e60``."""
     import argparse
+
+    from .config import RELEASED_EXPERIMENT
 
     p = argparse.ArgumentParser(prog="python -m busi_lib.release",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu")
-    p.add_argument("--experiment", default="multitask_grouped")
+    p.add_argument("--experiment", default=RELEASED_EXPERIMENT)
     p.add_argument("--results-dir", default=None)
     p.add_argument("--out", default=None, help="folder for <experiment>_<profile>/ and README.md "
                                                "(default models/)")
