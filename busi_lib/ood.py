@@ -85,7 +85,7 @@ def image_features(prepared: np.ndarray, colour: float = 0.0) -> dict[str, float
             "mode_share": float(levels.max() / x.size),
             "gradient": float(np.hypot(gx, gy).mean()),
             "autocorr": 0.5 * (corr(x[:, 1:], x[:, :-1]) + corr(x[1:], x[:-1])),
-            "high_freq": float((x - ndimage.gaussian_filter(x, 1.0)).std() / sd) if sd > 0 else 0.0,
+            "high_freq": float((x - ndimage.gaussian_filter(x, 1.0)).std() / sd) if sd > 1e-9 else 0.0,
             "colour": float(colour)}
 
 
@@ -111,9 +111,9 @@ class Detector:
         from sklearn.covariance import LedoitWolf
 
         X = np.asarray(X, float)
-        if X.ndim != 2 or X.shape[1] != len(FEATURES) or len(X) <= len(FEATURES):
+        if X.ndim != 2 or X.shape[1] != len(FEATURES) or len(X) < 3:
             raise DataError(f"feature matrix of shape {X.shape}: expected (N, {len(FEATURES)}) "
-                            f"with N > {len(FEATURES)}")
+                            "with N >= 3 (the shrunk covariance needs a few rows)")
         self.center = np.median(X, 0)
         self.scale = np.maximum(X.std(0), MIN_SCALE)
         self.precision = LedoitWolf().fit((X - self.center) / self.scale).precision_
