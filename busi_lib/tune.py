@@ -126,7 +126,19 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # (weights, order, augmentation; the same images and validation split)
     "recipe_s1": (5, {**COMBO, "train_seed": 1}),
     "recipe_s2": (5, {**COMBO, "train_seed": 2}),
+    # stage 6 (issue 26, 2026-12-03; rule in busi_lib.tune_report.seeded_select, fixed before
+    # these trials ran): candidates for transfer to other scanners, each with the three training
+    # seeds of the recipe's reseeds (robust_ref, recipe_s1, recipe_s2 are the reference).
+    # Per-image intensity standardisation (z-score): the scanner's grey-level look should not
+    # carry the label
+    **{f"s6_zscore{sfx}": (6, {**COMBO, "normalize": "zscore", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
+#: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
+#: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
+SEEDED_REFERENCE = ("robust_ref", "recipe_s1", "recipe_s2")
+SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "zscore": ("s6_zscore", "s6_zscore_s1", "s6_zscore_s2")}
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
