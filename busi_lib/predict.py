@@ -550,6 +550,37 @@ def latest_bench(path, model: str | None = None) -> dict[str, Any] | None:
     return rows[-1] if rows else None
 
 
+class quiet_native_stderr:
+    """Send file descriptor 2 to ``/dev/null`` inside the block, then restore it.
+
+    TensorFlow's C++ start-up lines ("oneDNN custom operations are on", "All log messages
+    before absl::InitializeLog() ...") are written at import and at the first operation, before
+    any logging setting applies (no environment variable silences them); the command line wraps
+    loading and the first prediction in this. Python exceptions still propagate and are printed
+    after the block. ``BUSI_TF_LOGS=1`` keeps the lines.
+    """
+
+    def __enter__(self):
+        self._saved = None
+        if os.environ.get("BUSI_TF_LOGS") == "1":
+            return self
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:                 # no real file descriptor 2 (some notebook kernels)
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m busi_lib.predict IMAGE [IMAGE ...] --out DIR [--model PATH]``."""
     import argparse
@@ -594,14 +625,19 @@ def main(argv: list[str] | None = None) -> int:
                             "expected a writable folder") from exc
         if not os.access(out_dir, os.W_OK):
             raise DataError(f"--out {a.out!r} is not writable; expected a writable folder")
-        model = load_model(a.model)
+        with quiet_native_stderr():
+            model = load_model(a.model)
     except (DataError, ConfigError) as exc:
         print(f"busi_lib.predict: error: {exc}", file=sys.stderr, flush=True)
         return 2
     failed = 0
     used: set[str] = set()
-    for path in a.images:
-        res = model.predict_many([path])[0]
+    for i, path in enumerate(a.images):
+        if i == 0:
+            with quiet_native_stderr():          # the first operation logs once more
+                res = model.predict_many([path])[0]
+        else:
+            res = model.predict_many([path])[0]
         if not isinstance(res, Exception):
             try:
                 stem = _unique_stem(path, used)
