@@ -195,6 +195,7 @@ class Predictor:
         return {"name": self.name, "sha256": self.sha256, "folds": len(self.fold_weights),
                 "calibration": self.calibrator.method if self.calibrator else "none",
                 "verified_against_card": self.verified,
+                "ood_check": self.ood is not None,
                 "preprocessing": {"enhancement": c["enhancement"], "image_size": c["image_size"],
                                   "resize": c.get("resize", "squash"),
                                   "normalize": c.get("normalize", "none"),
@@ -324,8 +325,6 @@ class Predictor:
                             "B-mode breast ultrasound, a photograph, text or a synthetic "
                             "pattern): the probability and mask are not meaningful, no band is "
                             "given")
-        elif self.ood is None:
-            warnings.append("no out-of-distribution check (this model has no ood.json)")
         band = str(birads_band(prob)) if found and not ood["out_of_distribution"] else None
         return {
             "image": it["name"],
