@@ -311,3 +311,24 @@ def lesion_share_of_attention(items) -> pd.DataFrame:
                      "share of the fall inside the lesion (%)":
                          100 * float(pos[mask].sum() / total) if total > 0 else np.nan})
     return pd.DataFrame(rows).set_index("image") if rows else pd.DataFrame()
+
+
+def local_busi_examples(data_dir=None, per_class: int = 1) -> list[Path]:
+    """The first ``per_class`` benign and malignant BUSI images found locally (``data_dir``,
+    ``$BUSI_DATA`` or ``./data/Dataset_BUSI_with_GT``), for the occlusion maps; nothing is
+    downloaded (empty list when BUSI is not here). Every BUSI image was a training image of four
+    of the five fold models."""
+    import os
+
+    from .records import PROJECT_ROOT
+
+    for cand in (data_dir, os.environ.get("BUSI_DATA"), PROJECT_ROOT / "data" / "Dataset_BUSI_with_GT"):
+        if cand and (Path(cand) / "benign").is_dir() and (Path(cand) / "malignant").is_dir():
+            root = Path(cand)
+            out = []
+            for cls in ("benign", "malignant"):
+                files = sorted((p for p in (root / cls).glob("*.png") if "_mask" not in p.name),
+                               key=lambda p: (len(p.name), p.name))
+                out += files[:per_class]
+            return out
+    return []
