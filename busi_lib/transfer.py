@@ -332,3 +332,12 @@ def local_busi_examples(data_dir=None, per_class: int = 1) -> list[Path]:
                 out += files[:per_class]
             return out
     return []
+
+
+def busi_operating_table(rel: dict) -> pd.DataFrame:
+    """The release's operating points on BUSI (out of fold, calibration cross-fitted: each
+    fold calibrated by the others), for the page; empty when the release has none."""
+    op = rel.get("operating_points_crossfit")
+    if not op:
+        return pd.DataFrame()
+    return operating.display(pd.DataFrame(op["model"]).set_index("reader"))
