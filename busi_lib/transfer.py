@@ -341,3 +341,17 @@ def busi_operating_table(rel: dict) -> pd.DataFrame:
     if not op:
         return pd.DataFrame()
     return operating.display(pd.DataFrame(op["model"]).set_index("reader"))
+
+
+def bottom_line(rel: dict, ext: pd.DataFrame) -> str:
+    """One sentence for the book's introduction: the released model against the radiologists on
+    BUS-BRA, at the radiologists' own sensitivity (BI-RADS >= 4)."""
+    b = rel["busbra"]
+    y = (ext["pathology"] == "malignant").to_numpy(int)
+    rad = operating.radiologist_points(y, ext["birads"]).iloc[0]
+    m = operating.specificity_at_sensitivity(y, ext["prob_calibrated"], float(rad["sensitivity"]))
+    r_auc = fast_auc(y, ext["birads"].astype(float))
+    return (f"on BUS-BRA its AUC is {b['auc']:.3f} (95 % CI {b['auc_ci95'][0]:.3f}-"
+            f"{b['auc_ci95'][1]:.3f}) against {r_auc:.3f} for the radiologists' BI-RADS, and at "
+            f"their sensitivity ({100 * rad['sensitivity']:.1f} %) its specificity would be "
+            f"{100 * m['specificity']:.1f} % against their {100 * rad['specificity']:.1f} %")
