@@ -106,3 +106,44 @@ def test_the_committed_selection_record_is_what_the_rule_gives():
     from busi_lib.config import RELEASED_EXPERIMENT
 
     assert rec["experiments"][RELEASED_EXPERIMENT]["keep"] is False
+
+
+def _perturbed(clean, gain_shift=0.0, seed=1):
+    """Rows as perturbed_rows gives them: each clean row under two 'perturbations'."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for name in ("a", "b"):
+        t = clean.copy()
+        t["shift"] = name
+        t["prob_malignant"] = np.clip(t["prob_malignant"] + rng.normal(0, 0.2, len(t)), 0, 1)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_second_rule_fits_on_clean_rows_of_the_other_folds_only():
+    clean = _table(n=400, signal=3.0)
+    rows = _perturbed(clean)
+    s = F.perturbed_selection(rows, clean)
+    assert set(s["per_shift"]["shift"]) == {"a", "b"} and len(s["per_fold"]) == 5
+    assert s["keep"] and s["ci"][0] > 0
+    # relabel the clean rows of fold index 3 (shown as fold 4): its own fused scores must not move
+    other = clean.copy()
+    k = other["fold"] == 3
+    other.loc[k, "true_class"] = np.where(other.loc[k, "true_class"] == "malignant", "benign",
+                                          "malignant")
+    s2 = F.perturbed_selection(rows, other)
+    a = s["per_shift"].query("fold == 4")["auc_fused"].to_numpy()
+    b = s2["per_shift"].query("fold == 4")["auc_fused"].to_numpy()
+    np.testing.assert_allclose(a, b)
+    no_signal = F.perturbed_selection(_perturbed(_table(n=400, signal=0.0, seed=5)),
+                                      _table(n=400, signal=0.0, seed=5))
+    assert not no_signal["keep"]
+
+
+def test_kept_reads_both_records(tmp_path):
+    sel = F.selection_path("cpu", tmp_path)
+    sel.parent.mkdir(parents=True)
+    sel.write_text(json.dumps({"experiments": {"x": {"keep": False}}}))
+    assert not F.kept("cpu", "x", tmp_path) and not F.kept("cpu", "y", tmp_path)
+    F.perturbed_path("cpu", tmp_path).write_text(json.dumps({"experiments": {"x": {"keep": True}}}))
+    assert F.kept("cpu", "x", tmp_path)
