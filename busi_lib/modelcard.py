@@ -129,6 +129,8 @@ def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str
         "",
         "Calibration of p(malignant): " + cal_sentence(c),
         "",
+        fusion_sentence(c.get("fusion") or {"used": False}),
+        "",
         _table([{"data": "BUSI CV, before", **oof["calibration_before"]},
                 {"data": "BUSI CV, after (cross-fitted)", **oof["calibration_after_crossfit"]}]
                + ([{"data": "BUS-BRA, before", **c["busbra"]["calibration_before"]},
@@ -286,3 +288,16 @@ def ood_lines(o: dict, busbra: dict | None) -> list[str]:
         line += (f" On BUS-BRA (another scanner family, real ultrasound) it flags "
                  f"{100 * busbra['out_of_distribution']:.1f} % of the images.")
     return [line, ""]
+
+
+def fusion_sentence(f: dict) -> str:
+    """The card's sentence on the shape fusion (``fusion.json``)."""
+    if not f.get("used"):
+        return ("Shape fusion: not shipped (the selection rules of `busi_lib.fusion`, judged on "
+                "BUSI's folds only, did not keep it): `prob_malignant` is the calibrated network's.")
+    return (f"Shape fusion (`fusion.json`, kept by the selection rules of `busi_lib.fusion`): "
+            f"`prob_malignant` is a logistic regression on the network's logit and the shape "
+            f"descriptors of the predicted mask, fitted on {f['n_fit']} BUSI out-of-fold "
+            f"predictions (weights, standardised: {f['describe']}); cross-fitted on BUSI it "
+            f"reaches an AUC of {f['auc_crossfit']:.3f}. `prob_malignant_network` keeps the "
+            "calibrated network's probability.")

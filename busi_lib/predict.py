@@ -94,7 +94,12 @@ class Predictor:
     verified : bool
         Whether the files were checked against a model card.
     ood : busi_lib.ood.Detector, optional
-        Flags images unlike the training images (``None``: no check, and a warning says so).
+        Flags images unlike the training images (``None``: no check; ``model.ood_check`` says
+        so).
+    fusion : busi_lib.fusion.Fusion, optional
+        When given (a release whose selection kept it), ``prob_malignant`` is the fusion of
+        each fold's network probability with the shape descriptors of the ensemble's mask,
+        averaged over the folds; ``prob_malignant_network`` keeps the calibrated network's.
 
     The network is built once; each fold's weights are set in turn (milliseconds).
     """
@@ -102,7 +107,7 @@ class Predictor:
     def __init__(self, cfg: dict, fold_weights: list[list[np.ndarray]],
                  calibrator: Calibrator | None = None, *, name: str = "unnamed",
                  sha256: str | None = None, verified: bool = False, source: str = "",
-                 model=None, ood=None):
+                 model=None, ood=None, fusion=None):
         if cfg.get("task", "multi") != "multi":
             raise ConfigError(f"task={cfg.get('task')!r}: the predictor needs a multi-task model "
                               "(task='multi': mask and class)")
@@ -127,6 +132,7 @@ class Predictor:
         self.verified = verified
         self.source = source
         self.ood = ood
+        self.fusion = fusion
         self._mal = list(self.cfg["classes"]).index("malignant")
 
     # ------------------------------------------------------------------ constructors
@@ -148,18 +154,22 @@ class Predictor:
         cal = None
         if (d / "calibration.json").is_file():
             cal = Calibrator.from_dict(json.loads((d / "calibration.json").read_text()))
-        ood = None
+        ood = fus = None
         if (d / "ood.json").is_file():
             from .ood import Detector
 
             ood = Detector.from_dict(json.loads((d / "ood.json").read_text()))
+        if (d / "fusion.json").is_file():
+            from .fusion import Fusion
+
+            fus = Fusion.from_dict(json.loads((d / "fusion.json").read_text()))
         model = _build_for_config(cfg)
         weights = []
         for f in files:
             model.load_weights(f)
             weights.append([np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights])
         return cls(cfg, weights, cal, name=d.name, sha256=ensemble_sha256(files, hashes),
-                   verified=verify, source=str(d), model=model, ood=ood)
+                   verified=verify, source=str(d), model=model, ood=ood, fusion=fus)
 
     @classmethod
     def from_keras(cls, path: str | os.PathLike, cfg: dict | None = None) -> "Predictor":
@@ -196,6 +206,7 @@ class Predictor:
                 "calibration": self.calibrator.method if self.calibrator else "none",
                 "verified_against_card": self.verified,
                 "ood_check": self.ood is not None,
+                "shape_fusion": self.fusion is not None,
                 "preprocessing": {"enhancement": c["enhancement"], "image_size": c["image_size"],
                                   "resize": c.get("resize", "squash"),
                                   "normalize": c.get("normalize", "none"),
@@ -232,6 +243,32 @@ class Predictor:
         """Calibrated probabilities (identity without a calibrator)."""
         p = np.clip(np.asarray(p, np.float64), 0.0, 1.0)
         return p if self.calibrator is None else self.calibrator.transform(p)
+
+    def binarize(self, mask_prob: np.ndarray) -> np.ndarray:
+        """Binary masks ``(N, H, W)`` from mask probabilities, with the configuration's threshold
+        and post-processing."""
+        from .inference import postprocess_masks
+
+        both = self.cfg.get("postprocess", "none") == "largest_fill"
+        return postprocess_masks(mask_prob, self.cfg.get("mask_threshold", 0.5), largest=both,
+                                 fill_holes=both)
+
+    def fuse(self, p_folds: np.ndarray, binary: np.ndarray, sizes) -> np.ndarray:
+        """The fused probability of each image: ``p_folds`` ``(F, N)`` raw fold probabilities,
+        ``binary`` ``(N, S, S)`` the ensemble's binary masks at the network's size, ``sizes``
+        rows ``(H, W)`` of the original images (descriptors are taken at those proportions, as
+        in the fold records). Without a fusion: the mean calibrated probability."""
+        if self.fusion is None:
+            return self.calibrate(p_folds).mean(0)
+        from .fusion import FEATURES, logit
+        from .shape import predicted_descriptors
+
+        desc = predicted_descriptors(binary, sizes, self.cfg.get("resize", "squash"))
+        X = desc.rename(columns=lambda c: f"pred_{c}")
+        out = []
+        for p in np.asarray(p_folds, float):
+            out.append(self.fusion.predict_proba(X.assign(logit=logit(p))[list(FEATURES)]))
+        return np.mean(out, axis=0)
 
     def check_distribution(self, prepared: np.ndarray, colour: float = 0.0) -> dict[str, Any]:
         """``out_of_distribution`` (bool), ``ood_score`` and ``ood_threshold`` of one prepared
@@ -300,16 +337,17 @@ class Predictor:
                 "warnings": warnings, "colour": colour}
 
     def _finish(self, it: dict, p_folds: np.ndarray, mask_prob: np.ndarray) -> dict[str, Any]:
-        from .inference import postprocess_masks, restore_mask
+        from .inference import restore_mask
 
         img = it["image"]
         h, w = img.shape
         p_cal = self.calibrate(p_folds)
         prob = float(np.mean(p_cal))
-        both = self.cfg.get("postprocess", "none") == "largest_fill"
+        if self.fusion is not None:
+            prob = float(self.fuse(np.asarray(p_folds)[:, None], self.binarize(mask_prob[None]),
+                                   [img.shape])[0])
         full = restore_mask(mask_prob, (h, w), self.cfg.get("resize", "squash"))
-        mask = postprocess_masks(full[None], self.cfg.get("mask_threshold", 0.5), largest=both,
-                                 fill_holes=both)[0]
+        mask = self.binarize(full[None])[0]
         area = float(mask.mean())
         warnings = list(it["warnings"])
         found = bool(mask.any())
@@ -333,6 +371,8 @@ class Predictor:
             "mask_area_fraction": round(area, 5),
             "lesion_found": found,
             "prob_malignant_uncalibrated": round(float(np.mean(p_folds)), 4),
+            **({"prob_malignant_network": round(float(np.mean(p_cal)), 4)}
+               if self.fusion is not None else {}),
             "prob_malignant_folds": [round(float(v), 4) for v in p_cal],
             "fold_spread": round(float(np.std(p_cal)), 4),
             **ood,

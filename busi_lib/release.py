@@ -11,6 +11,7 @@ reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment
         calibration.json         # Platt (or isotonic) fitted on BUSI's out-of-fold predictions
         release.json             # provenance and every number of the card, machine-readable
         ood.json                 # out-of-distribution detector fitted on BUSI's images (busi_lib.ood)
+        fusion.json              # shape fusion, when the selection records keep it (busi_lib.fusion)
         oof_predictions.csv      # BUSI out-of-fold predictions of the released weights
         busbra_predictions.csv   # BUS-BRA predictions of the released ensemble (external test)
     models/README.md             # the model card, with the sha256 of every file
@@ -187,20 +188,14 @@ def _dice_auc(y: np.ndarray, p: np.ndarray, dice: np.ndarray) -> tuple[float, fl
     return float(np.nanmean(dice)), auc
 
 
-def _binarize(cfg: dict, mask_prob: np.ndarray) -> np.ndarray:
-    from .inference import postprocess_masks
-
-    both = cfg.get("postprocess", "none") == "largest_fill"
-    return postprocess_masks(mask_prob, cfg.get("mask_threshold", 0.5), largest=both,
-                             fill_holes=both)
-
-
 def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], net
                 ) -> pd.DataFrame:
     """Out-of-fold predictions of exported weights: each fold's test images predicted by that
     fold's model (loaded into ``net``), with the predictor's pipeline. Columns: id, fold,
-    true_class, prob_raw, dice (``NaN`` for normal images)."""
+    true_class, prob_raw, dice (``NaN`` for normal images) and the descriptors of the predicted
+    mask (``pred_<descriptor>``, at the image's proportions, as the fold records hold them)."""
     from .metrics import per_image_segmentation
+    from .shape import predicted_descriptors
 
     fold_col = folds["fold"].to_numpy()
     frames = []
@@ -208,11 +203,14 @@ def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], ne
         idx = np.nonzero(fold_col == k)[0]
         pred = Predictor(cfg, [load_weights(net, f)], None, name=f.name, model=net)
         p_folds, mask_prob = pred.forward(data.images[idx])
-        dice = per_image_segmentation(data.masks[idx], _binarize(cfg, mask_prob))["DC"]
+        binary = pred.binarize(mask_prob)
+        dice = per_image_segmentation(data.masks[idx], binary)["DC"]
         names = [data.class_names[i] for i in data.labels[idx]]
+        desc = predicted_descriptors(binary, data.orig_sizes[idx], cfg.get("resize", "squash"))
         frames.append(pd.DataFrame({"id": data.ids[idx], "fold": k, "true_class": names,
                                     "prob_raw": p_folds[0], "dice": np.where(
-                                        np.array(names) == "normal", np.nan, dice)}))
+                                        np.array(names) == "normal", np.nan, dice),
+                                    **{f"pred_{c}": desc[c].to_numpy() for c in desc.columns}}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -223,9 +221,27 @@ def _summary(oof: pd.DataFrame, col: str = "prob_raw") -> dict[str, float]:
     return {"dice_mean": dice, "auc": auc}
 
 
+def _busbra_sizes(meta: pd.DataFrame, busbra_dir=None) -> np.ndarray:
+    """Rows ``(H, W)`` of BUS-BRA's original images: from its table, else read from the files."""
+    if {"Height", "Width"} <= set(meta.columns):
+        return meta[["Height", "Width"]].to_numpy()
+    from PIL import Image
+
+    from .external import locate_busbra
+
+    root = locate_busbra(busbra_dir)
+    sizes = []
+    for i in meta["ID"]:
+        with Image.open(root / "Images" / f"{i}.png") as im:
+            sizes.append((im.size[1], im.size[0]))
+    return np.array(sizes)
+
+
 def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | None:
     """The released ensemble on BUS-BRA: id, case, pathology, birads, device, prob_raw,
-    prob_calibrated, band, dice. ``None`` when BUS-BRA is not found."""
+    prob_calibrated (the predictor's ``prob_malignant``: the fused probability when the release
+    has a fusion), prob_network (the calibrated network's), fold_spread, lesion_found, dice, band,
+    and the out-of-distribution score and flag. ``None`` when BUS-BRA is not found."""
     from .external import load_busbra
     from .metrics import per_image_segmentation
 
@@ -235,19 +251,22 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
     if loaded is None:
         return None
     images, masks, meta = loaded
-    p_raw, p_cal, dice, found, spread = [], [], [], [], []
+    sizes = _busbra_sizes(meta, busbra_dir) if predictor.fusion is not None else [None] * len(meta)
+    p_raw, p_cal, p_net, dice, found, spread = [], [], [], [], [], []
     for s in range(0, len(images), 64):
         p_folds, mask_prob = predictor.forward(images[s:s + 64])
         p_raw.append(p_folds.mean(0))
         cal = predictor.calibrate(p_folds)
-        p_cal.append(cal.mean(0))
         spread.append(cal.std(0))
-        binary = _binarize(cfg, mask_prob)
+        binary = predictor.binarize(mask_prob)
+        p_net.append(cal.mean(0))
+        p_cal.append(predictor.fuse(p_folds, binary, sizes[s:s + 64]))
         found.append(binary.reshape(len(binary), -1).any(1))
         dice.append(per_image_segmentation(masks[s:s + 64], binary)["DC"])
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"],
                         "prob_raw": np.concatenate(p_raw), "prob_calibrated": np.concatenate(p_cal),
+                        "prob_network": np.concatenate(p_net),
                         "fold_spread": np.concatenate(spread), "lesion_found": np.concatenate(found),
                         "dice": np.concatenate(dice)})
     if predictor.ood is not None:
@@ -284,7 +303,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
             out=None, data_dir=None, busbra_dir=None, external: bool = True,
             method: str = "platt", float16: str = "auto", tolerance: float = 0.005,
             max_mib: float = MAX_MIB, n_boot: int = 1000, train_missing: bool = False,
-            bench_repeats: int = 5, verbose: bool = True) -> Path:
+            bench_repeats: int = 5, fusion: str = "auto", verbose: bool = True) -> Path:
     """Release ``experiment`` of ``profile`` (see the module docstring); returns the model folder.
 
     Parameters
@@ -311,6 +330,10 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         profiles (a fold model exists only where its fold was trained).
     bench_repeats : int
         Predictions of a 500 x 500 image timed for the card (0: no timing).
+    fusion : {"auto", "yes", "no"}
+        Ship the shape-descriptor fusion (:mod:`busi_lib.fusion`, fitted on the out-of-fold
+        predictions): ``"auto"`` when the selection records keep it for ``experiment``
+        (:func:`busi_lib.fusion.kept`).
 
     Raises
     ------
@@ -322,6 +345,8 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
     if method not in METHODS:
         raise ConfigError(f"method={method!r}: expected one of {list(METHODS)}")
+    if fusion not in ("auto", "yes", "no"):
+        raise ConfigError(f"fusion={fusion!r}: expected 'auto', 'yes' or 'no'")
     if float16 not in ("auto", "yes", "no"):
         raise ConfigError(f"float16={float16!r}: expected 'auto', 'yes' or 'no'")
     if not 0 < tolerance < 1:
@@ -383,12 +408,26 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         oof["prob_calibrated_crossfit"] = np.nan
         oof.loc[lesion, "prob_calibrated_crossfit"] = crossfit(
             y[lesion], oof["prob_raw"].to_numpy()[lesion], oof["fold"].to_numpy()[lesion], method)
+        from . import fusion as fusion_mod
+
+        use_fusion = (fusion_mod.kept(profile, experiment, results_dir) if fusion == "auto"
+                      else fusion == "yes")
+        fus = None
+        headline = "prob_calibrated_crossfit"
+        if use_fusion:
+            rows = fusion_mod.lesion_rows(oof[lesion].rename(columns={"prob_raw": "prob_malignant"}))
+            fus = fusion_mod.fit_all(rows)
+            oof["prob_fused_crossfit"] = np.nan
+            oof.loc[lesion, "prob_fused_crossfit"] = fusion_mod.fold_fitted(rows)
+            headline = "prob_fused_crossfit"
+            _log(verbose, f"shape fusion kept by the selection records: {fus.describe()}")
         oof["band_crossfit"] = None
-        oof.loc[lesion, "band_crossfit"] = birads_band(
-            oof.loc[lesion, "prob_calibrated_crossfit"].clip(0, 1))
+        oof.loc[lesion, "band_crossfit"] = birads_band(oof.loc[lesion, headline].clip(0, 1))
         cfg_out = {**cfg, "folds": None}
         records.write_json(stage / "config.json", cfg_out)
         records.write_json(stage / "calibration.json", cal.to_dict())
+        if fus is not None:
+            records.write_json(stage / "fusion.json", fus.to_dict())
         records.write_csv(stage / "oof_predictions.csv", oof)
         detector = fit_ood(cfg, data_dir, folds)
         records.write_json(stage / "ood.json", detector.to_dict())
@@ -399,7 +438,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         hashes = {p.name: sha256_file(p) for p in weights_files(stage)}
         predictor = Predictor(cfg_out, [load_weights(net, p) for p in weights_files(stage)],
                               cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes),
-                              model=net, ood=detector)
+                              model=net, ood=detector, fusion=fus)
         ext = evaluate_busbra(predictor, busbra_dir) if external else None
         if ext is not None:
             records.write_csv(stage / "busbra_predictions.csv", ext)
@@ -408,7 +447,8 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
         info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
-                             timing, {"threshold": detector.threshold, **detector.info})
+                             timing, {"threshold": detector.threshold, **detector.info},
+                             headline, fus)
         records.write_json(stage / "release.json", info)
         card = card_text(stage, info)
         # swap in atomically: the old release (if any) is removed only once the new one is whole
@@ -492,7 +532,8 @@ def operating_points_record(y, prob, birads=None) -> dict[str, Any]:
 
 def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
                   tolerance, cal, ext, n_params, ens_sha, n_boot, timing,
-                  ood_info=None) -> dict[str, Any]:
+                  ood_info=None, headline: str = "prob_calibrated_crossfit",
+                  fus=None) -> dict[str, Any]:
     """Everything the card says, from the records and this release's measurements."""
     lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
     y = (lesion["true_class"] == "malignant").to_numpy(int)
@@ -531,10 +572,13 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
                 "calibration_after_crossfit": calibration_scores(
                     y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
                 "bands_crossfit": birads_table(
-                    y, lesion["prob_calibrated_crossfit"].clip(0, 1)).reset_index().to_dict(
-                        "records")},
-        "operating_points_crossfit": operating_points_record(
-            y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
+                    y, lesion[headline].clip(0, 1)).reset_index().to_dict("records")},
+        "operating_points_crossfit": operating_points_record(y, lesion[headline].clip(0, 1)),
+        "fusion": ({"used": True, "describe": fus.describe(), "n_fit": fus.n_fit,
+                    "auc_crossfit": _dice_auc(y, lesion[headline].to_numpy(),
+                                              lesion["dice"].to_numpy())[1],
+                    "fitted_on": "BUSI out-of-fold predictions of the released weights"}
+                   if fus is not None else {"used": False}),
         "ood": {k: v for k, v in (ood_info or {}).items()},
         "calibration": {**cal.to_dict(), "describe": cal.describe(),
                         "fitted_on": "BUSI out-of-fold predictions of the released weights"},
@@ -629,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.005)
     p.add_argument("--max-mib", type=float, default=MAX_MIB)
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--fusion", default="auto", choices=["auto", "yes", "no"],
+                   help="ship the shape fusion (auto: when the selection records keep it)")
     p.add_argument("--train-missing", action="store_true",
                    help="train folds that are not recorded first (small profiles)")
     p.add_argument("--refresh-card", metavar="FOLDER", default=None,
@@ -642,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         release(a.profile, a.experiment, results_dir=a.results_dir, out=a.out,
                 data_dir=a.data_dir, busbra_dir=a.busbra_dir, external=not a.no_external,
                 method=a.calibration, float16=a.float16, tolerance=a.tolerance,
-                max_mib=a.max_mib, n_boot=a.n_boot, train_missing=a.train_missing)
+                max_mib=a.max_mib, n_boot=a.n_boot, train_missing=a.train_missing,
+                fusion=a.fusion)
     except (DataError, ConfigError) as exc:
         print(f"busi_lib.release: error: {exc}", file=sys.stderr)
         return 2

@@ -271,3 +271,33 @@ def test_refresh_card_adds_the_latest_speed_row_and_keeps_the_rest(released, tmp
         card_path.write_text(card)
     with pytest.raises(DataError, match="no release.json"):
         R.refresh_card(tmp_path)
+
+
+def test_release_with_shape_fusion_ships_it_and_the_predictor_uses_it(released, tmp_path):
+    """fusion='yes': fusion.json is fitted on the out-of-fold rows, the card says so, and the
+    predictor's probability is the fold mean of the fusion of each fold's network output with
+    the descriptors of the ensemble's mask."""
+    from busi_lib.fusion import Fusion
+
+    _, results, busi, busbra, _ = released
+    d = R.release("smoke", "multitask_grouped", results_dir=results, out=tmp_path / "m",
+                  data_dir=busi, busbra_dir=busbra, n_boot=20, bench_repeats=0, fusion="yes",
+                  verbose=False)
+    info = json.loads((d / "release.json").read_text())
+    fus = Fusion.from_dict(json.loads((d / "fusion.json").read_text()))
+    assert info["fusion"]["used"] and fus.n_fit == info["n_lesion_images"]
+    assert "Shape fusion (`fusion.json`" in (tmp_path / "m" / "README.md").read_text()
+    p = P.Predictor.from_release(d)
+    assert p.fusion is not None and p.info["shape_fusion"]
+    img = np.asarray(Image.open(next((busbra / "Images").glob("*.png"))))
+    r = p.predict(img)
+    from busi_lib.inference import prepare_image
+
+    p_folds, mask_prob = p.forward(prepare_image(img, p.cfg)[None])
+    want = p.fuse(p_folds, p.binarize(mask_prob), [img.shape])[0]
+    assert r["prob_malignant"] == pytest.approx(want, abs=1e-4)
+    assert "prob_malignant_network" in r
+    ext = pd.read_csv(d / "busbra_predictions.csv")
+    assert {"prob_network", "prob_calibrated"} <= set(ext.columns)
+    with pytest.raises(ConfigError, match="fusion="):
+        R.release("smoke", "multitask_grouped", results_dir=results, fusion="maybe")
