@@ -32,10 +32,14 @@ def selection_view(profile: str, results_dir=None) -> dict[str, Any] | None:
     seeds each). ``None`` when neither is recorded (e.g. the smoke profile)."""
     from . import fusion, tune_report
 
-    out: dict[str, Any] = {"fusion": None, "seeded": None, "verdicts": {}, "missing": []}
+    out: dict[str, Any] = {"fusion": None, "perturbed": None, "seeded": None, "verdicts": {},
+                           "missing": []}
     path = fusion.selection_path(profile, results_dir)
     if path.is_file():
         out["fusion"] = fusion.selection_table(json.loads(path.read_text()))
+    ppath = fusion.perturbed_path(profile, results_dir)
+    if ppath.is_file():
+        out["perturbed"] = perturbed_display(json.loads(ppath.read_text()))
     recs = tune_report.load_trials(profile, results_dir)
     try:
         t = tune_report.seeded_table(recs)
@@ -66,6 +70,13 @@ def selection_sentence(view: dict[str, Any]) -> str:
                      f"changed the out-of-fold AUC by {gains.min():+.3f} to {gains.max():+.3f} "
                      f"across {len(f)} grouped experiments, and of their per-fold intervals "
                      f"{verdict}")
+    pt = view.get("perturbed")
+    if pt is not None:
+        for name, r in pt.iterrows():
+            parts.append(f"under perturbation (a second rule, written after the first rule's "
+                         f"verdict was known and before its numbers existed) the fusion's AUC "
+                         f"gain for {name} was {r['gain under perturbation, mean of 5 folds']:+.3f} "
+                         f"({r['95% CI']}): {'kept' if r['kept'] == 'yes' else 'not kept'}")
     for name, verdict in (view.get("verdicts") or {}).items():
         t = view["seeded"].set_index(["candidate", "signal"]).loc[name]
         parts.append(f"candidate {name} (three seeds against the recipe's three) changed the "
@@ -75,6 +86,19 @@ def selection_sentence(view: dict[str, Any]) -> str:
         parts.append(f"candidate {name} is not fully recorded yet")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
+
+
+def perturbed_display(rec: dict[str, Any]) -> pd.DataFrame:
+    """The fusion's second rule (``fusion_perturbed.json``), one row per experiment."""
+    rows = []
+    for name, e in rec["experiments"].items():
+        pf = pd.DataFrame(e["per_fold"])
+        rows.append({"experiment": name, "AUC network, perturbed": pf["auc_network"].mean(),
+                     "AUC fused, perturbed": pf["auc_fused"].mean(),
+                     "gain under perturbation, mean of 5 folds": e["mean_gain"],
+                     "95% CI": f"{e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f}",
+                     "clean gain": e["clean_gain"], "kept": "yes" if e["keep"] else "no"})
+    return pd.DataFrame(rows).set_index("experiment")
 
 
 def seeded_display(t: pd.DataFrame) -> pd.DataFrame:
