@@ -337,25 +337,23 @@ def lesion_share_of_attention(items) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("image") if rows else pd.DataFrame()
 
 
-def local_busi_examples(data_dir=None, per_class: int = 1) -> list[Path]:
-    """The first ``per_class`` benign and malignant BUSI images found locally (``data_dir``,
-    ``$BUSI_DATA`` or ``./data/Dataset_BUSI_with_GT``), for the occlusion maps; nothing is
-    downloaded (empty list when BUSI is not here). Every BUSI image was a training image of four
-    of the five fold models."""
-    import os
+def local_busi_examples(data_dir=None, per_class: int = 1, download: bool = False) -> list[Path]:
+    """The first ``per_class`` benign and malignant BUSI images (by :func:`busi_lib.data.
+    locate_data`: ``data_dir``, ``$BUSI_DATA``, ``./data``; downloaded only with ``download``,
+    e.g. on Colab where the first cell fetched it already); an empty list when BUSI is not
+    found. Every BUSI image was a training image of four of the five fold models."""
+    from .data import locate_data
 
-    from .records import PROJECT_ROOT
-
-    for cand in (data_dir, os.environ.get("BUSI_DATA"), PROJECT_ROOT / "data" / "Dataset_BUSI_with_GT"):
-        if cand and (Path(cand) / "benign").is_dir() and (Path(cand) / "malignant").is_dir():
-            root = Path(cand)
-            out = []
-            for cls in ("benign", "malignant"):
-                files = sorted((p for p in (root / cls).glob("*.png") if "_mask" not in p.name),
-                               key=lambda p: (len(p.name), p.name))
-                out += files[:per_class]
-            return out
-    return []
+    try:
+        root = locate_data(data_dir, download=download)
+    except DataError:
+        return []
+    out = []
+    for cls in ("benign", "malignant"):
+        files = sorted((p for p in (root / cls).glob("*.png") if "_mask" not in p.name),
+                       key=lambda p: (len(p.name), p.name))
+        out += files[:per_class]
+    return out
 
 
 def busi_operating_table(rel: dict) -> pd.DataFrame:
