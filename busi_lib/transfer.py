@@ -124,7 +124,8 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
     groups = {"the recipe (multitask_grouped), 3 seeds": ("robust_ref", "recipe_s1", "recipe_s2"),
               "the released recipe (robust_grouped_e60), 1 seed": ("robust_aug_e60",),
               "the recipe + per-image z-score, 3 seeds": ("s6_zscore", "s6_zscore_s1",
-                                                          "s6_zscore_s2")}
+                                                          "s6_zscore_s2"),
+              "the recipe + letterbox (pad), 3 seeds": ("s6_pad", "s6_pad_s1", "s6_pad_s2")}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():

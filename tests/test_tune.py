@@ -259,7 +259,8 @@ def test_stage6_candidates_pair_seed_by_seed_with_the_reference():
         assert len(trials) == 3
         for t, r in zip(trials, ref):
             cfg = tune.trial_config(t)
-            assert {k for k in cfg if cfg[k] != r[k]} == {"normalize"}, (name, t)
+            assert {k for k in cfg if cfg[k] != r[k]} == tune.SEEDED_KEYS[name], (name, t)
+    assert set(tune.SEEDED_KEYS) == set(tune.SEEDED_CANDIDATES)
 
 
 def _seeded_recs(cand_scores, ref_scores, hidden=(0.8, 0.8, 0.8), ref_hidden=(0.8, 0.82, 0.78)):
