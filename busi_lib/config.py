@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "aug_scale": 0.0,         # > 0: random zoom by a factor in [1 - s, 1 + s]
     "aug_intensity": False,   # random brightness, contrast and gamma
     "aug_noise": False,       # random Gaussian blur or multiplicative speckle
+    "aug_policy": "none",     # "none" or "trivial": after the above, one operation per image
+                              # from albumentations / usaugment (busi_lib.augment.TRIVIAL_POOL)
     # inference (applied to the test fold and to BUS-BRA)
     "tta": False,             # average with the horizontally flipped image
     "mask_threshold": 0.5,
@@ -96,7 +98,8 @@ DEFAULTS: dict[str, Any] = {
 LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head": "gap",
           "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
           "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
-          "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32}
+          "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32,
+          "aug_policy": "none"}
 
 
 #: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.tune` on an inner
@@ -307,6 +310,7 @@ _CHOICES = {
     "schedule": ("step", "cosine"),
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
+    "aug_policy": ("none", "trivial"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),
     "model": ("resunet",) + SEG_BASELINES + CLS_BASELINES,

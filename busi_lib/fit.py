@@ -157,6 +157,10 @@ def epoch_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, rng: np.rando
                              scale=cfg.get("aug_scale", 0.0),
                              intensity=cfg.get("aug_intensity", False),
                              noise=cfg.get("aug_noise", False))
+        if cfg["aug_policy"] == "trivial":
+            from .augment import trivial_augment   # needs albumentations and usaugment
+
+            x, m, _ = trivial_augment(x, m, rng)
     x = standardize(x, cfg.get("normalize", "none"))
     if cfg["in_channels"] == 3:
         x = np.repeat(x, 3, axis=-1)

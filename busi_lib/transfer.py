@@ -125,7 +125,9 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
               "the released recipe (robust_grouped_e60), 1 seed": ("robust_aug_e60",),
               "the recipe + per-image z-score, 3 seeds": ("s6_zscore", "s6_zscore_s1",
                                                           "s6_zscore_s2"),
-              "the recipe + letterbox (pad), 3 seeds": ("s6_pad", "s6_pad_s1", "s6_pad_s2")}
+              "the recipe + letterbox (pad), 3 seeds": ("s6_pad", "s6_pad_s1", "s6_pad_s2"),
+              "the recipe + library augmentation (trivial), 3 seeds": (
+                  "s6_trivial", "s6_trivial_s1", "s6_trivial_s2")}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():

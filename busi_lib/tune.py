@@ -137,15 +137,21 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # any stage-6 trial ran, under the same rule
     **{f"s6_pad{sfx}": (6, {**COMBO, "resize": "pad", **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # diverse augmentation from maintained libraries (TrivialAugment-style, albumentations and
+    # usaugment: busi_lib.augment.TRIVIAL_POOL); added before any stage-6 trial ran
+    **{f"s6_trivial{sfx}": (6, {**COMBO, "aug_policy": "trivial", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
 #: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
 #: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
 SEEDED_REFERENCE = ("robust_ref", "recipe_s1", "recipe_s2")
 SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
     "zscore": ("s6_zscore", "s6_zscore_s1", "s6_zscore_s2"),
-    "pad": ("s6_pad", "s6_pad_s1", "s6_pad_s2")}
+    "pad": ("s6_pad", "s6_pad_s1", "s6_pad_s2"),
+    "trivial": ("s6_trivial", "s6_trivial_s1", "s6_trivial_s2")}
 #: The configuration keys each stage-6 candidate changes.
-SEEDED_KEYS: dict[str, set[str]] = {"zscore": {"normalize"}, "pad": {"resize"}}
+SEEDED_KEYS: dict[str, set[str]] = {"zscore": {"normalize"}, "pad": {"resize"},
+                                    "trivial": {"aug_policy"}}
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
