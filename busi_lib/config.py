@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
                               # (None: the profile's filters[0], the width of our network)
     "cls_head": "gap",        # "gap" (the paper: pooled stages 4-5-6) or "gap_crop" (plus a
                               # second look at the image cropped around the predicted mask)
+    "crop_context": "keep",   # with gap_crop: "keep" the lesion's surroundings in the crop, or
+                              # "mask" them outside a thin rim of the predicted mask
     # losses
     "seg_loss": "dice",       # "dice" (Eq. 2) or "dice_bce" (Dice + pixel binary cross-entropy)
     "seg_smooth": 1.0,
@@ -99,7 +101,7 @@ LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head
           "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
           "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
           "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32,
-          "aug_policy": "none"}
+          "aug_policy": "none", "crop_context": "keep"}
 
 
 #: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.tune` on an inner
@@ -311,6 +313,7 @@ _CHOICES = {
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
     "aug_policy": ("none", "trivial"),
+    "crop_context": ("keep", "mask"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),
     "model": ("resunet",) + SEG_BASELINES + CLS_BASELINES,

@@ -182,7 +182,8 @@ def build_for_config(cfg: dict):
                            n_classes=n_cls, task=cfg["task"], cls_from=cfg["cls_from"],
                            block=cfg["block"], full_res=cfg["full_res"],
                            dense_units=cfg["dense_units"], dropout=cfg["dropout"],
-                           cls_head=cfg.get("cls_head", "gap")), None
+                           cls_head=cfg.get("cls_head", "gap"),
+                           crop_context=cfg["crop_context"]), None
     from .baselines import build_baseline
 
     return build_baseline(cfg["model"], image_size=cfg["image_size"],

@@ -127,7 +127,9 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
                                                           "s6_zscore_s2"),
               "the recipe + letterbox (pad), 3 seeds": ("s6_pad", "s6_pad_s1", "s6_pad_s2"),
               "the recipe + library augmentation (trivial), 3 seeds": (
-                  "s6_trivial", "s6_trivial_s1", "s6_trivial_s2")}
+                  "s6_trivial", "s6_trivial_s1", "s6_trivial_s2"),
+              "the recipe, lesion crop without context (cropmask), 3 seeds": (
+                  "s6_cropmask", "s6_cropmask_s1", "s6_cropmask_s2")}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():
