@@ -263,7 +263,7 @@ def selection_table(rec: dict[str, Any]) -> pd.DataFrame:
     for name, e in rec["experiments"].items():
         rows.append({"experiment": name, "AUC network (pooled)": e["pooled"]["auc_network"],
                      "AUC fused (pooled)": e["pooled"]["auc_fused"],
-                     "gain, mean of 5 folds": e["mean_gain"],
+                     "gain, mean of 5 folds": f"{e['mean_gain']:+.3f}",
                      "95% CI": f"{e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f}",
                      "kept": "yes" if e["keep"] else "no"})
     return pd.DataFrame(rows).set_index("experiment")

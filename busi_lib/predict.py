@@ -48,6 +48,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .calibration import Calibrator, birads_band
+from .config import DEFAULTS
 from .errors import ConfigError, DataError
 from .modelfiles import (DEFAULT_MODEL, MODELS_DIR, ensemble_sha256, sha256_file, verify_release,
                          weights_files)
@@ -72,7 +73,7 @@ def _build_for_config(cfg: dict):
     old = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("float32")
     try:
-        return build_for_config(cfg)[0]
+        return build_for_config({**DEFAULTS, **cfg})[0]   # keys added since: their defaults
     finally:
         keras.mixed_precision.set_dtype_policy(old)
 
@@ -115,7 +116,7 @@ class Predictor:
             raise ConfigError(f"classes={cfg.get('classes')!r}: expected a 'malignant' class")
         if not fold_weights:
             raise ConfigError("fold_weights is empty: expected the weights of at least one fold")
-        self.cfg = dict(cfg)
+        self.cfg = {**DEFAULTS, **cfg}     # keys added since the model was saved: their defaults
         self.model = model if model is not None else _build_for_config(self.cfg)
         shapes = [tuple(w.shape) for w in self.model.weights]
         for k, ws in enumerate(fold_weights):

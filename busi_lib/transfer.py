@@ -63,7 +63,7 @@ def selection_sentence(view: dict[str, Any]) -> str:
     f = view.get("fusion")
     if f is not None:
         kept = [e for e in f.index if f.loc[e, "kept"] == "yes"]
-        gains = f["gain, mean of 5 folds"]
+        gains = f["gain, mean of 5 folds"].astype(float)
         verdict = ("none cleared zero, so the release reports the network's probability alone"
                    if not kept else f"{len(kept)} of {len(f)} cleared zero ({', '.join(kept)})")
         parts.append(f"fusing the shape of the predicted outline with the network's probability "
@@ -75,7 +75,7 @@ def selection_sentence(view: dict[str, Any]) -> str:
         for name, r in pt.iterrows():
             parts.append(f"under perturbation (a second rule, written after the first rule's "
                          f"verdict was known and before its numbers existed) the fusion's AUC "
-                         f"gain for {name} was {r['gain under perturbation, mean of 5 folds']:+.3f} "
+                         f"gain for {name} was {r['gain under perturbation, mean of 5 folds']} "
                          f"({r['95% CI']}): {'kept' if r['kept'] == 'yes' else 'not kept'}")
     for name, verdict in (view.get("verdicts") or {}).items():
         t = view["seeded"].set_index(["candidate", "signal"]).loc[name]
@@ -95,9 +95,9 @@ def perturbed_display(rec: dict[str, Any]) -> pd.DataFrame:
         pf = pd.DataFrame(e["per_fold"])
         rows.append({"experiment": name, "AUC network, perturbed": pf["auc_network"].mean(),
                      "AUC fused, perturbed": pf["auc_fused"].mean(),
-                     "gain under perturbation, mean of 5 folds": e["mean_gain"],
+                     "gain under perturbation, mean of 5 folds": f"{e['mean_gain']:+.3f}",
                      "95% CI": f"{e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f}",
-                     "clean gain": e["clean_gain"], "kept": "yes" if e["keep"] else "no"})
+                     "clean gain": f"{e['clean_gain']:+.3f}", "kept": "yes" if e["keep"] else "no"})
     return pd.DataFrame(rows).set_index("experiment")
 
 
