@@ -59,31 +59,38 @@ def selection_view(profile: str, results_dir=None) -> dict[str, Any] | None:
 
 def selection_sentence(view: dict[str, Any]) -> str:
     """What the selection found, in one or two sentences."""
+    from .config import RELEASED_EXPERIMENT
+
     parts = []
-    f = view.get("fusion")
+    f, pt = view.get("fusion"), view.get("perturbed")
     if f is not None:
         kept = [e for e in f.index if f.loc[e, "kept"] == "yes"]
         gains = f["gain, mean of 5 folds"].astype(float)
-        verdict = ("none cleared zero, so the release reports the network's probability alone"
-                   if not kept else f"{len(kept)} of {len(f)} cleared zero ({', '.join(kept)})")
         parts.append(f"fusing the shape of the predicted outline with the network's probability "
                      f"changed the out-of-fold AUC by {gains.min():+.3f} to {gains.max():+.3f} "
                      f"across {len(f)} grouped experiments, and of their per-fold intervals "
-                     f"{verdict}")
-    pt = view.get("perturbed")
+                     + ("none cleared zero" if not kept else
+                        f"{len(kept)} of {len(f)} cleared zero ({', '.join(kept)})"))
     if pt is not None:
         for name, r in pt.iterrows():
             parts.append(f"under perturbation (a second rule, written after the first rule's "
                          f"verdict was known and before its numbers existed) the fusion's AUC "
                          f"gain for {name} was {r['gain under perturbation, mean of 5 folds']} "
                          f"({r['95% CI']}): {'kept' if r['kept'] == 'yes' else 'not kept'}")
+    if f is not None or pt is not None:
+        shipped = any(t is not None and RELEASED_EXPERIMENT in t.index
+                      and t.loc[RELEASED_EXPERIMENT, "kept"] == "yes" for t in (f, pt))
+        parts.append("so the release ships the fusion" if shipped else
+                     "so the release reports the network's probability alone")
     for name, verdict in (view.get("verdicts") or {}).items():
         t = view["seeded"].set_index(["candidate", "signal"]).loc[name]
         parts.append(f"candidate {name} (three seeds against the recipe's three) changed the "
                      f"clean score by {t.loc['clean score', 'difference']:+.3f} and the shift "
                      f"score by {t.loc['shift score', 'difference']:+.3f}: {verdict}")
-    for name in view.get("missing") or []:
-        parts.append(f"candidate {name} is not fully recorded yet")
+    missing = view.get("missing") or []
+    if missing:
+        parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "
+                     "(`python -m busi_lib.tune --stage 6` continues them)")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
