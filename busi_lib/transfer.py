@@ -80,8 +80,8 @@ def selection_sentence(view: dict[str, Any]) -> str:
     if f is not None or pt is not None:
         shipped = any(t is not None and RELEASED_EXPERIMENT in t.index
                       and t.loc[RELEASED_EXPERIMENT, "kept"] == "yes" for t in (f, pt))
-        parts.append("so the release ships the fusion" if shipped else
-                     "so the release reports the network's probability alone")
+        parts[-1] += (", so the release ships the fusion" if shipped else
+                      ", so the release reports the network's probability alone")
     for name, verdict in (view.get("verdicts") or {}).items():
         t = view["seeded"].set_index(["candidate", "signal"]).loc[name]
         parts.append(f"candidate {name} (three seeds against the recipe's three) changed the "
@@ -90,7 +90,7 @@ def selection_sentence(view: dict[str, Any]) -> str:
     missing = view.get("missing") or []
     if missing:
         parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "
-                     "(`python -m busi_lib.tune --stage 6` continues them)")
+                     "(python -m busi_lib.tune --stage 6 continues them)")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
