@@ -54,6 +54,17 @@ def colour_share(rgb: np.ndarray | None, tol: int = 16) -> float:
     return float(((a.max(-1) - a.min(-1)) > tol).mean())
 
 
+def file_colour_share(path) -> float:
+    """:func:`busi_lib.ood.colour_share` of an image file read as RGB (0 when it has no colour
+    mode; the file was already checked by :func:`~busi_lib.userimage.read_input`)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode not in ("RGB", "RGBA", "RGBX", "P", "PA", "YCbCr", "CMYK"):
+            return 0.0
+        return colour_share(np.asarray(im.convert("RGB")))
+
+
 def image_features(prepared: np.ndarray, colour: float = 0.0) -> dict[str, float]:
     """The :data:`FEATURES` of one prepared ``uint8`` image ``(S, S)`` and its colour share.
 
@@ -191,3 +202,16 @@ def busi_features(cfg: dict, data_dir=None) -> tuple[list[str], np.ndarray]:
         rows.append(image_features(prepare_image(img, cfg), colour))
         ids.append(s.id)
     return ids, feature_matrix(rows)
+
+
+def fit_on_busi(cfg: dict, data_dir, folds) -> "Detector":
+    """The out-of-distribution detector of a release (:func:`busi_lib.ood.fit_detector`),
+    fitted on the BUSI images of the configuration, its threshold from the held-out scores of
+    the release's own folds."""
+    ids, X = busi_features(cfg, data_dir)
+    fold_of = dict(zip(folds["id"], folds["fold"]))
+    missing = [i for i in ids if i not in fold_of]
+    if missing:
+        raise DataError(f"{len(missing)} BUSI images (e.g. {missing[0]!r}) are not in the fold "
+                        "table; expected the images the folds were made from")
+    return fit_detector(X, np.array([fold_of[i] for i in ids]))

@@ -16,6 +16,8 @@ without its 4A/4B/4C subdivision, so ">= 4B" cannot be formed from it).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +115,18 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         "cancers missed": [f"{r.fn} of {r.tp + r.fn}" for r in table.itertuples()],
         "benign called suspicious": [f"{r.fp} of {r.tn + r.fp}" for r in table.itertuples()],
     }, index=table.index)
+
+
+def points_record(y, prob, birads=None) -> dict[str, Any]:
+    """Sensitivity and specificity at the calibrated thresholds (:mod:`busi_lib.operating`), the
+    specificity at the sensitivity of the radiologists' BI-RADS >= 4 and at 95 %, and the
+    radiologists' own points when ``birads`` is given: plain numbers for release.json."""
+    y = np.asarray(y).astype(int)
+    out: dict[str, Any] = {"model": model_points(y, prob).reset_index().to_dict("records"),
+                           "spec_at_sens95": specificity_at_sensitivity(y, prob, 0.95)}
+    if birads is not None:
+        rad = radiologist_points(y, birads)
+        out["radiologists"] = rad.reset_index().to_dict("records")
+        out["spec_at_radiologist_sens"] = specificity_at_sensitivity(
+            y, prob, float(rad.iloc[0]["sensitivity"]))
+    return out

@@ -52,6 +52,9 @@ from .config import DEFAULTS
 from .errors import ConfigError, DataError
 from .modelfiles import (DEFAULT_MODEL, MODELS_DIR, ensemble_sha256, sha256_file, verify_release,
                          weights_files)
+from .ood import file_colour_share
+from .quiet import quiet_native_stderr
+from .shape import mask_descriptors
 from .userimage import array_to_grey, check_not_blank, overlay, read_input
 
 #: Said with every prediction.
@@ -387,39 +390,6 @@ class Predictor:
         }
 
 
-def file_colour_share(path) -> float:
-    """:func:`busi_lib.ood.colour_share` of an image file read as RGB (0 when it has no colour
-    mode; the file was already checked by :func:`~busi_lib.userimage.read_input`)."""
-    from PIL import Image
-
-    from .ood import colour_share
-
-    with Image.open(path) as im:
-        if im.mode not in ("RGB", "RGBA", "RGBX", "P", "PA", "YCbCr", "CMYK"):
-            return 0.0
-        return colour_share(np.asarray(im.convert("RGB")))
-
-
-def mask_descriptors(mask: np.ndarray, side: int = 256) -> dict[str, float | None]:
-    """The shape descriptors of :mod:`busi_lib.shape` (area fraction, solidity, circularity,
-    extent, taller-than-wide ratio, roughness) of a mask at the image's size, computed on the
-    mask scaled so that its longer side is ``side`` pixels, as the book's prediction tables do
-    (they do not depend on scale); ``None`` for an empty mask. They describe the outline only:
-    the network's probability does not use them."""
-    from .shape import descriptors
-
-    mask = np.asarray(mask, bool)
-    h, w = mask.shape
-    if max(h, w) > side:
-        f = side / max(h, w)
-        rows = (np.arange(max(1, round(h * f))) / f).astype(int)
-        cols = (np.arange(max(1, round(w * f))) / f).astype(int)
-        small = mask[np.ix_(rows, cols)]
-        mask = small if small.any() or not mask.any() else mask
-    return {k: (round(float(v), 4) if np.isfinite(v) else None)
-            for k, v in descriptors(mask).items()}
-
-
 # ----------------------------------------------------------------------------- API
 _CACHE: dict[str, Predictor] = {}
 
@@ -484,7 +454,7 @@ def predict(image, model: Predictor | str | os.PathLike | None = None) -> dict[s
     probability, :func:`busi_lib.calibration.birads_band`; ``None`` when no lesion is found);
     ``mask_area_fraction``; ``lesion_found``; ``prob_malignant_uncalibrated``;
     ``prob_malignant_folds`` (calibrated, one per fold: their spread is a rough measure of
-    uncertainty); ``size`` ``[W, H]``; ``descriptors`` (:func:`mask_descriptors`);
+    uncertainty); ``size`` ``[W, H]``; ``descriptors`` (:func:`busi_lib.shape.mask_descriptors`);
     ``warnings``; ``model`` (name, sha256 of the weights, folds, calibration); ``note``
     (research, not diagnosis); ``mask``, a ``bool`` array ``(H, W)``; and ``grey``, the
     ``uint8`` image ``(H, W)`` as it was read.
@@ -588,37 +558,6 @@ def latest_bench(path, model: str | None = None) -> dict[str, Any] | None:
     rows = [r for r in rows if r.get("kind") == "predict" and (model is None
                                                                or r.get("model") == model)]
     return rows[-1] if rows else None
-
-
-class quiet_native_stderr:
-    """Send file descriptor 2 to ``/dev/null`` inside the block, then restore it.
-
-    TensorFlow's C++ start-up lines ("oneDNN custom operations are on", "All log messages
-    before absl::InitializeLog() ...") are written at import and at the first operation, before
-    any logging setting applies (no environment variable silences them); the command line wraps
-    loading and the first prediction in this. Python exceptions still propagate and are printed
-    after the block. ``BUSI_TF_LOGS=1`` keeps the lines.
-    """
-
-    def __enter__(self):
-        self._saved = None
-        if os.environ.get("BUSI_TF_LOGS") == "1":
-            return self
-        try:
-            sys.stderr.flush()
-            self._saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        except OSError:                 # no real file descriptor 2 (some notebook kernels)
-            self._saved = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._saved is not None:
-            os.dup2(self._saved, 2)
-            os.close(self._saved)
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

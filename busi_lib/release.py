@@ -58,7 +58,10 @@ from .config import config_hash, make_config
 from .data import atomic_write_text
 from .errors import ConfigError, DataError
 from .modelcard import model_card
-from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, weights_files
+from .external import busbra_sizes
+from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, to_float16, weights_files
+from .ood import fit_on_busi
+from .operating import points_record
 from .predict import NOTE, Predictor, latest_bench
 
 #: Largest weights file the release accepts (the repository keeps files in models/ below 10 MiB).
@@ -149,29 +152,6 @@ def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
     return int(net.count_params())
 
 
-def to_float16(src: Path, dst: Path) -> None:
-    """Copy a Keras ``.weights.h5`` file with every float32 array stored as float16 (Keras casts
-    them back to the variables' float32 when it loads them)."""
-    import h5py
-
-    def copy(a, b):
-        for k, v in a.attrs.items():
-            b.attrs[k] = v
-        for k, v in a.items():
-            if isinstance(v, h5py.Dataset):
-                arr = v[()]
-                if isinstance(arr, np.ndarray) and arr.dtype == np.float32:
-                    arr = arr.astype(np.float16)
-                d = b.create_dataset(k, data=arr)
-                for kk, vv in v.attrs.items():
-                    d.attrs[kk] = vv
-            else:
-                copy(v, b.create_group(k))
-
-    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
-        copy(a, b)
-
-
 def load_weights(net, path: Path) -> list[np.ndarray]:
     """The arrays of a ``.weights.h5`` file, as ``net`` (a network of the same configuration)
     holds them once loaded (float16 files come back as float32)."""
@@ -221,22 +201,6 @@ def _summary(oof: pd.DataFrame, col: str = "prob_raw") -> dict[str, float]:
     return {"dice_mean": dice, "auc": auc}
 
 
-def _busbra_sizes(meta: pd.DataFrame, busbra_dir=None) -> np.ndarray:
-    """Rows ``(H, W)`` of BUS-BRA's original images: from its table, else read from the files."""
-    if {"Height", "Width"} <= set(meta.columns):
-        return meta[["Height", "Width"]].to_numpy()
-    from PIL import Image
-
-    from .external import locate_busbra
-
-    root = locate_busbra(busbra_dir)
-    sizes = []
-    for i in meta["ID"]:
-        with Image.open(root / "Images" / f"{i}.png") as im:
-            sizes.append((im.size[1], im.size[0]))
-    return np.array(sizes)
-
-
 def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | None:
     """The released ensemble on BUS-BRA: id, case, pathology, birads, device, prob_raw,
     prob_calibrated (the predictor's ``prob_malignant``: the fused probability when the release
@@ -251,7 +215,7 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
     if loaded is None:
         return None
     images, masks, meta = loaded
-    sizes = _busbra_sizes(meta, busbra_dir) if predictor.fusion is not None else [None] * len(meta)
+    sizes = busbra_sizes(meta, busbra_dir) if predictor.fusion is not None else [None] * len(meta)
     p_raw, p_cal, p_net, dice, found, spread = [], [], [], [], [], []
     for s in range(0, len(images), 64):
         p_folds, mask_prob = predictor.forward(images[s:s + 64])
@@ -272,7 +236,7 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
     if predictor.ood is not None:
         from .external import locate_busbra
         from .ood import feature_matrix, image_features
-        from .predict import file_colour_share
+        from .ood import file_colour_share
 
         root = locate_busbra(busbra_dir)
         feats = [image_features(img, file_colour_share(root / "Images" / f"{i}.png"))
@@ -281,21 +245,6 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
         out["out_of_distribution"] = out["ood_score"] > predictor.ood.threshold
     out["band"] = birads_band(out["prob_calibrated"].clip(0, 1))
     return out
-
-
-def fit_ood(cfg: dict, data_dir, folds: pd.DataFrame):
-    """The out-of-distribution detector of a release (:func:`busi_lib.ood.fit_detector`),
-    fitted on the BUSI images of the configuration, its threshold from the held-out scores of
-    the release's own folds."""
-    from .ood import busi_features, fit_detector
-
-    ids, X = busi_features(cfg, data_dir)
-    fold_of = dict(zip(folds["id"], folds["fold"]))
-    missing = [i for i in ids if i not in fold_of]
-    if missing:
-        raise DataError(f"{len(missing)} BUSI images (e.g. {missing[0]!r}) are not in the fold "
-                        "table; expected the images the folds were made from")
-    return fit_detector(X, np.array([fold_of[i] for i in ids]))
 
 
 # ----------------------------------------------------------------------------- the release
@@ -429,7 +378,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         if fus is not None:
             records.write_json(stage / "fusion.json", fus.to_dict())
         records.write_csv(stage / "oof_predictions.csv", oof)
-        detector = fit_ood(cfg, data_dir, folds)
+        detector = fit_on_busi(cfg, data_dir, folds)
         records.write_json(stage / "ood.json", detector.to_dict())
         _log(verbose, f"out-of-distribution threshold {detector.threshold:.2f} (held-out BUSI "
                       f"flagged: {100 * detector.info['held_out_flagged']:.1f} %)")
@@ -513,23 +462,6 @@ def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
     return grouped_bootstrap_auc(y, p, groups, n_boot=n_boot, seed=seed)
 
 
-def operating_points_record(y, prob, birads=None) -> dict[str, Any]:
-    """Sensitivity and specificity at the calibrated thresholds (:mod:`busi_lib.operating`), the
-    specificity at the sensitivity of the radiologists' BI-RADS >= 4 and at 95 %, and the
-    radiologists' own points when ``birads`` is given: plain numbers for release.json."""
-    from .operating import model_points, radiologist_points, specificity_at_sensitivity
-
-    y = np.asarray(y).astype(int)
-    out: dict[str, Any] = {"model": model_points(y, prob).reset_index().to_dict("records"),
-                           "spec_at_sens95": specificity_at_sensitivity(y, prob, 0.95)}
-    if birads is not None:
-        rad = radiologist_points(y, birads)
-        out["radiologists"] = rad.reset_index().to_dict("records")
-        out["spec_at_radiologist_sens"] = specificity_at_sensitivity(
-            y, prob, float(rad.iloc[0]["sensitivity"]))
-    return out
-
-
 def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
                   tolerance, cal, ext, n_params, ens_sha, n_boot, timing,
                   ood_info=None, headline: str = "prob_calibrated_crossfit",
@@ -573,7 +505,7 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
                     y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
                 "bands_crossfit": birads_table(
                     y, lesion[headline].clip(0, 1)).reset_index().to_dict("records")},
-        "operating_points_crossfit": operating_points_record(y, lesion[headline].clip(0, 1)),
+        "operating_points_crossfit": points_record(y, lesion[headline].clip(0, 1)),
         "fusion": ({"used": True, "describe": fus.describe(), "n_fit": fus.n_fit,
                     "auc_crossfit": _dice_auc(y, lesion[headline].to_numpy(),
                                               lesion["dice"].to_numpy())[1],
@@ -600,7 +532,7 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
                                 if "lesion_found" in ext else None),
             "out_of_distribution": (float(ext["out_of_distribution"].mean())
                                     if "out_of_distribution" in ext else None),
-            "operating_points": operating_points_record(yb, ext["prob_calibrated"],
+            "operating_points": points_record(yb, ext["prob_calibrated"],
                                                         ext["birads"]),
             "auc_by_device": {d: _dice_auc((g["pathology"] == "malignant").to_numpy(int),
                                            g["prob_calibrated"].to_numpy(),
