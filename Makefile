@@ -45,12 +45,13 @@ book: venv
 results: venv
 	$(PY) -m busi_lib.train --profile $(PROFILE) --experiment book $(if $(HOURS),--hours $(HOURS))
 
-# Release the five fold models of multitask_grouped (trained by `make results`, kept in
-# results/$(PROFILE)/multitask_grouped/models/) as models/multitask_grouped_$(PROFILE)/ with its
+# Release the five fold models of robust_grouped_e60 (config.RELEASED_EXPERIMENT; trained by
+# `make results`, or rebuilt by tools/rebuild_models.sh, kept in
+# results/$(PROFILE)/robust_grouped_e60/models/) as models/robust_grouped_e60_$(PROFILE)/ with its
 # model card models/README.md: weights only, float16 when that moves out-of-fold Dice and AUC by
 # < 0.005, calibration fitted on the out-of-fold predictions, BUS-BRA evaluated, sha256 of every file.
 model: venv
-	$(PY) -m busi_lib.release --profile $(PROFILE) --experiment multitask_grouped $(RELEASE_ARGS)
+	$(PY) -m busi_lib.release --profile $(PROFILE) $(RELEASE_ARGS)
 
 bench: venv
 	$(PY) -m busi_lib.bench --out results/bench/bench.jsonl $(BENCH_ARGS)

@@ -109,3 +109,106 @@ def _warp(a: np.ndarray, angle: float, zoom: float, order: int) -> np.ndarray:
         out[..., c] = ndimage.affine_transform(a[..., c], rot, offset=offset, order=order,
                                                mode="constant", cval=0)
     return out
+
+
+# ----------------------------------------------------------------------------- library policy
+#: ``aug_policy="trivial"``: TrivialAugment-style (Muller and Hutter 2021; for ultrasound,
+#: Tupper and Gagne 2025): for each image, one operation drawn uniformly from this pool, its
+#: strength drawn uniformly from the range given, from maintained libraries: albumentations
+#: 2.0.8 (generic) and usaugment 1.0.1 (ultrasound artefacts). Applied after the flips and
+#: rotation above. Names of the pool, in order (tests and the book list them).
+TRIVIAL_POOL = ("identity", "brightness_contrast", "gamma", "gaussian_blur",
+                "multiplicative_noise", "sharpen", "affine", "downscale", "depth_attenuation",
+                "gaussian_shadow", "haze", "speckle_reduction")
+
+
+def _trivial_ops():
+    """name -> transform (built once; imported here because albumentations and usaugment are
+    needed by this policy only)."""
+    import albumentations as A
+    import usaugment.albumentations as U
+
+    return {
+        "identity": None,
+        "brightness_contrast": A.RandomBrightnessContrast(brightness_limit=0.25,
+                                                          contrast_limit=0.35, p=1.0),
+        "gamma": A.RandomGamma(gamma_limit=(60, 170), p=1.0),
+        "gaussian_blur": A.GaussianBlur(blur_limit=0, sigma_limit=(0.3, 1.5), p=1.0),
+        "multiplicative_noise": A.MultiplicativeNoise(multiplier=(0.75, 1.25),
+                                                      elementwise=True, p=1.0),
+        "sharpen": A.Sharpen(alpha=(0.1, 0.4), lightness=(0.9, 1.1), p=1.0),
+        "affine": A.Affine(scale=(0.85, 1.15), translate_percent=(-0.08, 0.08), shear=(-8, 8),
+                           border_mode=0, fill=0, fill_mask=0, p=1.0),
+        "downscale": A.Downscale(scale_range=(0.4, 0.8), p=1.0),
+        "depth_attenuation": U.DepthAttenuation(p=1.0),
+        "gaussian_shadow": U.GaussianShadow(p=1.0),
+        "haze": U.HazeArtifact(p=1.0),
+        "speckle_reduction": U.SpeckleReduction(p=1.0),
+    }
+
+
+_OPS: dict | None = None
+
+
+def scan_mask(image: np.ndarray, level: float = 0.02) -> np.ndarray:
+    """The scanned region of a [0, 1] grey image ``(H, W)``: pixels above ``level`` with the
+    holes of that region filled (the ultrasound transforms act inside it only)."""
+    return ndimage.binary_fill_holes(np.asarray(image) > level).astype(np.uint8)
+
+
+def trivial_augment(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One operation of :data:`TRIVIAL_POOL` per image, drawn by ``rng`` (as is its strength:
+    albumentations and usaugment are seeded from ``rng`` for each image -- usaugment through
+    NumPy's and Python's global generators, whose states are restored afterwards -- so an
+    epoch's result depends only on the generator's state).
+
+    Parameters
+    ----------
+    images : (N, H, W, 1) float32 in [0, 1]
+    masks : (N, H, W) or (N, H, W, 1) 0/1
+
+    Returns
+    -------
+    images, masks (same shapes; images clipped to [0, 1], masks still binary), and the name of
+    the operation applied to each image.
+    """
+    global _OPS
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 1 or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}: expected "
+                         "float (N, H, W, 1) in [0, 1]")
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
+    if _OPS is None:
+        _OPS = _trivial_ops()
+    import albumentations as A
+
+    out_i, out_m = np.empty_like(images), np.empty_like(masks)
+    names = []
+    picks = rng.integers(0, len(TRIVIAL_POOL), len(images))
+    seeds = rng.integers(0, 2**31 - 1, len(images))
+    import random
+
+    state, py_state = np.random.get_state(), random.getstate()
+    try:
+        for k, (pick, seed) in enumerate(zip(picks, seeds)):
+            name = TRIVIAL_POOL[pick]
+            names.append(name)
+            im = images[k].astype(np.float32)
+            mk = np.asarray(masks[k]).astype(np.uint8)
+            op = _OPS[name]
+            if op is not None:
+                np.random.seed(int(seed))      # usaugment draws from NumPy's and Python's
+                random.seed(int(seed))         # global generators
+                t = A.Compose([op], seed=int(seed), p=1.0)
+                r = t(image=np.ascontiguousarray(im[..., 0]),   # 2-D: as usaugment expects
+                      mask=mk.squeeze(-1) if mk.ndim == 3 else mk,
+                      scan_mask=scan_mask(im[..., 0]))
+                im = np.clip(np.asarray(r["image"], np.float32).reshape(images[k].shape), 0, 1)
+                mk = (np.asarray(r["mask"]) > 0).astype(masks.dtype).reshape(np.shape(masks[k]))
+            out_i[k], out_m[k] = im, mk
+    finally:
+        np.random.set_state(state)
+        random.setstate(py_state)
+    return out_i, out_m, names

@@ -33,7 +33,8 @@ CLONE_DIR = Path("/content/busi-multitask-book")
 #: preinstalled on Colab and deliberately not touched.
 LIGHT_DEPS = {"pooch": "pooch>=1.8,<2", "papermill": "papermill>=2.6,<3",
               "tqdm": "tqdm>=4.66", "seaborn": "seaborn>=0.13,<0.14",
-              "skimage": "scikit-image>=0.24,<0.27"}
+              "skimage": "scikit-image>=0.24,<0.27", "albumentations": "albumentations==2.0.8",
+              "usaugment": "usaugment==1.0.1"}
 
 #: Code of the first cell of each notebook (kept here so every notebook stays the same).
 BOOTSTRAP = f"""\

@@ -68,6 +68,20 @@ def load_busbra(path=None, *, image_size: int = 128, enhancement: str = "none",
     return images, masks, meta
 
 
+def busbra_sizes(meta: pd.DataFrame, busbra_dir=None) -> np.ndarray:
+    """Rows ``(H, W)`` of BUS-BRA's original images: from its table, else read from the files."""
+    if {"Height", "Width"} <= set(meta.columns):
+        return meta[["Height", "Width"]].to_numpy()
+    from PIL import Image
+
+    root = locate_busbra(busbra_dir)
+    sizes = []
+    for i in meta["ID"]:
+        with Image.open(root / "Images" / f"{i}.png") as im:
+            sizes.append((im.size[1], im.size[0]))
+    return np.array(sizes)
+
+
 def evaluate_external(model, cfg: dict, path=None) -> pd.DataFrame | None:
     """Per-image BUS-BRA predictions of ``model``: id, case, pathology, BI-RADS, device,
     probability, Dice, and the shape descriptors of the predicted mask (``pred_*``)."""

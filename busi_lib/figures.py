@@ -23,6 +23,12 @@ from .view import FRACTION_COLS, metric_label, note, pct
 COLORS = {"benign": "#1b9e77", "malignant": "#d95f02", "normal": "#7570b3"}
 
 
+#: Outline colours (Okabe-Ito, safe for colour-blind readers): the reference outline and the
+#: predicted one (the predictor's overlay colour, ``busi_lib.userimage.OUTLINE_RGB``).
+TRUTH_COLOUR = "#56B4E9"
+PRED_COLOUR = "#E69F00"
+
+
 def _contour(ax, mask, color, lw=1.2):
     if mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors=[color], linewidths=lw)
@@ -278,7 +284,7 @@ def plot_confusion(pred: pd.DataFrame, classes: Sequence[str], title: str = ""):
 
 def plot_overlays(profile: str, experiment: str, records: list[dict], data=None, *, n: int = 4,
                   worst: bool = True, seed: int = DEFAULT_SEED, data_dir=None, title: str = ""):
-    """Test images with the true (green) and predicted (red) lesion outlines, from the
+    """Test images with the true (sky blue) and predicted (orange) lesion outlines, from the
     recorded ``fold<k>_masks.npz`` (no model needed). ``worst``: lowest Dice first."""
     import matplotlib.pyplot as plt
 
@@ -309,13 +315,13 @@ def plot_overlays(profile: str, experiment: str, records: list[dict], data=None,
     for ax, (_, row) in zip(axes[0], pred.iterrows()):
         k = index[row["id"]]
         ax.imshow(data.images[k], cmap="gray", vmin=0, vmax=255)
-        _contour(ax, data.masks[k], "lime")
+        _contour(ax, data.masks[k], TRUTH_COLOUR)
         if row["id"] in masks:
-            _contour(ax, masks[row["id"]], "red")
+            _contour(ax, masks[row["id"]], PRED_COLOUR)
         ax.set_title(f"{row['id']}\nDice {row['dice']:.2f}, p(mal) {row.get('prob_malignant', np.nan):.2f}",
                      fontsize=7)
         ax.axis("off")
-    fig.suptitle(title or ("worst" if worst else "best") + " test images (green: truth, red: prediction)",
+    fig.suptitle(title or ("worst" if worst else "best") + " test images (sky blue: truth, orange: prediction)",
                  fontsize=9)
     fig.tight_layout()
     plt.show()

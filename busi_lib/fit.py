@@ -157,6 +157,10 @@ def epoch_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, rng: np.rando
                              scale=cfg.get("aug_scale", 0.0),
                              intensity=cfg.get("aug_intensity", False),
                              noise=cfg.get("aug_noise", False))
+        if cfg["aug_policy"] == "trivial":
+            from .augment import trivial_augment   # needs albumentations and usaugment
+
+            x, m, _ = trivial_augment(x, m, rng)
     x = standardize(x, cfg.get("normalize", "none"))
     if cfg["in_channels"] == 3:
         x = np.repeat(x, 3, axis=-1)
@@ -178,7 +182,8 @@ def build_for_config(cfg: dict):
                            n_classes=n_cls, task=cfg["task"], cls_from=cfg["cls_from"],
                            block=cfg["block"], full_res=cfg["full_res"],
                            dense_units=cfg["dense_units"], dropout=cfg["dropout"],
-                           cls_head=cfg.get("cls_head", "gap")), None
+                           cls_head=cfg.get("cls_head", "gap"),
+                           crop_context=cfg["crop_context"]), None
     from .baselines import build_baseline
 
     return build_baseline(cfg["model"], image_size=cfg["image_size"],

@@ -95,8 +95,8 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
                 filters: Sequence[int] = (32, 64, 128, 256), bridge_filters: int = 512,
                 n_classes: int = 2, task: str = "multi", cls_from: str = "456",
                 block: str = "residual", full_res: str = "stem", dense_units: int = 256,
-                dropout: float = 0.5, cls_head: str = "gap", name: str | None = None
-                ) -> keras.Model:
+                dropout: float = 0.5, cls_head: str = "gap", crop_context: str = "keep",
+                name: str | None = None) -> keras.Model:
     """Build the (multi-task) Residual-U-Net.
 
     Parameters
@@ -125,6 +125,9 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     cls_head : {"gap", "gap_crop"}
         The paper's pooled features (``"gap"``), or those plus the features of the image cropped
         around the predicted mask (``"gap_crop"``; needs ``task="multi"``).
+    crop_context : {"keep", "mask"}
+        With ``"gap_crop"``: the crop keeps the lesion's surroundings (``"keep"``) or hides them
+        outside a thin rim of the predicted mask (``"mask"``, see :class:`LesionCrop`).
 
     Returns
     -------
@@ -144,6 +147,7 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     _check("full_res", full_res, full_res in FULL_RES, f"one of {list(FULL_RES)}")
     _check("dropout", dropout, 0 <= dropout < 1, "a rate in [0, 1)")
     _check("cls_head", cls_head, cls_head in CLS_HEADS, f"one of {list(CLS_HEADS)}")
+    _check("crop_context", crop_context, crop_context in ("keep", "mask"), "'keep' or 'mask'")
     if cls_head == "gap_crop" and task != "multi":
         raise ConfigError(f"cls_head='gap_crop' with task={task!r}: expected task='multi' (the "
                           "crop follows the predicted mask)")
@@ -172,7 +176,8 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
         feats = [e4] if cls_from == "encoder" else [e4, b, d1]
         pooled = [layers.GlobalAveragePooling2D(name=f"gap_{i}")(f) for i, f in enumerate(feats)]
         if cls_head == "gap_crop":
-            crop = LesionCrop(name="lesion_crop")([inputs, outputs["mask"]])
+            crop = LesionCrop(mask_context=crop_context == "mask",
+                              name="lesion_crop")([inputs, outputs["mask"]])
             for i, nf in enumerate((f1, f2, f3, f4)):
                 crop = conv_bn_relu(crop, nf, strides=2, name=f"crop{i + 1}")
             pooled.append(layers.GlobalAveragePooling2D(name="gap_crop")(crop))
@@ -194,18 +199,29 @@ class LesionCrop(layers.Layer):
     ``a`` has :math:`\sigma = a / \sqrt 3`), at least ``min_half`` of the image side. An image
     whose mask sums to under one pixel keeps its whole frame. Bilinear sampling, zero outside.
 
+    With ``mask_context=True`` the surroundings are hidden first: the image is multiplied by the
+    mask probabilities dilated by a ``context_px``-pixel max filter, so the crop shows the lesion
+    and a thin rim only (a classifier that cannot read the context).
+
     Inputs ``[image (B, S, S, C), mask (B, S, S, 1)]``; output ``(B, S, S, C)`` float32.
     """
 
-    def __init__(self, margin: float = 0.25, min_half: float = 0.125, **kwargs):
+    def __init__(self, margin: float = 0.25, min_half: float = 0.125,
+                 mask_context: bool = False, context_px: int = 7, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.margin = float(margin)
         self.min_half = float(min_half)
+        self.mask_context = bool(mask_context)
+        self.context_px = int(context_px)
 
     def call(self, inputs):
         image, mask = inputs
         image = ops.cast(image, "float32")
+        if self.mask_context:
+            soft = ops.stop_gradient(ops.cast(mask, "float32"))
+            soft = ops.max_pool(soft, pool_size=self.context_px, strides=1, padding="same")
+            image = image * soft
         m = ops.stop_gradient(ops.cast(mask, "float32"))[..., 0]
         h, w = image.shape[1], image.shape[2]
         ys = ops.reshape(ops.arange(h, dtype="float32"), (1, h, 1))
@@ -235,7 +251,8 @@ class LesionCrop(layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "min_half": self.min_half}
+        return {**super().get_config(), "margin": self.margin, "min_half": self.min_half,
+                "mask_context": self.mask_context, "context_px": self.context_px}
 
 
 def _up_block(x, skip, filters: int, block: str, name: str):

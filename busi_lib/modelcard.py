@@ -129,6 +129,8 @@ def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str
         "",
         "Calibration of p(malignant): " + cal_sentence(c),
         "",
+        fusion_sentence(c.get("fusion") or {"used": False}),
+        "",
         _table([{"data": "BUSI CV, before", **oof["calibration_before"]},
                 {"data": "BUSI CV, after (cross-fitted)", **oof["calibration_after_crossfit"]}]
                + ([{"data": "BUS-BRA, before", **c["busbra"]["calibration_before"]},
@@ -149,15 +151,24 @@ def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str
             f"**BUS-BRA, external** (the released ensemble, unchanged; {b['images']} images of "
             f"{b['patients']} patients, {b['malignant']} malignant): AUC {_f(b['auc'])} (95 % CI "
             f"{_f(b['auc_ci95'][0])}-{_f(b['auc_ci95'][1])}, {b['n_boot']} patient-level "
-            f"bootstrap resamples), mean Dice {_f(b['dice_mean'])}. AUC by scanner: "
+            f"bootstrap resamples), mean Dice {_f(b['dice_mean'])}"
+            + (f", no lesion found on {100 * b['no_lesion_found']:.1f} % of the images"
+               if b.get("no_lesion_found") is not None else "") + ". AUC by scanner: "
             + ", ".join(f"{d} {_f(v)}" for d, v in b["auc_by_device"].items()) + ".",
             "",
             _table(b["bands"], ["band", "stated likelihood (%)", "images", "benign", "malignant",
                                 "observed malignant (%)"]),
             "",
         ]
+        if b.get("operating_points"):
+            lines += operating_lines(b, "BUS-BRA")
     else:
         lines += ["**BUS-BRA, external**: not evaluated (BUS-BRA was not found at release).", ""]
+    if c.get("operating_points_crossfit"):
+        lines += operating_lines({"operating_points": c["operating_points_crossfit"]},
+                                 "BUSI (cross-fitted calibration, out of fold)")
+    if c.get("ood"):
+        lines += ood_lines(c["ood"], c.get("busbra"))
     if c.get("records_external"):
         lines += ["Recorded BUS-BRA numbers of the single fold models:", "",
                   _table(c["records_external"], ["fold", "auc", "dice_mean"]), ""]
@@ -207,6 +218,13 @@ def model_card(info: dict[str, Any], bench: dict[str, Any] | None = None) -> str
         "- Annotations burnt into the image, colour Doppler, 16-bit or very large images are "
         "converted (with a warning) but were not in the training data.",
         "",
+        "## Earlier releases",
+        "",
+        "`models/` holds one release. The previous one, `multitask_grouped_cpu` (the paper's "
+        "network under the recipe, without the robustness augmentation), is in the project's "
+        "history: `git checkout 6b4d4b1 -- models/` restores it and its card, and "
+        "`--model models/multitask_grouped_cpu` uses it.",
+        "",
         "## How to retrain",
         "",
         "```bash",
@@ -229,3 +247,57 @@ def cal_sentence(c: dict) -> str:
     return (f"{cal['describe']} ({cal['fitted_on']}; never on BUS-BRA). On BUSI the 'after' "
             "numbers are cross-fitted: each fold's predictions calibrated by a calibrator fitted "
             "on the other folds.")
+
+
+def operating_lines(b: dict, data: str) -> list[str]:
+    """The card's table of sensitivity and specificity at the calibrated thresholds (and the
+    radiologists' BI-RADS points where recorded), from a release record's
+    ``operating_points``."""
+    op = b["operating_points"]
+    rows = list(op["model"]) + list(op.get("radiologists", []))
+
+    def pct(r, k):
+        lo, hi = r[k[:4] + "_low"], r[k[:4] + "_high"]
+        return f"{100 * r[k]:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"
+
+    out = [f"Operating points on {data} (Wilson 95 % intervals):", "",
+           "| reader | sensitivity % | specificity % | cancers missed |", "| --- | --- | --- | --- |"]
+    out += [f"| {r['reader']} | {pct(r, 'sensitivity')} | {pct(r, 'specificity')} | "
+            f"{r['fn']} of {r['tp'] + r['fn']} |" for r in rows]
+    s95 = op["spec_at_sens95"]
+    out += ["", f"At the threshold that keeps 95 % sensitivity (read off these same images, so "
+                f"flattering) the specificity is {100 * s95['specificity']:.1f} %."]
+    if op.get("spec_at_radiologist_sens"):
+        r = op["spec_at_radiologist_sens"]
+        out[-1] += (f" At the radiologists' sensitivity ({100 * r['sensitivity']:.1f} %) it is "
+                    f"{100 * r['specificity']:.1f} %.")
+    return out + [""]
+
+
+def ood_lines(o: dict, busbra: dict | None) -> list[str]:
+    """The card's paragraph on the out-of-distribution check (``ood.json``)."""
+    line = (f"**Out-of-distribution check** (`ood.json`, `busi_lib.ood`): image statistics "
+            f"(grey levels, texture, edges, colour) of each input are compared with BUSI's "
+            f"training images; above the threshold {o['threshold']:.2f} (the "
+            f"{100 * o['quantile']:.1f} % quantile of held-out BUSI scores; "
+            f"{100 * o['held_out_flagged']:.1f} % of held-out BUSI images exceed it) the "
+            "predictor warns that the image is unlike its training images and gives no band. "
+            "It flags random noise, checkerboards, colour photographs and screenshots of text "
+            "(tested); it does not reliably flag a grey photograph.")
+    if busbra and busbra.get("out_of_distribution") is not None:
+        line += (f" On BUS-BRA (another scanner family, real ultrasound) it flags "
+                 f"{100 * busbra['out_of_distribution']:.1f} % of the images.")
+    return [line, ""]
+
+
+def fusion_sentence(f: dict) -> str:
+    """The card's sentence on the shape fusion (``fusion.json``)."""
+    if not f.get("used"):
+        return ("Shape fusion: not shipped (the selection rules of `busi_lib.fusion`, judged on "
+                "BUSI's folds only, did not keep it): `prob_malignant` is the calibrated network's.")
+    return (f"Shape fusion (`fusion.json`, kept by the selection rules of `busi_lib.fusion`): "
+            f"`prob_malignant` is a logistic regression on the network's logit and the shape "
+            f"descriptors of the predicted mask, fitted on {f['n_fit']} BUSI out-of-fold "
+            f"predictions (weights, standardised: {f['describe']}); cross-fitted on BUSI it "
+            f"reaches an AUC of {f['auc_crossfit']:.3f}. `prob_malignant_network` keeps the "
+            "calibrated network's probability.")

@@ -12,12 +12,15 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from .config import RELEASED_EXPERIMENT
 from .errors import DataError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Where released models live; the default model is ``MODELS_DIR / DEFAULT_MODEL``.
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "multitask_grouped_cpu"
+DEFAULT_MODEL = f"{RELEASED_EXPERIMENT}_cpu"
 _WEIGHTS_RE = re.compile(r"^fold(\d+)\.weights\.h5$")
 _CARD_ROW = re.compile(r"^\|\s*`?([\w.\-/]+)`?\s*\|\s*[\d,]+\s*\|\s*`?([0-9a-f]{64})`?\s*\|")
 
@@ -95,3 +98,26 @@ def verify_release(model_dir: str | os.PathLike, card: str | os.PathLike | None 
                             "the file changed or is corrupt; download or release it again")
         out[name] = got
     return out
+
+
+def to_float16(src: Path, dst: Path) -> None:
+    """Copy a Keras ``.weights.h5`` file with every float32 array stored as float16 (Keras casts
+    them back to the variables' float32 when it loads them)."""
+    import h5py
+
+    def copy(a, b):
+        for k, v in a.attrs.items():
+            b.attrs[k] = v
+        for k, v in a.items():
+            if isinstance(v, h5py.Dataset):
+                arr = v[()]
+                if isinstance(arr, np.ndarray) and arr.dtype == np.float32:
+                    arr = arr.astype(np.float16)
+                d = b.create_dataset(k, data=arr)
+                for kk, vv in v.attrs.items():
+                    d.attrs[kk] = vv
+            else:
+                copy(v, b.create_group(k))
+
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        copy(a, b)

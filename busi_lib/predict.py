@@ -48,9 +48,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .calibration import Calibrator, birads_band
+from .config import DEFAULTS
 from .errors import ConfigError, DataError
 from .modelfiles import (DEFAULT_MODEL, MODELS_DIR, ensemble_sha256, sha256_file, verify_release,
                          weights_files)
+from .ood import file_colour_share
+from .quiet import quiet_native_stderr
+from .shape import mask_descriptors
 from .userimage import array_to_grey, check_not_blank, overlay, read_input
 
 #: Said with every prediction.
@@ -72,7 +76,7 @@ def _build_for_config(cfg: dict):
     old = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("float32")
     try:
-        return build_for_config(cfg)[0]
+        return build_for_config({**DEFAULTS, **cfg})[0]   # keys added since: their defaults
     finally:
         keras.mixed_precision.set_dtype_policy(old)
 
@@ -93,6 +97,13 @@ class Predictor:
         Shown in every result (``sha256`` of the weights, see :func:`ensemble_sha256`).
     verified : bool
         Whether the files were checked against a model card.
+    ood : busi_lib.ood.Detector, optional
+        Flags images unlike the training images (``None``: no check; ``model.ood_check`` says
+        so).
+    fusion : busi_lib.fusion.Fusion, optional
+        When given (a release whose selection kept it), ``prob_malignant`` is the fusion of
+        each fold's network probability with the shape descriptors of the ensemble's mask,
+        averaged over the folds; ``prob_malignant_network`` keeps the calibrated network's.
 
     The network is built once; each fold's weights are set in turn (milliseconds).
     """
@@ -100,7 +111,7 @@ class Predictor:
     def __init__(self, cfg: dict, fold_weights: list[list[np.ndarray]],
                  calibrator: Calibrator | None = None, *, name: str = "unnamed",
                  sha256: str | None = None, verified: bool = False, source: str = "",
-                 model=None):
+                 model=None, ood=None, fusion=None):
         if cfg.get("task", "multi") != "multi":
             raise ConfigError(f"task={cfg.get('task')!r}: the predictor needs a multi-task model "
                               "(task='multi': mask and class)")
@@ -108,7 +119,7 @@ class Predictor:
             raise ConfigError(f"classes={cfg.get('classes')!r}: expected a 'malignant' class")
         if not fold_weights:
             raise ConfigError("fold_weights is empty: expected the weights of at least one fold")
-        self.cfg = dict(cfg)
+        self.cfg = {**DEFAULTS, **cfg}     # keys added since the model was saved: their defaults
         self.model = model if model is not None else _build_for_config(self.cfg)
         shapes = [tuple(w.shape) for w in self.model.weights]
         for k, ws in enumerate(fold_weights):
@@ -124,6 +135,8 @@ class Predictor:
         self.sha256 = sha256
         self.verified = verified
         self.source = source
+        self.ood = ood
+        self.fusion = fusion
         self._mal = list(self.cfg["classes"]).index("malignant")
 
     # ------------------------------------------------------------------ constructors
@@ -145,13 +158,22 @@ class Predictor:
         cal = None
         if (d / "calibration.json").is_file():
             cal = Calibrator.from_dict(json.loads((d / "calibration.json").read_text()))
+        ood = fus = None
+        if (d / "ood.json").is_file():
+            from .ood import Detector
+
+            ood = Detector.from_dict(json.loads((d / "ood.json").read_text()))
+        if (d / "fusion.json").is_file():
+            from .fusion import Fusion
+
+            fus = Fusion.from_dict(json.loads((d / "fusion.json").read_text()))
         model = _build_for_config(cfg)
         weights = []
         for f in files:
             model.load_weights(f)
             weights.append([np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights])
         return cls(cfg, weights, cal, name=d.name, sha256=ensemble_sha256(files, hashes),
-                   verified=verify, source=str(d), model=model)
+                   verified=verify, source=str(d), model=model, ood=ood, fusion=fus)
 
     @classmethod
     def from_keras(cls, path: str | os.PathLike, cfg: dict | None = None) -> "Predictor":
@@ -187,6 +209,8 @@ class Predictor:
         return {"name": self.name, "sha256": self.sha256, "folds": len(self.fold_weights),
                 "calibration": self.calibrator.method if self.calibrator else "none",
                 "verified_against_card": self.verified,
+                "ood_check": self.ood is not None,
+                "shape_fusion": self.fusion is not None,
                 "preprocessing": {"enhancement": c["enhancement"], "image_size": c["image_size"],
                                   "resize": c.get("resize", "squash"),
                                   "normalize": c.get("normalize", "none"),
@@ -224,6 +248,43 @@ class Predictor:
         p = np.clip(np.asarray(p, np.float64), 0.0, 1.0)
         return p if self.calibrator is None else self.calibrator.transform(p)
 
+    def binarize(self, mask_prob: np.ndarray) -> np.ndarray:
+        """Binary masks ``(N, H, W)`` from mask probabilities, with the configuration's threshold
+        and post-processing."""
+        from .inference import postprocess_masks
+
+        both = self.cfg.get("postprocess", "none") == "largest_fill"
+        return postprocess_masks(mask_prob, self.cfg.get("mask_threshold", 0.5), largest=both,
+                                 fill_holes=both)
+
+    def fuse(self, p_folds: np.ndarray, binary: np.ndarray, sizes) -> np.ndarray:
+        """The fused probability of each image: ``p_folds`` ``(F, N)`` raw fold probabilities,
+        ``binary`` ``(N, S, S)`` the ensemble's binary masks at the network's size, ``sizes``
+        rows ``(H, W)`` of the original images (descriptors are taken at those proportions, as
+        in the fold records). Without a fusion: the mean calibrated probability."""
+        if self.fusion is None:
+            return self.calibrate(p_folds).mean(0)
+        from .fusion import FEATURES, logit
+        from .shape import predicted_descriptors
+
+        desc = predicted_descriptors(binary, sizes, self.cfg.get("resize", "squash"))
+        X = desc.rename(columns=lambda c: f"pred_{c}")
+        out = []
+        for p in np.asarray(p_folds, float):
+            out.append(self.fusion.predict_proba(X.assign(logit=logit(p))[list(FEATURES)]))
+        return np.mean(out, axis=0)
+
+    def check_distribution(self, prepared: np.ndarray, colour: float = 0.0) -> dict[str, Any]:
+        """``out_of_distribution`` (bool), ``ood_score`` and ``ood_threshold`` of one prepared
+        image (:mod:`busi_lib.ood`); not flagged, score ``None``, without a detector."""
+        if self.ood is None:
+            return {"out_of_distribution": False, "ood_score": None, "ood_threshold": None}
+        from .ood import feature_matrix, image_features
+
+        score = float(self.ood.score(feature_matrix([image_features(prepared, colour)]))[0])
+        return {"out_of_distribution": bool(score > self.ood.threshold),
+                "ood_score": round(score, 3), "ood_threshold": round(self.ood.threshold, 3)}
+
     def predict(self, image, name: str | None = None) -> dict[str, Any]:
         """Predict one image: a path, or a ``uint8`` array ``(H, W)`` (or RGB ``(H, W, 3)``).
 
@@ -254,11 +315,15 @@ class Predictor:
     def _prepare(self, image, name: str | None) -> dict[str, Any]:
         from .inference import prepare_image
 
+        from .ood import colour_share
+
         warnings: list[str] = []
         if isinstance(image, (str, os.PathLike)):
             img, warnings = read_input(image)
             name = name or str(image)
+            colour = file_colour_share(image)
         else:
+            colour = colour_share(np.asarray(image))
             img = array_to_grey(image, warnings)
             check_not_blank(img, name or "image")
             name = name or "array"
@@ -273,19 +338,20 @@ class Predictor:
             warnings.append(f"large image ({w} x {h}): reduced to {size[0]} x {size[1]} before "
                             "enhancement; the mask is still given at the full size")
         return {"name": name, "image": img, "prepared": prepare_image(work, self.cfg),
-                "warnings": warnings}
+                "warnings": warnings, "colour": colour}
 
     def _finish(self, it: dict, p_folds: np.ndarray, mask_prob: np.ndarray) -> dict[str, Any]:
-        from .inference import postprocess_masks, restore_mask
+        from .inference import restore_mask
 
         img = it["image"]
         h, w = img.shape
         p_cal = self.calibrate(p_folds)
         prob = float(np.mean(p_cal))
-        both = self.cfg.get("postprocess", "none") == "largest_fill"
+        if self.fusion is not None:
+            prob = float(self.fuse(np.asarray(p_folds)[:, None], self.binarize(mask_prob[None]),
+                                   [img.shape])[0])
         full = restore_mask(mask_prob, (h, w), self.cfg.get("resize", "squash"))
-        mask = postprocess_masks(full[None], self.cfg.get("mask_threshold", 0.5), largest=both,
-                                 fill_holes=both)[0]
+        mask = self.binarize(full[None])[0]
         area = float(mask.mean())
         warnings = list(it["warnings"])
         found = bool(mask.any())
@@ -294,14 +360,26 @@ class Predictor:
                             "per image and has no 'normal' class, so no band is given")
         if self.calibrator is None:
             warnings.append("probability not calibrated (a single training fold model)")
+        ood = self.check_distribution(it["prepared"], it.get("colour", 0.0))
+        if ood["out_of_distribution"]:
+            warnings.append(f"this image is unlike the model's training images (score "
+                            f"{ood['ood_score']:.1f} > {ood['ood_threshold']:.1f}; e.g. not a "
+                            "B-mode breast ultrasound, a photograph, text or a synthetic "
+                            "pattern): the probability and mask are not meaningful, no band is "
+                            "given")
+        band = str(birads_band(prob)) if found and not ood["out_of_distribution"] else None
         return {
             "image": it["name"],
             "prob_malignant": round(prob, 4),
-            "birads_band": str(birads_band(prob)) if found else None,
+            "birads_band": band,
             "mask_area_fraction": round(area, 5),
             "lesion_found": found,
             "prob_malignant_uncalibrated": round(float(np.mean(p_folds)), 4),
+            **({"prob_malignant_network": round(float(np.mean(p_cal)), 4)}
+               if self.fusion is not None else {}),
             "prob_malignant_folds": [round(float(v), 4) for v in p_cal],
+            "fold_spread": round(float(np.std(p_cal)), 4),
+            **ood,
             "size": [int(w), int(h)],
             "descriptors": mask_descriptors(mask),
             "warnings": warnings,
@@ -310,26 +388,6 @@ class Predictor:
             "mask": mask,
             "grey": img,
         }
-
-
-def mask_descriptors(mask: np.ndarray, side: int = 256) -> dict[str, float | None]:
-    """The shape descriptors of :mod:`busi_lib.shape` (area fraction, solidity, circularity,
-    extent, taller-than-wide ratio, roughness) of a mask at the image's size, computed on the
-    mask scaled so that its longer side is ``side`` pixels, as the book's prediction tables do
-    (they do not depend on scale); ``None`` for an empty mask. They describe the outline only:
-    the network's probability does not use them."""
-    from .shape import descriptors
-
-    mask = np.asarray(mask, bool)
-    h, w = mask.shape
-    if max(h, w) > side:
-        f = side / max(h, w)
-        rows = (np.arange(max(1, round(h * f))) / f).astype(int)
-        cols = (np.arange(max(1, round(w * f))) / f).astype(int)
-        small = mask[np.ix_(rows, cols)]
-        mask = small if small.any() or not mask.any() else mask
-    return {k: (round(float(v), 4) if np.isfinite(v) else None)
-            for k, v in descriptors(mask).items()}
 
 
 # ----------------------------------------------------------------------------- API
@@ -396,7 +454,7 @@ def predict(image, model: Predictor | str | os.PathLike | None = None) -> dict[s
     probability, :func:`busi_lib.calibration.birads_band`; ``None`` when no lesion is found);
     ``mask_area_fraction``; ``lesion_found``; ``prob_malignant_uncalibrated``;
     ``prob_malignant_folds`` (calibrated, one per fold: their spread is a rough measure of
-    uncertainty); ``size`` ``[W, H]``; ``descriptors`` (:func:`mask_descriptors`);
+    uncertainty); ``size`` ``[W, H]``; ``descriptors`` (:func:`busi_lib.shape.mask_descriptors`);
     ``warnings``; ``model`` (name, sha256 of the weights, folds, calibration); ``note``
     (research, not diagnosis); ``mask``, a ``bool`` array ``(H, W)``; and ``grey``, the
     ``uint8`` image ``(H, W)`` as it was read.
@@ -546,14 +604,19 @@ def main(argv: list[str] | None = None) -> int:
                             "expected a writable folder") from exc
         if not os.access(out_dir, os.W_OK):
             raise DataError(f"--out {a.out!r} is not writable; expected a writable folder")
-        model = load_model(a.model)
+        with quiet_native_stderr():
+            model = load_model(a.model)
     except (DataError, ConfigError) as exc:
         print(f"busi_lib.predict: error: {exc}", file=sys.stderr, flush=True)
         return 2
     failed = 0
     used: set[str] = set()
-    for path in a.images:
-        res = model.predict_many([path])[0]
+    for i, path in enumerate(a.images):
+        if i == 0:
+            with quiet_native_stderr():          # the first operation logs once more
+                res = model.predict_many([path])[0]
+        else:
+            res = model.predict_many([path])[0]
         if not isinstance(res, Exception):
             try:
                 stem = _unique_stem(path, used)

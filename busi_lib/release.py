@@ -1,6 +1,6 @@
 """Release the fold models of a cross-validated experiment as one model that people can use.
 
-    python -m busi_lib.release --profile cpu --experiment multitask_grouped      # make model
+    python -m busi_lib.release --profile cpu --experiment robust_grouped_e60     # make model
 
 reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment>/`` (written by
 :mod:`busi_lib.train`) and writes::
@@ -10,6 +10,8 @@ reads the ``n_folds`` fold models and records of ``results/<profile>/<experiment
         fold<k>.weights.h5       # weights only, one per fold (float16 when it changes nothing)
         calibration.json         # Platt (or isotonic) fitted on BUSI's out-of-fold predictions
         release.json             # provenance and every number of the card, machine-readable
+        ood.json                 # out-of-distribution detector fitted on BUSI's images (busi_lib.ood)
+        fusion.json              # shape fusion, when the selection records keep it (busi_lib.fusion)
         oof_predictions.csv      # BUSI out-of-fold predictions of the released weights
         busbra_predictions.csv   # BUS-BRA predictions of the released ensemble (external test)
     models/README.md             # the model card, with the sha256 of every file
@@ -26,6 +28,8 @@ Steps, each checked:
    is kept when the pooled out-of-fold Dice and AUC move by less than ``--tolerance`` (0.005);
 5. the calibration is fitted on those out-of-fold probabilities (never on BUS-BRA); its
    honest effect on BUSI is measured by cross-fitting (each fold calibrated by the others);
+   the out-of-distribution detector is fitted on BUSI's images, its threshold from held-out
+   folds (:func:`busi_lib.ood.fit_detector`);
 6. the released ensemble, unchanged, is evaluated on BUS-BRA when it is found;
 7. files are hashed, the card is written from the records and these measurements (nothing is
    hard-coded), and the folder replaces any earlier release atomically.
@@ -54,7 +58,10 @@ from .config import config_hash, make_config
 from .data import atomic_write_text
 from .errors import ConfigError, DataError
 from .modelcard import model_card
-from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, weights_files
+from .external import busbra_sizes
+from .modelfiles import MODELS_DIR, ensemble_sha256, sha256_file, to_float16, weights_files
+from .ood import fit_on_busi
+from .operating import points_record
 from .predict import NOTE, Predictor, latest_bench
 
 #: Largest weights file the release accepts (the repository keeps files in models/ below 10 MiB).
@@ -145,29 +152,6 @@ def export_fold(keras_path: Path, net, out32: Path, out16: Path) -> int:
     return int(net.count_params())
 
 
-def to_float16(src: Path, dst: Path) -> None:
-    """Copy a Keras ``.weights.h5`` file with every float32 array stored as float16 (Keras casts
-    them back to the variables' float32 when it loads them)."""
-    import h5py
-
-    def copy(a, b):
-        for k, v in a.attrs.items():
-            b.attrs[k] = v
-        for k, v in a.items():
-            if isinstance(v, h5py.Dataset):
-                arr = v[()]
-                if isinstance(arr, np.ndarray) and arr.dtype == np.float32:
-                    arr = arr.astype(np.float16)
-                d = b.create_dataset(k, data=arr)
-                for kk, vv in v.attrs.items():
-                    d.attrs[kk] = vv
-            else:
-                copy(v, b.create_group(k))
-
-    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
-        copy(a, b)
-
-
 def load_weights(net, path: Path) -> list[np.ndarray]:
     """The arrays of a ``.weights.h5`` file, as ``net`` (a network of the same configuration)
     holds them once loaded (float16 files come back as float32)."""
@@ -184,20 +168,14 @@ def _dice_auc(y: np.ndarray, p: np.ndarray, dice: np.ndarray) -> tuple[float, fl
     return float(np.nanmean(dice)), auc
 
 
-def _binarize(cfg: dict, mask_prob: np.ndarray) -> np.ndarray:
-    from .inference import postprocess_masks
-
-    both = cfg.get("postprocess", "none") == "largest_fill"
-    return postprocess_masks(mask_prob, cfg.get("mask_threshold", 0.5), largest=both,
-                             fill_holes=both)
-
-
 def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], net
                 ) -> pd.DataFrame:
     """Out-of-fold predictions of exported weights: each fold's test images predicted by that
     fold's model (loaded into ``net``), with the predictor's pipeline. Columns: id, fold,
-    true_class, prob_raw, dice (``NaN`` for normal images)."""
+    true_class, prob_raw, dice (``NaN`` for normal images) and the descriptors of the predicted
+    mask (``pred_<descriptor>``, at the image's proportions, as the fold records hold them)."""
     from .metrics import per_image_segmentation
+    from .shape import predicted_descriptors
 
     fold_col = folds["fold"].to_numpy()
     frames = []
@@ -205,11 +183,14 @@ def out_of_fold(cfg: dict, data, folds: pd.DataFrame, fold_files: list[Path], ne
         idx = np.nonzero(fold_col == k)[0]
         pred = Predictor(cfg, [load_weights(net, f)], None, name=f.name, model=net)
         p_folds, mask_prob = pred.forward(data.images[idx])
-        dice = per_image_segmentation(data.masks[idx], _binarize(cfg, mask_prob))["DC"]
+        binary = pred.binarize(mask_prob)
+        dice = per_image_segmentation(data.masks[idx], binary)["DC"]
         names = [data.class_names[i] for i in data.labels[idx]]
+        desc = predicted_descriptors(binary, data.orig_sizes[idx], cfg.get("resize", "squash"))
         frames.append(pd.DataFrame({"id": data.ids[idx], "fold": k, "true_class": names,
                                     "prob_raw": p_folds[0], "dice": np.where(
-                                        np.array(names) == "normal", np.nan, dice)}))
+                                        np.array(names) == "normal", np.nan, dice),
+                                    **{f"pred_{c}": desc[c].to_numpy() for c in desc.columns}}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -222,7 +203,9 @@ def _summary(oof: pd.DataFrame, col: str = "prob_raw") -> dict[str, float]:
 
 def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | None:
     """The released ensemble on BUS-BRA: id, case, pathology, birads, device, prob_raw,
-    prob_calibrated, band, dice. ``None`` when BUS-BRA is not found."""
+    prob_calibrated (the predictor's ``prob_malignant``: the fused probability when the release
+    has a fusion), prob_network (the calibrated network's), fold_spread, lesion_found, dice, band,
+    and the out-of-distribution score and flag. ``None`` when BUS-BRA is not found."""
     from .external import load_busbra
     from .metrics import per_image_segmentation
 
@@ -232,16 +215,34 @@ def evaluate_busbra(predictor: Predictor, busbra_dir=None) -> pd.DataFrame | Non
     if loaded is None:
         return None
     images, masks, meta = loaded
-    p_raw, p_cal, dice = [], [], []
+    sizes = busbra_sizes(meta, busbra_dir) if predictor.fusion is not None else [None] * len(meta)
+    p_raw, p_cal, p_net, dice, found, spread = [], [], [], [], [], []
     for s in range(0, len(images), 64):
         p_folds, mask_prob = predictor.forward(images[s:s + 64])
         p_raw.append(p_folds.mean(0))
-        p_cal.append(predictor.calibrate(p_folds).mean(0))
-        dice.append(per_image_segmentation(masks[s:s + 64], _binarize(cfg, mask_prob))["DC"])
+        cal = predictor.calibrate(p_folds)
+        spread.append(cal.std(0))
+        binary = predictor.binarize(mask_prob)
+        p_net.append(cal.mean(0))
+        p_cal.append(predictor.fuse(p_folds, binary, sizes[s:s + 64]))
+        found.append(binary.reshape(len(binary), -1).any(1))
+        dice.append(per_image_segmentation(masks[s:s + 64], binary)["DC"])
     out = pd.DataFrame({"id": meta["ID"], "case": meta["Case"], "pathology": meta["Pathology"],
                         "birads": meta["BIRADS"], "device": meta["Device"],
                         "prob_raw": np.concatenate(p_raw), "prob_calibrated": np.concatenate(p_cal),
+                        "prob_network": np.concatenate(p_net),
+                        "fold_spread": np.concatenate(spread), "lesion_found": np.concatenate(found),
                         "dice": np.concatenate(dice)})
+    if predictor.ood is not None:
+        from .external import locate_busbra
+        from .ood import feature_matrix, image_features
+        from .ood import file_colour_share
+
+        root = locate_busbra(busbra_dir)
+        feats = [image_features(img, file_colour_share(root / "Images" / f"{i}.png"))
+                 for img, i in zip(images, meta["ID"])]
+        out["ood_score"] = predictor.ood.score(feature_matrix(feats))
+        out["out_of_distribution"] = out["ood_score"] > predictor.ood.threshold
     out["band"] = birads_band(out["prob_calibrated"].clip(0, 1))
     return out
 
@@ -251,7 +252,7 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
             out=None, data_dir=None, busbra_dir=None, external: bool = True,
             method: str = "platt", float16: str = "auto", tolerance: float = 0.005,
             max_mib: float = MAX_MIB, n_boot: int = 1000, train_missing: bool = False,
-            bench_repeats: int = 5, verbose: bool = True) -> Path:
+            bench_repeats: int = 5, fusion: str = "auto", verbose: bool = True) -> Path:
     """Release ``experiment`` of ``profile`` (see the module docstring); returns the model folder.
 
     Parameters
@@ -278,6 +279,10 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         profiles (a fold model exists only where its fold was trained).
     bench_repeats : int
         Predictions of a 500 x 500 image timed for the card (0: no timing).
+    fusion : {"auto", "yes", "no"}
+        Ship the shape-descriptor fusion (:mod:`busi_lib.fusion`, fitted on the out-of-fold
+        predictions): ``"auto"`` when the selection records keep it for ``experiment``
+        (:func:`busi_lib.fusion.kept`).
 
     Raises
     ------
@@ -289,6 +294,8 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
     if method not in METHODS:
         raise ConfigError(f"method={method!r}: expected one of {list(METHODS)}")
+    if fusion not in ("auto", "yes", "no"):
+        raise ConfigError(f"fusion={fusion!r}: expected 'auto', 'yes' or 'no'")
     if float16 not in ("auto", "yes", "no"):
         raise ConfigError(f"float16={float16!r}: expected 'auto', 'yes' or 'no'")
     if not 0 < tolerance < 1:
@@ -350,19 +357,37 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
         oof["prob_calibrated_crossfit"] = np.nan
         oof.loc[lesion, "prob_calibrated_crossfit"] = crossfit(
             y[lesion], oof["prob_raw"].to_numpy()[lesion], oof["fold"].to_numpy()[lesion], method)
+        from . import fusion as fusion_mod
+
+        use_fusion = (fusion_mod.kept(profile, experiment, results_dir) if fusion == "auto"
+                      else fusion == "yes")
+        fus = None
+        headline = "prob_calibrated_crossfit"
+        if use_fusion:
+            rows = fusion_mod.lesion_rows(oof[lesion].rename(columns={"prob_raw": "prob_malignant"}))
+            fus = fusion_mod.fit_all(rows)
+            oof["prob_fused_crossfit"] = np.nan
+            oof.loc[lesion, "prob_fused_crossfit"] = fusion_mod.fold_fitted(rows)
+            headline = "prob_fused_crossfit"
+            _log(verbose, f"shape fusion kept by the selection records: {fus.describe()}")
         oof["band_crossfit"] = None
-        oof.loc[lesion, "band_crossfit"] = birads_band(
-            oof.loc[lesion, "prob_calibrated_crossfit"].clip(0, 1))
+        oof.loc[lesion, "band_crossfit"] = birads_band(oof.loc[lesion, headline].clip(0, 1))
         cfg_out = {**cfg, "folds": None}
         records.write_json(stage / "config.json", cfg_out)
         records.write_json(stage / "calibration.json", cal.to_dict())
+        if fus is not None:
+            records.write_json(stage / "fusion.json", fus.to_dict())
         records.write_csv(stage / "oof_predictions.csv", oof)
+        detector = fit_on_busi(cfg, data_dir, folds)
+        records.write_json(stage / "ood.json", detector.to_dict())
+        _log(verbose, f"out-of-distribution threshold {detector.threshold:.2f} (held-out BUSI "
+                      f"flagged: {100 * detector.info['held_out_flagged']:.1f} %)")
 
         # ---- the released ensemble on BUS-BRA (evaluation only)
         hashes = {p.name: sha256_file(p) for p in weights_files(stage)}
         predictor = Predictor(cfg_out, [load_weights(net, p) for p in weights_files(stage)],
                               cal, name=name, sha256=ensemble_sha256(weights_files(stage), hashes),
-                              model=net)
+                              model=net, ood=detector, fusion=fus)
         ext = evaluate_busbra(predictor, busbra_dir) if external else None
         if ext is not None:
             records.write_csv(stage / "busbra_predictions.csv", ext)
@@ -371,7 +396,8 @@ def release(profile: str = "cpu", experiment: str = "multitask_grouped", *, resu
 
         info = _release_info(profile, experiment, name, cfg_out, recs, folder, differ, oof, s32, s16, moved,
                              use16, tolerance, cal, ext, n_params, predictor.sha256, n_boot,
-                             timing)
+                             timing, {"threshold": detector.threshold, **detector.info},
+                             headline, fus)
         records.write_json(stage / "release.json", info)
         card = card_text(stage, info)
         # swap in atomically: the old release (if any) is removed only once the new one is whole
@@ -437,7 +463,9 @@ def _bootstrap_auc(y, p, groups, n_boot: int, seed: int = 0):
 
 
 def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32, s16, moved, use16,
-                  tolerance, cal, ext, n_params, ens_sha, n_boot, timing) -> dict[str, Any]:
+                  tolerance, cal, ext, n_params, ens_sha, n_boot, timing,
+                  ood_info=None, headline: str = "prob_calibrated_crossfit",
+                  fus=None) -> dict[str, Any]:
     """Everything the card says, from the records and this release's measurements."""
     lesion = oof[oof["true_class"].isin(["benign", "malignant"])]
     y = (lesion["true_class"] == "malignant").to_numpy(int)
@@ -476,8 +504,14 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
                 "calibration_after_crossfit": calibration_scores(
                     y, lesion["prob_calibrated_crossfit"].clip(0, 1)),
                 "bands_crossfit": birads_table(
-                    y, lesion["prob_calibrated_crossfit"].clip(0, 1)).reset_index().to_dict(
-                        "records")},
+                    y, lesion[headline].clip(0, 1)).reset_index().to_dict("records")},
+        "operating_points_crossfit": points_record(y, lesion[headline].clip(0, 1)),
+        "fusion": ({"used": True, "describe": fus.describe(), "n_fit": fus.n_fit,
+                    "auc_crossfit": _dice_auc(y, lesion[headline].to_numpy(),
+                                              lesion["dice"].to_numpy())[1],
+                    "fitted_on": "BUSI out-of-fold predictions of the released weights"}
+                   if fus is not None else {"used": False}),
+        "ood": {k: v for k, v in (ood_info or {}).items()},
         "calibration": {**cal.to_dict(), "describe": cal.describe(),
                         "fitted_on": "BUSI out-of-fold predictions of the released weights"},
         "timing": timing,
@@ -494,6 +528,12 @@ def _release_info(profile, experiment, name, cfg, recs, folder, differ, oof, s32
             "calibration_after": calibration_scores(yb, ext["prob_calibrated"].clip(0, 1)),
             "bands": birads_table(yb, ext["prob_calibrated"].clip(0, 1)).reset_index().to_dict(
                 "records"),
+            "no_lesion_found": (float((~ext["lesion_found"].astype(bool)).mean())
+                                if "lesion_found" in ext else None),
+            "out_of_distribution": (float(ext["out_of_distribution"].mean())
+                                    if "out_of_distribution" in ext else None),
+            "operating_points": points_record(yb, ext["prob_calibrated"],
+                                                        ext["birads"]),
             "auc_by_device": {d: _dice_auc((g["pathology"] == "malignant").to_numpy(int),
                                            g["prob_calibrated"].to_numpy(),
                                            g["dice"].to_numpy())[1]
@@ -532,24 +572,28 @@ def demo_model(data_dir=None, *, profile: str = "smoke", experiment: str = "mult
 def model_for_book(profile: str, model=None, data_dir=None,
                    experiment: str = "multitask_grouped") -> tuple[Path, bool]:
     """``(model folder, is_demo)`` for the chapter *Try the model*: ``model`` when given, else
-    the released ``models/<experiment>_<profile>``, else the demonstration model
-    (:func:`demo_model`, trained in the cache on the smoke profile)."""
+    the released ``models/<RELEASED_EXPERIMENT>_<profile>``, else the demonstration model
+    (:func:`demo_model` of ``experiment``, trained in the cache on the smoke profile)."""
+    from .config import RELEASED_EXPERIMENT
+
     if model not in (None, ""):
         return Path(model), False
-    released = MODELS_DIR / model_name(profile, experiment)
+    released = MODELS_DIR / model_name(profile, RELEASED_EXPERIMENT)
     if (released / "config.json").is_file():
         return released, False
     return demo_model(data_dir, experiment=experiment), True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m busi_lib.release --profile cpu --experiment multitask_grouped``."""
+    """``python -m busi_lib.release --profile cpu --experiment robust_grouped_e60``."""
     import argparse
+
+    from .config import RELEASED_EXPERIMENT
 
     p = argparse.ArgumentParser(prog="python -m busi_lib.release",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu")
-    p.add_argument("--experiment", default="multitask_grouped")
+    p.add_argument("--experiment", default=RELEASED_EXPERIMENT)
     p.add_argument("--results-dir", default=None)
     p.add_argument("--out", default=None, help="folder for <experiment>_<profile>/ and README.md "
                                                "(default models/)")
@@ -561,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.005)
     p.add_argument("--max-mib", type=float, default=MAX_MIB)
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--fusion", default="auto", choices=["auto", "yes", "no"],
+                   help="ship the shape fusion (auto: when the selection records keep it)")
     p.add_argument("--train-missing", action="store_true",
                    help="train folds that are not recorded first (small profiles)")
     p.add_argument("--refresh-card", metavar="FOLDER", default=None,
@@ -574,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         release(a.profile, a.experiment, results_dir=a.results_dir, out=a.out,
                 data_dir=a.data_dir, busbra_dir=a.busbra_dir, external=not a.no_external,
                 method=a.calibration, float16=a.float16, tolerance=a.tolerance,
-                max_mib=a.max_mib, n_boot=a.n_boot, train_missing=a.train_missing)
+                max_mib=a.max_mib, n_boot=a.n_boot, train_missing=a.train_missing,
+                fusion=a.fusion)
     except (DataError, ConfigError) as exc:
         print(f"busi_lib.release: error: {exc}", file=sys.stderr)
         return 2

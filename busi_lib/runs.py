@@ -112,18 +112,22 @@ def short_commit(c: str | None) -> str:
 
 
 def provenance(records: list[dict], experiment: str | None = None) -> str:
-    """One line naming what the numbers come from: profile, seed, data, commit, folds."""
+    """One line naming what the numbers come from: profile, seed (and the training seed where
+    it differs from the split's), data, commit, folds."""
     if not records:
         return f"`{experiment}`: no records"
     r0 = records[0]
     exp = experiment or r0.get("experiment", "?")
     n_folds = r0["config"]["n_folds"]
     seeds = sorted({r["seed"] for r in records})
+    train_seeds = sorted({r["config"].get("train_seed") for r in records} - {None})
     data = sorted({r["data_sha256"][:8] for r in records})
     commits = sorted({short_commit(r.get("git_commit")) for r in records})
     prec = sorted({r.get("precision", "?") for r in records})
     folds = ", ".join(str(r["fold"] + 1) for r in records)
-    return (f"`{exp}` · profile **{r0['profile']}** · seed {', '.join(map(str, seeds))} · "
+    return (f"`{exp}` · profile **{r0['profile']}** · seed {', '.join(map(str, seeds))}"
+            + (f" (split), training seed {', '.join(map(str, train_seeds))}" if train_seeds else "")
+            + " · "
             f"data {', '.join(data)} · commit {', '.join(commits)} · {prec[0]} · "
             f"fold(s) {folds} of the {n_folds}-fold split · {r0['config']['image_size']} px, "
             f"{r0['config']['epochs']} epochs")

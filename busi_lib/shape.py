@@ -66,3 +66,21 @@ def predicted_descriptors(masks: np.ndarray, orig_sizes, resize: str = "squash",
         shape = (max(1, round(h * f)), max(1, round(w * f)))
         rows.append(descriptors(restore_mask(m.astype(np.float32), shape, resize) >= 0.5))
     return pd.DataFrame(rows, columns=list(DESCRIPTORS))
+
+
+def mask_descriptors(mask: np.ndarray, side: int = 256) -> dict[str, float | None]:
+    """The shape descriptors of :mod:`busi_lib.shape` (area fraction, solidity, circularity,
+    extent, taller-than-wide ratio, roughness) of a mask at the image's size, computed on the
+    mask scaled so that its longer side is ``side`` pixels, as the book's prediction tables do
+    (they do not depend on scale); ``None`` for an empty mask. They describe the outline only:
+    the network's probability does not use them."""
+    mask = np.asarray(mask, bool)
+    h, w = mask.shape
+    if max(h, w) > side:
+        f = side / max(h, w)
+        rows = (np.arange(max(1, round(h * f))) / f).astype(int)
+        cols = (np.arange(max(1, round(w * f))) / f).astype(int)
+        small = mask[np.ix_(rows, cols)]
+        mask = small if small.any() or not mask.any() else mask
+    return {k: (round(float(v), 4) if np.isfinite(v) else None)
+            for k, v in descriptors(mask).items()}

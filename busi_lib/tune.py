@@ -126,7 +126,37 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # (weights, order, augmentation; the same images and validation split)
     "recipe_s1": (5, {**COMBO, "train_seed": 1}),
     "recipe_s2": (5, {**COMBO, "train_seed": 2}),
+    # stage 6 (issue 26, 2026-12-03; rule in busi_lib.tune_report.seeded_select, fixed before
+    # these trials ran): candidates for transfer to other scanners, each with the three training
+    # seeds of the recipe's reseeds (robust_ref, recipe_s1, recipe_s2 are the reference).
+    # Per-image intensity standardisation (z-score): the scanner's grey-level look should not
+    # carry the label
+    **{f"s6_zscore{sfx}": (6, {**COMBO, "normalize": "zscore", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # geometry: aspect-preserving letterbox (pad to a square) instead of squashing; added before
+    # any stage-6 trial ran, under the same rule
+    **{f"s6_pad{sfx}": (6, {**COMBO, "resize": "pad", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # diverse augmentation from maintained libraries (TrivialAugment-style, albumentations and
+    # usaugment: busi_lib.augment.TRIVIAL_POOL); added before any stage-6 trial ran
+    **{f"s6_trivial{sfx}": (6, {**COMBO, "aug_policy": "trivial", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # lesion-centred classification without context: the classifier's second look (gap_crop)
+    # sees the lesion and a thin rim only; added before any stage-6 trial ran
+    **{f"s6_cropmask{sfx}": (6, {**COMBO, "crop_context": "mask", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
+#: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
+#: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
+SEEDED_REFERENCE = ("robust_ref", "recipe_s1", "recipe_s2")
+SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "zscore": ("s6_zscore", "s6_zscore_s1", "s6_zscore_s2"),
+    "pad": ("s6_pad", "s6_pad_s1", "s6_pad_s2"),
+    "trivial": ("s6_trivial", "s6_trivial_s1", "s6_trivial_s2"),
+    "cropmask": ("s6_cropmask", "s6_cropmask_s1", "s6_cropmask_s2")}
+#: The configuration keys each stage-6 candidate changes.
+SEEDED_KEYS: dict[str, set[str]] = {"zscore": {"normalize"}, "pad": {"resize"},
+                                    "trivial": {"aug_policy"}, "cropmask": {"crop_context"}}
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")

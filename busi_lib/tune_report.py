@@ -324,3 +324,78 @@ def plot_lr_range(rec: dict):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- stage 6
+#: The three signals of stage 6, from a trial record: clean validation score, shift score
+#: (perturbed validation), and context reliance (validation AUC with the lesion hidden; a
+#: classifier that reads the lesion falls toward 0.5 there, so lower is better).
+def _shift_score(rec: dict) -> float:
+    from .shift import shift_score
+
+    return shift_score(rec["shift"])
+
+
+SIGNALS = {"clean score": lambda r: r["score"],
+           "shift score": _shift_score,
+           "AUC, lesion hidden": lambda r: r["reliance"]["auc_no_lesion"]}
+
+
+def seeded_table(recs: list[dict], reference=None, candidates=None,
+                 level: float = 0.95) -> pd.DataFrame:
+    """Stage 6's comparison: for each candidate (three training seeds) against the reference
+    (three seeds), per signal of :data:`SIGNALS`: the candidate's mean and sd, the reference's,
+    the difference of means and its Welch *t* interval. Candidates with a trial missing are
+    left out (``missing`` lists them in ``attrs``)."""
+    from scipy import stats
+
+    from .tune import SEEDED_CANDIDATES, SEEDED_REFERENCE
+
+    reference = SEEDED_REFERENCE if reference is None else reference
+    candidates = SEEDED_CANDIDATES if candidates is None else candidates
+    by = {r["trial"]: r for r in recs}
+    if any(t not in by for t in reference):
+        raise ConfigError(f"stage 6 reference trials {[t for t in reference if t not in by]} "
+                          "are not recorded")
+    rows, missing = [], []
+    for name, trials in candidates.items():
+        if any(t not in by for t in trials):
+            missing.append(name)
+            continue
+        for signal, get in SIGNALS.items():
+            a = np.array([get(by[t]) for t in trials], float)
+            b = np.array([get(by[t]) for t in reference], float)
+            va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+            se = np.sqrt(va + vb)
+            df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else 1
+            half = float(stats.t.ppf(0.5 + level / 2, df) * se)
+            d = float(a.mean() - b.mean())
+            rows.append({"candidate": name, "signal": signal, "candidate mean": a.mean(),
+                         "candidate sd": a.std(ddof=1), "reference mean": b.mean(),
+                         "reference sd": b.std(ddof=1), "difference": d, "low": d - half,
+                         "high": d + half})
+    out = pd.DataFrame(rows)
+    out.attrs["missing"] = missing
+    return out
+
+
+def seeded_select(table: pd.DataFrame) -> dict[str, str]:
+    """Stage 6's rule (fixed 2026-12-03, before its trials ran), per candidate: **kept** when
+    the Welch 95 % interval of the difference is above zero for the clean or the shift score,
+    below zero for neither, and the AUC with the lesion hidden has no interval above zero (not
+    more reliant on context); otherwise **not kept**, with the reason."""
+    out = {}
+    for name, g in table.groupby("candidate", sort=False):
+        g = g.set_index("signal")
+        better = [s for s in ("clean score", "shift score") if g.loc[s, "low"] > 0]
+        worse = [s for s in ("clean score", "shift score") if g.loc[s, "high"] < 0]
+        context = g.loc["AUC, lesion hidden", "low"] > 0
+        if better and not worse and not context:
+            out[name] = "kept: " + " and ".join(better) + " above the seed noise"
+        elif worse:
+            out[name] = "not kept: " + " and ".join(worse) + " below the reference"
+        elif context:
+            out[name] = "not kept: more reliant on the lesion's surroundings"
+        else:
+            out[name] = "not kept: no difference clears the seed noise"
+    return out

@@ -18,8 +18,9 @@ from .errors import DataError
 
 #: Larger images are refused before they are decoded (PIL's own bomb limit is about 179 MP).
 MAX_PIXELS = 100_000_000
-#: Outline colour of the overlay (RGB).
-OUTLINE_RGB = (255, 40, 40)
+#: Outline colour of the overlay (RGB): Okabe-Ito orange, readable for colour-blind readers and
+#: distinct from the sky blue the book uses for reference outlines.
+OUTLINE_RGB = (230, 159, 0)
 _HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 

@@ -140,3 +140,16 @@ def test_upload_images_saves_the_files_inside_the_folder(tmp_path, capsys):
     assert got == [tmp_path / "up" / "a.png", tmp_path / "up" / "evil.png"]
     assert (tmp_path / "up" / "a.png").read_bytes() == b"123"
     assert "Choose breast-ultrasound images" in capsys.readouterr().out
+
+
+def test_the_repository_url_is_the_books_own():
+    """The clone URL of the first cell and the book's repository button name one repository."""
+    from pathlib import Path
+
+    import yaml
+
+    from busi_lib.colab import BOOTSTRAP, REPO_URL
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "_config.yml").read_text())
+    assert cfg["repository"]["url"] == REPO_URL and REPO_URL in BOOTSTRAP
+    assert "path_to_book" not in cfg["repository"]        # a '.' there puts '/./' in launch links

@@ -97,3 +97,27 @@ def test_subsampling_projection_equals_strided_conv():
     conv1.build(sub.shape)
     conv1.set_weights(conv.get_weights())
     np.testing.assert_array_equal(np.asarray(conv1(sub)), ref)
+
+
+def test_lesion_crop_can_hide_the_context():
+    """mask_context=True: the crop shows the lesion and a thin rim; the corners of the crop,
+    context without it, are zero; the layer saves and loads with the option."""
+    import keras
+
+    from busi_lib.model import LesionCrop
+
+    img = np.ones((1, 32, 32, 1), np.float32)
+    mask = np.zeros((1, 32, 32, 1), np.float32)
+    mask[0, 12:20, 12:20, 0] = 1.0
+    keep = np.asarray(LesionCrop()([img, mask]))
+    hide = np.asarray(LesionCrop(mask_context=True, context_px=3)([img, mask]))
+    assert keep[0, 0, 0, 0] > 0.5 and hide[0, 0, 0, 0] == 0.0       # a corner: context
+    assert hide[0, 16, 16, 0] == pytest.approx(1.0)                  # the centre: lesion
+    layer = LesionCrop.from_config(LesionCrop(mask_context=True, context_px=5).get_config())
+    assert layer.mask_context and layer.context_px == 5
+    m = build_model(32, filters=(4, 4, 4, 4), bridge_filters=4, dense_units=4,
+                    cls_head="gap_crop", crop_context="mask")
+    assert m.get_layer("lesion_crop").mask_context
+    with pytest.raises(ConfigError, match="crop_context"):
+        build_model(32, filters=(4, 4, 4, 4), bridge_filters=4, cls_head="gap_crop",
+                    crop_context="blur")

@@ -19,6 +19,7 @@ from PIL import Image
 
 from busi_lib import modelfiles as MF
 from busi_lib import predict as P
+from busi_lib import shape as S
 from busi_lib import userimage as U
 from busi_lib.calibration import Calibrator
 from busi_lib.config import make_config
@@ -163,15 +164,15 @@ def test_mask_descriptors_are_the_books_shape_descriptors():
 
     m = np.zeros((100, 200), bool)
     m[40:60, 50:150] = True                                    # 100 wide, 20 tall
-    d = P.mask_descriptors(m, side=256)                         # small: computed as it is
+    d = S.mask_descriptors(m, side=256)                         # small: computed as it is
     assert list(d) == list(DESCRIPTORS)
     assert d == {k: round(v, 4) for k, v in descriptors(m).items()}
     assert d["taller_wide"] == pytest.approx(0.2) and d["solidity"] == pytest.approx(1.0)
     big = np.kron(m, np.ones((40, 40), bool))                   # 4000 x 8000: reduced to 256
-    db = P.mask_descriptors(big)
+    db = S.mask_descriptors(big)
     assert db["area_frac"] == pytest.approx(0.1, abs=0.01)
     assert db["taller_wide"] == pytest.approx(0.2, abs=0.02)
-    assert set(P.mask_descriptors(np.zeros((5, 5), bool)).values()) == {None}
+    assert set(S.mask_descriptors(np.zeros((5, 5), bool)).values()) == {None}
 
 
 def test_overlay_draws_the_outline_only():

@@ -78,7 +78,7 @@ def test_release_writes_the_files_and_a_card_that_checks_them(released):
     assert d == out / NAME
     assert sorted(p.name for p in d.iterdir()) == [
         "busbra_predictions.csv", "calibration.json", "config.json", "fold0.weights.h5",
-        "fold1.weights.h5", "oof_predictions.csv", "release.json"]
+        "fold1.weights.h5", "ood.json", "oof_predictions.csv", "release.json"]
     card = (out / "README.md").read_text()
     listed = MF.read_card(out / "README.md")
     assert {f"{NAME}/{n}": h for n, h in _hashes(d).items()} == listed
@@ -93,6 +93,31 @@ def test_release_writes_the_files_and_a_card_that_checks_them(released):
     assert info["weights_sha256"] in card and info["data_sha256"] in card
     # numbers in the card come from the records and the measurements, not from constants
     assert f"AUC {info['oof']['auc']:.3f}" in card
+
+
+def test_release_records_operating_points_and_the_ood_check(released):
+    """The card's operating points are those of the recorded BUS-BRA predictions, and the
+    out-of-distribution threshold is the one the predictor loads."""
+    from busi_lib.operating import sens_spec
+    from busi_lib.ood import Detector
+
+    d, _, _, _, out = released
+    info = json.loads((d / "release.json").read_text())
+    ext = pd.read_csv(d / "busbra_predictions.csv")
+    y = (ext["pathology"] == "malignant").to_numpy(int)
+    op = info["busbra"]["operating_points"]
+    for row, t in zip(op["model"], (0.02, 0.10, 0.50)):
+        assert row["reader"] == f"model, p > {100 * t:g} %"
+        want = sens_spec(y, ext["prob_calibrated"].to_numpy() > t)
+        assert row["tp"] == want["tp"] and row["fp"] == want["fp"]
+    rad = {r["reader"]: r for r in op["radiologists"]}
+    assert rad["radiologists, BI-RADS >= 4"]["sensitivity"] == 1.0    # synthetic: malignant = 5
+    assert info["busbra"]["no_lesion_found"] == float((~ext["lesion_found"]).mean())
+    det = Detector.from_dict(json.loads((d / "ood.json").read_text()))
+    assert det.threshold == info["ood"]["threshold"] and np.isfinite(det.threshold)
+    assert "Out-of-distribution check" in (out / "README.md").read_text()
+    p = P.Predictor.from_release(d)
+    assert p.ood is not None and p.ood.threshold == det.threshold
 
 
 def test_float16_decision_follows_the_measured_change(released):
@@ -246,3 +271,33 @@ def test_refresh_card_adds_the_latest_speed_row_and_keeps_the_rest(released, tmp
         card_path.write_text(card)
     with pytest.raises(DataError, match="no release.json"):
         R.refresh_card(tmp_path)
+
+
+def test_release_with_shape_fusion_ships_it_and_the_predictor_uses_it(released, tmp_path):
+    """fusion='yes': fusion.json is fitted on the out-of-fold rows, the card says so, and the
+    predictor's probability is the fold mean of the fusion of each fold's network output with
+    the descriptors of the ensemble's mask."""
+    from busi_lib.fusion import Fusion
+
+    _, results, busi, busbra, _ = released
+    d = R.release("smoke", "multitask_grouped", results_dir=results, out=tmp_path / "m",
+                  data_dir=busi, busbra_dir=busbra, n_boot=20, bench_repeats=0, fusion="yes",
+                  verbose=False)
+    info = json.loads((d / "release.json").read_text())
+    fus = Fusion.from_dict(json.loads((d / "fusion.json").read_text()))
+    assert info["fusion"]["used"] and fus.n_fit == info["n_lesion_images"]
+    assert "Shape fusion (`fusion.json`" in (tmp_path / "m" / "README.md").read_text()
+    p = P.Predictor.from_release(d)
+    assert p.fusion is not None and p.info["shape_fusion"]
+    img = np.asarray(Image.open(next((busbra / "Images").glob("*.png"))))
+    r = p.predict(img)
+    from busi_lib.inference import prepare_image
+
+    p_folds, mask_prob = p.forward(prepare_image(img, p.cfg)[None])
+    want = p.fuse(p_folds, p.binarize(mask_prob), [img.shape])[0]
+    assert r["prob_malignant"] == pytest.approx(want, abs=1e-4)
+    assert "prob_malignant_network" in r
+    ext = pd.read_csv(d / "busbra_predictions.csv")
+    assert {"prob_network", "prob_calibrated"} <= set(ext.columns)
+    with pytest.raises(ConfigError, match="fusion="):
+        R.release("smoke", "multitask_grouped", results_dir=results, fusion="maybe")

@@ -248,3 +248,43 @@ def test_seed_spread_and_its_sentence():
     for name in tune.SEED_TRIALS:                # only the training seed differs from the recipe
         a, b = tune.trial_config(name), tune.trial_config(tune.DATA_REFERENCE)
         assert {k for k in a if a[k] != b[k]} == {"train_seed"}
+
+
+def test_stage6_candidates_pair_seed_by_seed_with_the_reference():
+    """Each stage-6 candidate's three trials differ from the reference's three (same seeds, in
+    order) only in the candidate's own keys."""
+    ref = [tune.trial_config(t) for t in tune.SEEDED_REFERENCE]
+    assert [c["train_seed"] for c in ref] == [None, 1, 2]
+    for name, trials in tune.SEEDED_CANDIDATES.items():
+        assert len(trials) == 3
+        for t, r in zip(trials, ref):
+            cfg = tune.trial_config(t)
+            assert {k for k in cfg if cfg[k] != r[k]} == tune.SEEDED_KEYS[name], (name, t)
+    assert set(tune.SEEDED_KEYS) == set(tune.SEEDED_CANDIDATES)
+
+
+def _seeded_recs(cand_scores, ref_scores, hidden=(0.8, 0.8, 0.8), ref_hidden=(0.8, 0.82, 0.78)):
+    def rec(name, score, h):
+        shift_ = {s: {"val_dice": score / 2, "val_auc": score / 2} for s in ("blur", "gain_low")}
+        return {"trial": name, "score": score, "shift": shift_, "reliance": {"auc_no_lesion": h}}
+    recs = [rec(t, s, h) for t, s, h in zip(("r0", "r1", "r2"), ref_scores, ref_hidden)]
+    recs += [rec(t, s, h) for t, s, h in zip(("c0", "c1", "c2"), cand_scores, hidden)]
+    return recs
+
+
+def test_stage6_rule_on_known_numbers():
+    kw = dict(reference=("r0", "r1", "r2"), candidates={"c": ("c0", "c1", "c2")})
+    ref = (1.60, 1.62, 1.64)
+    clear = tune_report.seeded_table(_seeded_recs((1.80, 1.81, 1.82), ref), **kw)
+    assert tune_report.seeded_select(clear)["c"].startswith("kept: clean score and shift score")
+    g = clear.set_index("signal").loc["clean score"]
+    assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
+    noisy = tune_report.seeded_table(_seeded_recs((1.55, 1.70, 1.66), ref), **kw)
+    assert tune_report.seeded_select(noisy)["c"] == "not kept: no difference clears the seed noise"
+    worse = tune_report.seeded_table(_seeded_recs((1.40, 1.41, 1.42), ref), **kw)
+    assert tune_report.seeded_select(worse)["c"].startswith("not kept: clean score and shift")
+    context = tune_report.seeded_table(_seeded_recs((1.80, 1.81, 1.82), ref, hidden=(0.95, 0.96, 0.97)), **kw)
+    assert tune_report.seeded_select(context)["c"] == ("not kept: more reliant on the lesion's "
+                                                       "surroundings")
+    with pytest.raises(ConfigError, match="reference"):
+        tune_report.seeded_table(_seeded_recs(ref, ref)[3:], **kw)

@@ -1,0 +1,79 @@
+"""busi_lib.augment's library policy (aug_policy="trivial": albumentations + usaugment)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("albumentations")
+pytest.importorskip("usaugment")
+
+from busi_lib import augment as A  # noqa: E402
+from busi_lib.config import config_hash, make_config  # noqa: E402
+from busi_lib.errors import ConfigError  # noqa: E402
+
+
+def _batch(n=48):
+    x = np.random.default_rng(1).random((n, 64, 64, 1)).astype(np.float32) * 0.8
+    m = np.zeros((n, 64, 64), np.uint8)
+    m[:, 20:40, 25:45] = 1
+    return x, m
+
+
+def test_the_pool_is_what_the_policy_draws_from():
+    assert set(A._trivial_ops()) == set(A.TRIVIAL_POOL)
+    x, m = _batch(240)
+    _, _, names = A.trivial_augment(x, m, np.random.default_rng(0))
+    assert set(names) == set(A.TRIVIAL_POOL)               # 240 draws cover the 12 operations
+
+
+def test_same_generator_same_epoch_and_global_state_untouched():
+    import random
+
+    x, m = _batch()
+    np.random.seed(7)
+    random.seed(7)
+    before = (np.random.random(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    a = A.trivial_augment(x, m, np.random.default_rng(3))
+    b = A.trivial_augment(x, m, np.random.default_rng(3))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert (np.random.random(), random.random()) == before  # the global generators restored
+    c = A.trivial_augment(x, m, np.random.default_rng(4))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_images_stay_in_range_and_masks_move_only_with_geometry():
+    x, m = _batch(120)
+    xi, mi, names = A.trivial_augment(x, m, np.random.default_rng(5))
+    assert xi.shape == x.shape and xi.dtype == x.dtype and mi.dtype == m.dtype
+    assert xi.min() >= 0 and xi.max() <= 1 and set(np.unique(mi)) <= {0, 1}
+    for n, a, b, ma, mb in zip(names, x, xi, m, mi):
+        if n == "identity":
+            assert np.array_equal(a, b) and np.array_equal(ma, mb)
+        elif n != "affine":
+            assert np.array_equal(ma, mb), n                 # intensity-only operations
+
+
+def test_bad_inputs_are_refused():
+    x, m = _batch(4)
+    with pytest.raises(ValueError, match="expected float"):
+        A.trivial_augment((x * 255).astype(np.uint8), m, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="as many"):
+        A.trivial_augment(x, m[:2], np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="aug_policy"):
+        make_config("cpu", "multitask_grouped", aug_policy="randaugment")
+
+
+def test_the_policy_is_off_by_default_and_leaves_recorded_hashes_alone():
+    from busi_lib.fit import epoch_inputs
+
+    cfg = make_config("smoke", "multitask_grouped")
+    assert cfg["aug_policy"] == "none"
+    assert config_hash(make_config("cpu", "multitask_grouped")) == "6755efd39643"   # records
+    x, m = _batch(8)
+    imgs = (x[..., 0] * 255).astype(np.uint8)
+    a, _ = epoch_inputs(cfg, imgs, m, np.random.default_rng(0))
+    b, _ = epoch_inputs({**cfg, "aug_policy": "trivial"}, imgs, m, np.random.default_rng(0))
+    assert a.shape == b.shape and not np.array_equal(a, b)

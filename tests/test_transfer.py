@@ -1,0 +1,82 @@
+"""busi_lib.transfer: the chapter-8 views of transfer (occlusion, operating points, selection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from busi_lib import transfer as T
+from busi_lib.errors import DataError
+
+
+class CentreReader:
+    """A stand-in predictor whose probability is the mean grey of the image's central 16 x 16
+    pixels (so hiding the centre, and only the centre, changes it)."""
+
+    cfg = {"mask_threshold": 0.5}
+
+    def forward(self, x):
+        p = x[:, 24:40, 24:40].mean(axis=(1, 2)) / 255.0
+        return p[None], np.zeros(x.shape, np.float32)
+
+    def calibrate(self, p):
+        return p
+
+
+def test_occlusion_map_finds_what_the_reader_reads():
+    img = np.full((64, 64), 40, np.uint8)
+    img[24:40, 24:40] = 250                      # a bright 'lesion' the reader looks at
+    m = T.occlusion_map(CentreReader(), img, patch=8, stride=8)
+    assert m.shape == (64, 64)
+    assert m[28:36, 28:36].min() > 0             # hiding the centre lowers p
+    assert np.allclose(m[:16, :16], 0) and np.allclose(m[-16:, -16:], 0)   # elsewhere nothing
+    items = [("x", img, np.pad(np.ones((16, 16), bool), 24), m)]
+    share = T.lesion_share_of_attention(items)
+    assert share.iloc[0, 1] > 99.0
+
+
+def test_occlusion_map_rejects_bad_shapes():
+    with pytest.raises(DataError, match="square"):
+        T.occlusion_map(CentreReader(), np.zeros((64, 32), np.uint8))
+    with pytest.raises(DataError, match="patch"):
+        T.occlusion_map(CentreReader(), np.zeros((16, 16), np.uint8), patch=32)
+
+
+def _ext(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return pd.DataFrame({"pathology": np.where(y == 1, "malignant", "benign"),
+                         "prob_calibrated": np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1),
+                         "birads": np.where(y == 1, rng.choice([4, 5], n), rng.choice([2, 3, 4], n)),
+                         "device": rng.choice(["A", "B"], n), "case": np.arange(n) // 2})
+
+
+def test_operating_table_and_devices_from_predictions():
+    ext = _ext()
+    t = T.operating_table(ext)
+    assert list(t.index) == ["model, p > 2 %", "model, p > 10 %", "model, p > 50 %",
+                             "radiologists, BI-RADS >= 4", "radiologists, BI-RADS >= 5"]
+    n_mal = int((ext["pathology"] == "malignant").sum())
+    assert t.loc["radiologists, BI-RADS >= 4", "cancers missed"] == f"0 of {n_mal}"
+    d = T.device_view(ext)
+    assert d["images"].sum() == len(ext) and set(d.index) == {"A", "B"}
+
+
+def test_roc_figure_has_the_model_and_the_readers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = T.plot_roc_with_readers(_ext())
+    labels = [l.get_label() for l in fig.axes[0].get_lines()]
+    assert any(l.startswith("model (AUC") for l in labels)
+    assert any(l.startswith("radiologists") for l in labels)
+
+
+def test_selection_view_of_the_cpu_profile():
+    from pathlib import Path
+
+    v = T.selection_view("cpu", Path(__file__).resolve().parents[1] / "results")
+    assert v is not None and v["fusion"] is not None
+    assert "none cleared zero" in v["sentence"]          # the committed fusion record
+    assert T.selection_view("smoke") is None             # nothing recorded for smoke
