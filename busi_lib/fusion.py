@@ -296,11 +296,6 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
-
 
 # ----------------------------------------------------------------------------- second rule
 def perturbed_rows(profile: str, experiment: str, results_dir=None, models_dir=None,
@@ -424,3 +419,9 @@ def kept(profile: str, experiment: str, results_dir=None) -> bool:
             if e is not None:
                 verdicts.append(bool(e["keep"]))
     return any(verdicts)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
