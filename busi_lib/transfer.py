@@ -169,13 +169,14 @@ def external_summary(rel: dict, ext: pd.DataFrame, n_boot: int = 1000) -> pd.Dat
     """One row: the released ensemble on BUS-BRA (AUC with its patient-bootstrap interval, Dice,
     the share of images without a predicted lesion and the share flagged as unlike BUSI)."""
     b = rel["busbra"]
-    row = {"images": b["images"], "patients": b["patients"], "malignant": b["malignant"],
-           "AUC": b["auc"], "AUC 95% CI": f"{b['auc_ci95'][0]:.3f}-{b['auc_ci95'][1]:.3f}",
-           "Dice mean": b["dice_mean"]}
+    row = {"images": str(b["images"]), "patients": str(b["patients"]),
+           "malignant": str(b["malignant"]), "AUC (95% CI)":
+           f"{b['auc']:.3f} ({b['auc_ci95'][0]:.3f}-{b['auc_ci95'][1]:.3f})",
+           "Dice, mean": f"{b['dice_mean']:.3f}"}
     if b.get("no_lesion_found") is not None:
-        row["no lesion found (%)"] = 100 * b["no_lesion_found"]
+        row["no lesion found"] = f"{100 * b['no_lesion_found']:.1f} %"
     if b.get("out_of_distribution") is not None:
-        row["flagged as unlike BUSI (%)"] = 100 * b["out_of_distribution"]
+        row["flagged as unlike BUSI"] = f"{100 * b['out_of_distribution']:.1f} %"
     return pd.DataFrame([row], index=pd.Index([rel["name"]], name="model"))
 
 
@@ -389,3 +390,24 @@ def bottom_line(rel: dict, ext: pd.DataFrame) -> str:
             f"{b['auc_ci95'][1]:.3f}) against {r_auc:.3f} for the radiologists' BI-RADS, and at "
             f"their sensitivity ({100 * rad['sensitivity']:.1f} %) its specificity would be "
             f"{100 * m['specificity']:.1f} % against their {100 * rad['specificity']:.1f} %")
+
+
+def device_sentence(ext: pd.DataFrame, min_images: int = 20) -> str:
+    """What the per-scanner table says, in words: the range of the within-scanner AUCs against
+    the pooled one, and how far the mean probability of benign lesions moves between scanners
+    (scanners with at least ``min_images`` images and both classes)."""
+    d = device_view(ext)
+    d = d[(d["images"] >= min_images) & d["AUC within scanner"].notna()]
+    y = (ext["pathology"] == "malignant").to_numpy(int)
+    pooled = fast_auc(y, ext["prob_calibrated"])
+    if d.empty:
+        return f"Pooled over all scanners the AUC is {pooled:.3f}."
+    lo, hi = d["AUC within scanner"].idxmin(), d["AUC within scanner"].idxmax()
+    above = int((d["AUC within scanner"] > pooled).sum())
+    b_lo, b_hi = d["mean p, benign"].idxmin(), d["mean p, benign"].idxmax()
+    return (f"Pooled over all scanners the AUC is {pooled:.3f}; within the {len(d)} scanners with "
+            f"at least {min_images} images it ranges from {d.loc[lo, 'AUC within scanner']:.3f} "
+            f"({lo}) to {d.loc[hi, 'AUC within scanner']:.3f} ({hi}), above the pooled value on "
+            f"{above} of them. The mean probability of a benign lesion moves from "
+            f"{d.loc[b_lo, 'mean p, benign']:.2f} ({b_lo}) to {d.loc[b_hi, 'mean p, benign']:.2f} "
+            f"({b_hi}): a threshold fixed on BUSI means different things on each scanner.")

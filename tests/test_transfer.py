@@ -80,3 +80,11 @@ def test_selection_view_of_the_cpu_profile():
     assert v is not None and v["fusion"] is not None
     assert "none cleared zero" in v["sentence"]          # the committed fusion record
     assert T.selection_view("smoke") is None             # nothing recorded for smoke
+
+
+def test_device_sentence_names_the_range_not_a_direction():
+    ext = _ext(400)
+    text = T.device_sentence(ext, min_images=20)
+    d = T.device_view(ext)
+    assert f"{d['AUC within scanner'].min():.3f}" in text and f"{d['AUC within scanner'].max():.3f}" in text
+    assert "above the pooled value on" in text
