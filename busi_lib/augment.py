@@ -143,7 +143,9 @@ def _trivial_ops():
         "depth_attenuation": U.DepthAttenuation(p=1.0),
         "gaussian_shadow": U.GaussianShadow(p=1.0),
         "haze": U.HazeArtifact(p=1.0),
-        "speckle_reduction": U.SpeckleReduction(p=1.0),
+        # sigma_color drawn away from 0: usaugment's default range (0, 1) reaches 0, where
+        # scikit-image's bilateral filter divides by zero (NaN images, a diverged training)
+        "speckle_reduction": U.SpeckleReduction(sigma_color=(0.05, 1.0), p=1.0),
     }
 
 
@@ -205,7 +207,12 @@ def trivial_augment(images: np.ndarray, masks: np.ndarray, rng: np.random.Genera
                 r = t(image=np.ascontiguousarray(im[..., 0]),   # 2-D: as usaugment expects
                       mask=mk.squeeze(-1) if mk.ndim == 3 else mk,
                       scan_mask=scan_mask(im[..., 0]))
-                im = np.clip(np.asarray(r["image"], np.float32).reshape(images[k].shape), 0, 1)
+                out = np.asarray(r["image"], np.float32).reshape(images[k].shape)
+                if not np.isfinite(out).all():      # never hand the network a NaN
+                    names[-1] = f"identity ({name} gave non-finite values)"
+                    out_i[k], out_m[k] = im, np.asarray(masks[k])
+                    continue
+                im = np.clip(out, 0, 1)
                 mk = (np.asarray(r["mask"]) > 0).astype(masks.dtype).reshape(np.shape(masks[k]))
             out_i[k], out_m[k] = im, mk
     finally:

@@ -48,9 +48,9 @@ def selection_view(profile: str, results_dir=None) -> dict[str, Any] | None:
     if t is not None and len(t):
         out["seeded"] = t
         out["verdicts"] = tune_report.seeded_select(t)
+    if t is not None:
         out["missing"] = t.attrs.get("missing", [])
-    elif t is not None:
-        out["missing"] = t.attrs.get("missing", [])
+        out["diverged"] = t.attrs.get("diverged", [])
     if out["fusion"] is None and out["seeded"] is None:
         return None
     out["sentence"] = selection_sentence(out)
@@ -87,6 +87,8 @@ def selection_sentence(view: dict[str, Any]) -> str:
         parts.append(f"candidate {name} (three seeds against the recipe's three) changed the "
                      f"clean score by {t.loc['clean score', 'difference']:+.3f} and the shift "
                      f"score by {t.loc['shift score', 'difference']:+.3f}: {verdict}")
+    for name in view.get("diverged") or []:
+        parts.append(f"candidate {name}: the training of a seed diverged, so it has no verdict")
     missing = view.get("missing") or []
     if missing:
         parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "

@@ -355,7 +355,9 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         "train_seconds": state["train_seconds"], "cpu_seconds": state["cpu_seconds"],
         "seconds_per_epoch": float(np.median([r["seconds"] for r in hist])),
         "n_params": int(model.count_params()), "history": hist,
-        "score": trial_score(hist), "inference_choices": choices.to_dict("records"),
+        "score": float("nan") if state.get("diverged_at") else trial_score(hist),
+        "diverged_at": state.get("diverged_at"),
+        "inference_choices": choices.to_dict("records"),
         "reliance": reliance, "shift": shift,
         "wall_seconds": time.time() - t0,
     }

@@ -357,10 +357,13 @@ def seeded_table(recs: list[dict], reference=None, candidates=None,
     if any(t not in by for t in reference):
         raise ConfigError(f"stage 6 reference trials {[t for t in reference if t not in by]} "
                           "are not recorded")
-    rows, missing = [], []
+    rows, missing, diverged = [], [], []
     for name, trials in candidates.items():
         if any(t not in by for t in trials):
             missing.append(name)
+            continue
+        if any(by[t].get("diverged_at") for t in trials):
+            diverged.append(name)                  # a seed's training diverged: no verdict
             continue
         for signal, get in SIGNALS.items():
             a = np.array([get(by[t]) for t in trials], float)
@@ -376,6 +379,7 @@ def seeded_table(recs: list[dict], reference=None, candidates=None,
                          "high": d + half})
     out = pd.DataFrame(rows)
     out.attrs["missing"] = missing
+    out.attrs["diverged"] = diverged
     return out
 
 

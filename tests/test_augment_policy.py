@@ -77,3 +77,30 @@ def test_the_policy_is_off_by_default_and_leaves_recorded_hashes_alone():
     a, _ = epoch_inputs(cfg, imgs, m, np.random.default_rng(0))
     b, _ = epoch_inputs({**cfg, "aug_policy": "trivial"}, imgs, m, np.random.default_rng(0))
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_a_non_finite_result_falls_back_to_the_input(monkeypatch):
+    """An operation that returns NaN never reaches the network: the image is left as it was."""
+    import albumentations as alb
+
+    class NaNOp(alb.ImageOnlyTransform):
+        def apply(self, img, **params):
+            return np.full_like(img, np.nan)
+
+    ops = {n: NaNOp(p=1.0) for n in A.TRIVIAL_POOL}
+    monkeypatch.setattr(A, "_OPS", ops)
+    x, m = _batch(6)
+    xi, mi, names = A.trivial_augment(x, m, np.random.default_rng(0))
+    assert np.isfinite(xi).all() and np.array_equal(xi, x) and np.array_equal(mi, m)
+    assert all(n.startswith("identity (") for n in names)
+
+
+def test_speckle_reduction_is_finite_at_its_weakest():
+    x, m = _batch(30)
+    ops = A._trivial_ops()
+    import albumentations as alb
+
+    t = alb.Compose([ops["speckle_reduction"]], seed=0)
+    for k in range(30):
+        out = t(image=x[k, ..., 0], mask=m[k], scan_mask=A.scan_mask(x[k, ..., 0]))["image"]
+        assert np.isfinite(out).all()
