@@ -92,7 +92,7 @@ def selection_sentence(view: dict[str, Any]) -> str:
     missing = view.get("missing") or []
     if missing:
         parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "
-                     "(python -m busi_lib.tune --stage 6 continues them)")
+                     "(busi_lib.tune, stage 6, continues them)")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
