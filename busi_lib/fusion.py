@@ -53,19 +53,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .reliance import logit  # noqa: F401  (one logit for the book's fused classifiers)
 from .shape import DESCRIPTORS
 
 #: The fusion's inputs: the descriptors of the predicted mask (columns ``pred_<name>`` of the
 #: prediction tables) and the logit of the network's probability.
 FEATURES: tuple[str, ...] = tuple(f"pred_{d}" for d in DESCRIPTORS) + ("logit",)
-#: Probabilities are clipped to [EPS, 1 - EPS] before the logit.
-EPS = 1e-6
-
-
-def logit(p) -> np.ndarray:
-    """``log(p / (1 - p))`` with ``p`` clipped to ``[EPS, 1 - EPS]``."""
-    p = np.clip(np.asarray(p, float), EPS, 1 - EPS)
-    return np.log(p / (1 - p))
 
 
 def feature_table(table: pd.DataFrame, prob_col: str = "prob_malignant") -> pd.DataFrame:

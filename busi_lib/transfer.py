@@ -130,15 +130,12 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
     the recipe's seeds (before) and the released recipe's trial (after)."""
     from . import tune_report
 
-    groups = {"the recipe (multitask_grouped), 3 seeds": ("robust_ref", "recipe_s1", "recipe_s2"),
+    from .tune import SEEDED_CANDIDATES, SEEDED_REFERENCE
+
+    groups = {"the recipe (multitask_grouped), 3 seeds": SEEDED_REFERENCE,
               "the released recipe (robust_grouped_e60), 1 seed": ("robust_aug_e60",),
-              "the recipe + per-image z-score, 3 seeds": ("s6_zscore", "s6_zscore_s1",
-                                                          "s6_zscore_s2"),
-              "the recipe + letterbox (pad), 3 seeds": ("s6_pad", "s6_pad_s1", "s6_pad_s2"),
-              "the recipe + library augmentation (trivial), 3 seeds": (
-                  "s6_trivial", "s6_trivial_s1", "s6_trivial_s2"),
-              "the recipe, lesion crop without context (cropmask), 3 seeds": (
-                  "s6_cropmask", "s6_cropmask_s1", "s6_cropmask_s2")}
+              **{f"the recipe + stage-6 candidate {name}": trials
+                 for name, trials in SEEDED_CANDIDATES.items()}}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():
