@@ -38,12 +38,12 @@ test-fast: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 book: venv
-	$(PY) -m busi_lib.book --profile $(PROFILE)
+	$(PY) -m busi_lib.book.build --profile $(PROFILE)
 
 # Train every experiment of the book that is not recorded yet (resumable; HOURS=2 makes a piece
 # that starts no new fold after two hours). `make book` then only renders the records.
 results: venv
-	$(PY) -m busi_lib.train --profile $(PROFILE) --experiment book $(if $(HOURS),--hours $(HOURS))
+	$(PY) -m busi_lib.experiments.crossval --profile $(PROFILE) --experiment book $(if $(HOURS),--hours $(HOURS))
 
 # Release the five fold models of robust_grouped_e60 (config.RELEASED_EXPERIMENT; trained by
 # `make results`, or rebuilt by tools/rebuild_models.sh, kept in
@@ -51,13 +51,13 @@ results: venv
 # model card models/README.md: weights only, float16 when that moves out-of-fold Dice and AUC by
 # < 0.005, calibration fitted on the out-of-fold predictions, BUS-BRA evaluated, sha256 of every file.
 model: venv
-	$(PY) -m busi_lib.release --profile $(PROFILE) $(RELEASE_ARGS)
+	$(PY) -m busi_lib.serve.release --profile $(PROFILE) $(RELEASE_ARGS)
 
 bench: venv
-	$(PY) -m busi_lib.bench --out results/bench/bench.jsonl $(BENCH_ARGS)
+	$(PY) -m busi_lib.experiments.bench --out results/bench/bench.jsonl $(BENCH_ARGS)
 
 nbval-refresh: venv
-	$(PY) -m busi_lib.book --profile smoke --refresh-nbval
+	$(PY) -m busi_lib.book.build --profile smoke --refresh-nbval
 
 clean:
 	rm -rf _build .pytest_cache

@@ -7,7 +7,7 @@ trained (the main multi-task model, an ablation, a variant). :func:`make_config`
     config = DEFAULTS | PROFILES[profile] | LIGHT[profile] (light experiments only)
              | experiments(profile)[experiment] | overrides
 
-The ``cpu`` profile trains the recipe chosen by :mod:`busi_lib.tune` (:data:`RECIPE`);
+The ``cpu`` profile trains the recipe chosen by :mod:`busi_lib.experiments.tune` (:data:`RECIPE`);
 ``cpu_v1`` is the profile as it was before, with its own frozen experiment table, so that its
 committed records stay readable and comparable.
 
@@ -21,7 +21,7 @@ import hashlib
 import json
 from typing import Any
 
-from .errors import ConfigError
+from busi_lib.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     # data
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "n_folds": 5,
     "split": "random",
     "folds": None,            # None = all folds; or a list of fold indices to run now
-    # model: "resunet" (the paper's) or a baseline name from busi_lib.baselines
+    # model: "resunet" (the paper's) or a baseline name from busi_lib.nn.baselines
     "model": "resunet",
     "pretrained": "imagenet",  # keras.applications weights for classification baselines
     "in_channels": 1,
@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "aug_intensity": False,   # random brightness, contrast and gamma
     "aug_noise": False,       # random Gaussian blur or multiplicative speckle
     "aug_policy": "none",     # "none" or "trivial": after the above, one operation per image
-                              # from albumentations / usaugment (busi_lib.augment.TRIVIAL_POOL)
+                              # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL)
     # inference (applied to the test fold and to BUS-BRA)
     "tta": False,             # average with the horizontally flipped image
     "mask_threshold": 0.5,
@@ -104,7 +104,7 @@ LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head
           "aug_policy": "none", "crop_context": "keep"}
 
 
-#: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.tune` on an inner
+#: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.experiments.tune` on an inner
 #: validation split of the duplicate-grouped fold 1's training images (never a test fold, never
 #: BUS-BRA; the trials are under ``results/cpu/tuning/``; rule: keep a change that raises
 #: validation Dice + AUC by more than 0.02). Stage 1 (schedule): warm-up + cosine at lr 1e-3
@@ -120,7 +120,7 @@ RECIPE: dict[str, Any] = {
     "seg_loss": "dice_bce", "enhancement": "none", "cls_head": "gap_crop",
 }
 #: Stage 4 of the trials (robustness, judged on validation images perturbed as scanners differ,
-#: busi_lib.shift; never BUS-BRA) kept the strong augmentation with 40 epochs (``robust_aug_e40``:
+#: busi_lib.experiments.shift; never BUS-BRA) kept the strong augmentation with 40 epochs (``robust_aug_e40``:
 #: shift score +0.123, clean score -0.010). Trained as ``robust_grouped`` beside the recipe, which
 #: stays the cpu profile's, so that the book can show what the robust choice costs and buys.
 ROBUST_RECIPE: dict[str, Any] = {"aug_scale": 0.15, "aug_intensity": True, "aug_noise": True}
@@ -134,7 +134,7 @@ ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
 #: README's predict line, the book's *Try the model*). ``robust_grouped_e60`` replaced
 #: ``multitask_grouped`` (2026-12-03): on the same duplicate-grouped folds and machine its Dice is
 #: higher with a paired interval above zero (chapter 3), and no candidate of issue 26 was
-#: kept over it under a rule fixed before it was computed (shape fusion: ``busi_lib.fusion``).
+#: kept over it under a rule fixed before it was computed (shape fusion: ``busi_lib.eval.fusion``).
 RELEASED_EXPERIMENT = "robust_grouped_e60"
 #: The paper's training recipe (section 3 of PAPER_NOTES.md): Adam at 1e-4 divided by 10 every
 #: 20 epochs, batches of 16, multi-peak GHE, Dice loss, flips and rotation, images scaled to
@@ -184,7 +184,7 @@ CLS_BASELINES = ("resnet50", "vgg19", "densenet201", "inceptionv3", "mobilenet",
 FLOAT32_BASELINES: dict[str, dict[str, Any]] = {
     "inceptionv3": {"precision": "float32"}, "inceptionresnetv2": {"precision": "float32"}}
 #: Classification baselines with a learning rate of their own, chosen on the inner validation
-#: split by :mod:`busi_lib.baseline_tune` (its rule, its records); the others use the recipe's.
+#: split by :mod:`busi_lib.experiments.baseline_tune` (its rule, its records); the others use the recipe's.
 #: VGG19 did not train at the recipe's 1e-3 (records under ``results/cpu/superseded/``); of the
 #: candidates 1e-4 and 3e-5, 3e-5 scored higher (validation AUC 0.806 against 0.746).
 BASELINE_LR: dict[str, float] = {"vgg19": 3e-5}
@@ -229,7 +229,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 
 #: Every experiment the book shows, in the order ``make results`` runs them: the three main
 #: experiments and the paper's recipe, then the ablations with their reference and its seeds,
-#: then the baselines (``python -m busi_lib.train --breadth-first`` runs the latter fold 1 of
+#: then the baselines (``python -m busi_lib.experiments.crossval --breadth-first`` runs the latter fold 1 of
 #: every one first).
 BOOK_EXPERIMENTS: tuple[str, ...] = (
     "multitask_grouped", "multitask", "multitask_3class", "paper_recipe", "robust_grouped",
@@ -295,7 +295,8 @@ def book_experiments(profile: str) -> tuple[str, ...]:
     return BOOK_EXPERIMENTS_V1 if profile in V1_PROFILES else BOOK_EXPERIMENTS
 
 
-_CHOICES = {
+#: Allowed values of the configuration keys that take one of a few (``busi-train --list`` shows them).
+CHOICES = {
     "enhancement": ("none", "he", "clahe", "ghe"),
     "split": ("random", "grouped", "curated"),
     "full_res": ("stem", "input", "none"),
@@ -321,6 +322,23 @@ _CHOICES = {
 }
 #: Keys that do not change what is computed for a fold (left out of the config hash).
 NON_SEMANTIC = ("folds", "light")
+
+def setting(cfg: dict[str, Any], key: str) -> Any:
+    """``cfg[key]``; for a configuration recorded before ``key`` existed, its default
+    (``DEFAULTS[key]``, which for the keys of ``LEGACY`` is the value that reproduces what was
+    done then). The one place where a missing key gets its value.
+
+    Raises
+    ------
+    ConfigError
+        ``key`` is not a configuration key.
+    """
+    if key in cfg:
+        return cfg[key]
+    if key not in DEFAULTS:
+        raise ConfigError(f"{key!r} is not a configuration key; expected one of {sorted(DEFAULTS)}")
+    return DEFAULTS[key]
+
 
 def make_config(profile: str = "cpu", experiment: str = "multitask", **overrides) -> dict[str, Any]:
     """The validated configuration of ``experiment`` in ``profile``, with ``overrides``.
@@ -360,7 +378,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
         if not ok:
             raise ConfigError(f"{key}={cfg.get(key)!r}: expected {expected}")
 
-    for key, choices in _CHOICES.items():
+    for key, choices in CHOICES.items():
         need(key, cfg[key] in choices, f"one of {list(choices)}")
     isint = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
     need("image_size", isint(cfg["image_size"]) and cfg["image_size"] >= 32

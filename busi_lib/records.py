@@ -20,14 +20,14 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .data import atomic_write_text
-from .errors import ConfigError, DataError
+from busi_lib.errors import ConfigError, DataError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,6 @@ def check_manifest(folder: Path, manifest: dict[str, str], data_sha256: str) -> 
     DataError
         Files changed, missing or extra compared with the stored manifest; nothing is trained.
     """
-    from .data import compare_manifests
 
     path = folder / "data_manifest.json"
     if path.is_file():
@@ -173,7 +172,7 @@ def diverged_name(fold: int) -> str:
 
 def load_divergences(profile: str, experiment: str, results_dir=None) -> list[dict]:
     """The failure records of an experiment's folds whose training diverged, sorted by fold
-    (see :func:`busi_lib.train.train_fold`); folds recorded since are left out."""
+    (see :func:`busi_lib.experiments.crossval.train_fold`); folds recorded since are left out."""
     folder = experiment_dir(profile, experiment, results_dir)
     out = [json.loads(p.read_text()) for p in folder.glob("diverged_fold*.json")]
     return sorted((r for r in out if not (folder / f"fold{r['fold']}.json").is_file()),
@@ -201,3 +200,64 @@ def metrics_table(records: list[dict], names: list[str] | None = None) -> pd.Dat
         df = df[[n for n in names if n in df.columns]]
     summary = pd.DataFrame({"mean": df.mean(), "std": df.std(ddof=1)}).T
     return pd.concat([df, summary])
+
+
+def compare_manifests(expected: dict[str, str], actual: dict[str, str]) -> dict[str, list[str]]:
+    """Files ``changed``, ``missing`` (in expected only) and ``extra`` (in actual only)."""
+    return {
+        "changed": sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k]),
+        "missing": sorted(expected.keys() - actual.keys()),
+        "extra": sorted(actual.keys() - expected.keys()),
+    }
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def machine_label(rec: dict) -> str:
+    """Short name of the machine a record ran on: GPU, or CPU with / without bfloat16 units,
+    and its precision (records made before machines were recorded: their platform only)."""
+    m = rec.get("machine")
+    if not m:
+        return f"CPU, not recorded ({rec.get('precision', '?')})"
+    if m.get("gpu"):
+        return f"{m['gpu']} GPU ({rec.get('precision', '?')})"
+    bf = "bf16 CPU" if m.get("cpu_bf16") else "AVX2 CPU"
+    return f"{m.get('cores', '?')}-core {bf} ({rec.get('precision', '?')})"
+
+
+#: Where released models live (one folder per release, with the card README.md).
+MODELS_DIR = PROJECT_ROOT / "models"
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def append_result(path, result: dict, kind: str) -> None:
+    """Append one result line ``{"kind", "date", "git_commit", **result}`` to a JSON-lines file."""
+    import datetime
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"kind": kind, "date": datetime.datetime.now(datetime.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": git_commit(), **result}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(line) + "\n")

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from synthetic import make_busi
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

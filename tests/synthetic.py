@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from busi_lib.eval import inference
+
 
 def _lesion_image(rng, size, cls, bright):
     """A grey speckle image with a dark elliptic 'lesion' and its mask."""
@@ -50,13 +52,13 @@ def make_busi(root: Path, n_benign=8, n_malignant=8, n_normal=0, seed=0, size=(4
 
 def spy_model_inputs(monkeypatch) -> list:
     """Record every image array the model is shown: the training images (and early-stopping
-    validation images) given to ``fit.fit_model`` and the images given to
-    ``fit.predict_arrays``. Loading or evaluating BUS-BRA raises. Returns the list the arrays
+    validation images) given to ``trainer.fit_model`` and the images given to
+    ``inference.network_outputs``. Loading or evaluating BUS-BRA raises. Returns the list the arrays
     are appended to (tests that a choice never sees a test fold)."""
-    from busi_lib import external, fit
+    from busi_lib.experiments import external, trainer
 
     seen: list[np.ndarray] = []
-    real_fit, real_predict = fit.fit_model, fit.predict_arrays
+    real_fit, real_predict = trainer.fit_model, inference.network_outputs
 
     def spy_fit(cfg, images, masks, labels, **kw):
         seen.append(images.copy())
@@ -71,8 +73,8 @@ def spy_model_inputs(monkeypatch) -> list:
     def no_busbra(*a, **k):
         raise AssertionError("BUS-BRA was loaded while choosing something")
 
-    monkeypatch.setattr(fit, "fit_model", spy_fit)
-    monkeypatch.setattr(fit, "predict_arrays", spy_predict)
+    monkeypatch.setattr(trainer, "fit_model", spy_fit)
+    monkeypatch.setattr(inference, "network_outputs", spy_predict)
     monkeypatch.setattr(external, "load_busbra", no_busbra)
     monkeypatch.setattr(external, "evaluate_external", no_busbra)
     return seen

@@ -1,4 +1,4 @@
-"""busi_lib.augment's library policy (aug_policy="trivial": albumentations + usaugment)."""
+"""busi_lib.data.augment's library policy (aug_policy="trivial": albumentations + usaugment)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("albumentations")
 pytest.importorskip("usaugment")
 
-from busi_lib import augment as A  # noqa: E402
 from busi_lib.config import config_hash, make_config  # noqa: E402
+from busi_lib.data import augment as A  # noqa: E402
 from busi_lib.errors import ConfigError  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_the_policy_is_off_by_default_and_leaves_recorded_hashes_alone():
-    from busi_lib.fit import epoch_inputs
+    from busi_lib.experiments.trainer import epoch_inputs
 
     cfg = make_config("smoke", "multitask_grouped")
     assert cfg["aug_policy"] == "none"

@@ -2,7 +2,7 @@
 
 Each case must fail with an error that names the file or parameter and says what was expected,
 and must leave what is already recorded untouched. Data cases go through the real entry point,
-``busi_lib.train.run_cv``, with an existing record in the results folder; they fail before any
+``busi_lib.experiments.crossval.run_cv``, with an existing record in the results folder; they fail before any
 training starts. The reproducibility page of the book lists these cases.
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib import data, images
 from busi_lib.config import make_config
+from busi_lib.data import images
 from busi_lib.errors import ConfigError, DataError
 
-train = pytest.importorskip("busi_lib.train")
+train = pytest.importorskip("busi_lib.experiments.crossval")
 
 
 @pytest.fixture

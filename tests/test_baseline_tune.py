@@ -1,12 +1,13 @@
-"""A baseline's learning rate chosen on the inner validation split (busi_lib.baseline_tune)."""
+"""A baseline's learning rate chosen on the inner validation split (busi_lib.experiments.baseline_tune)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib import baseline_tune as bt
+from busi_lib.data import splits
 from busi_lib.errors import ConfigError
+from busi_lib.experiments import baseline_tune as bt
 
 
 def _rec(lr, aucs, span=0.3, diverged_at=None, experiment="base_vgg19"):
@@ -48,7 +49,6 @@ def test_only_the_fixed_candidates_can_be_tried():
 
 def test_committed_vgg19_rate_is_the_one_the_trials_choose():
     from busi_lib.config import BASELINE_LR, make_config
-
     from busi_lib.records import PROJECT_ROOT
 
     recs = bt.load_lr_trials("base_vgg19", "cpu", PROJECT_ROOT / "results")
@@ -70,14 +70,14 @@ def test_a_lr_trial_never_sees_the_test_fold(tmp_path, monkeypatch):
     pytest.importorskip("keras")
     from synthetic import make_busi, spy_model_inputs
 
-    from busi_lib import train, tune
+    from busi_lib.experiments import tune
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
     seen = spy_model_inputs(monkeypatch)
     rec = bt.run_lr_trial("base_vgg19", 1e-4, "smoke", data_dir=root,
                           results_dir=tmp_path / "r", verbose=0, **TINY)
     cfg = bt.trial_config("base_vgg19", 1e-4, "smoke", **TINY)
-    data, folds = train.prepare(cfg, root, results_dir=tmp_path / "r")
+    data, folds = splits.prepare(cfg, root, results_dir=tmp_path / "r")
     test = data.images[folds["fold"].to_numpy() == tune.TUNE_FOLD]
     assert len(test) > 0 and seen
     shown = np.concatenate(seen)

@@ -1,4 +1,4 @@
-"""busi_lib.baselines: tiny segmentation baselines, two classifiers, the ImageNet fallback."""
+"""busi_lib.nn.baselines: tiny segmentation baselines, two classifiers, the ImageNet fallback."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from busi_lib import baselines  # noqa: E402
-from busi_lib.baselines import (BASELINE_INFO, aspp_rates, build_baseline,  # noqa: E402
-                                imagenet_preprocessing)
 from busi_lib.config import CLS_BASELINES, SEG_BASELINES  # noqa: E402
 from busi_lib.errors import ConfigError  # noqa: E402
+from busi_lib.nn import baselines  # noqa: E402
+from busi_lib.nn.baselines import (BASELINE_INFO, aspp_rates, build_baseline,  # noqa: E402
+                                   imagenet_preprocessing)
 
 RNG = np.random.default_rng(0)
 X1 = RNG.random((2, 32, 32, 1), dtype=np.float32)
@@ -135,7 +135,7 @@ def test_seg_baselines_take_the_reference_width(profile):
 
 def test_seg_baseline_is_built_at_the_configured_width():
     from busi_lib.config import make_config
-    from busi_lib.fit import build_for_config
+    from busi_lib.nn.build import build_for_config
 
     cfg = make_config("smoke", "base_unet")
     model, note = build_for_config(cfg)

@@ -1,4 +1,4 @@
-"""Tests of busi_lib.bench: it runs, and its figures are consistent. Not a timed test: no
+"""Tests of busi_lib.experiments.bench: it runs, and its figures are consistent. Not a timed test: no
 assertion depends on how fast the machine is."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import math
 import keras
 import pytest
 
-from busi_lib import bench, cost, train
-from busi_lib import fit as fitmod
-from busi_lib.model import build_model, forward_flops_per_image, training_flops_per_image
+from busi_lib.book import cost
+from busi_lib.eval import inference
+from busi_lib.experiments import bench
+from busi_lib.nn import machine
+from busi_lib.nn.model import build_model, forward_flops_per_image, training_flops_per_image
 
 POSITIVE = ("train_img_per_s", "reference_img_per_s", "speedup", "flops_per_img",
             "achieved_gflops", "peak_gflops", "peak_fraction", "peak_rss_mb", "infer_img_per_s",
@@ -52,11 +54,11 @@ def test_matmul_peak_positive():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     keras.utils.clear_session()
-    fit_, predict = keras.Model.fit, fitmod.predict
+    fit_, predict = keras.Model.fit, inference.run_network
     res = bench.run_bench(size=32, width=4, batch=4, steps=2, epochs=2, peak_n=256,
                           workdir=tmp_path_factory.mktemp("bench"))
     # the instrumentation is gone
-    assert keras.Model.fit is fit_ and fitmod.predict is predict
+    assert keras.Model.fit is fit_ and inference.run_network is predict
     return res
 
 
@@ -72,7 +74,7 @@ def test_bench_figures_consistent(tiny_run):
         r["epoch_seconds"] / r["epoch_steps_seconds"] - 1)
     assert r["train_img_per_s"] == pytest.approx(r["epoch_images"] / r["epoch_seconds"])
     assert r["epoch_images"] == 8 and r["steps_per_epoch"] == 2
-    assert r["precision"] == fitmod.resolve_precision("auto")
+    assert r["precision"] == machine.resolve_precision("auto")
     assert r["peak_precision"] == ("bfloat16" if r["precision"] == "mixed_bfloat16"
                                    else "float32")
     assert r["flops_per_img"] == 3 * r["forward_flops_per_img"]

@@ -1,4 +1,4 @@
-"""busi_lib.calibration: bands, Platt and isotonic calibration, cross-fitting, evidence tables."""
+"""busi_lib.eval.calibration: bands, Platt and isotonic calibration, cross-fitting, evidence tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from busi_lib import calibration as C
-from busi_lib import paper
+from busi_lib.analysis import paper
 from busi_lib.errors import ConfigError
+from busi_lib.eval import calibration as C
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""busi_lib.colab: nothing happens off Colab; on a faked Colab the right commands are run."""
+"""busi_lib.book.colab: nothing happens off Colab; on a faked Colab the right commands are run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from busi_lib import colab
+from busi_lib.book import colab
 
 
 class Recorder:
@@ -72,7 +72,7 @@ def test_colab_clones_installs_without_deps_and_fetches(monkeypatch, tmp_path, c
     monkeypatch.setattr(colab.subprocess, "run", rec)
     monkeypatch.setattr(colab, "missing_deps", lambda deps=None: ["pooch>=1.8,<2"])
     located = []
-    import busi_lib.data as data
+    import busi_lib.data.busi as data
 
     def fake_locate(data_dir=None, **kw):
         located.append(data_dir)
@@ -148,7 +148,7 @@ def test_the_repository_url_is_the_books_own():
 
     import yaml
 
-    from busi_lib.colab import BOOTSTRAP, REPO_URL
+    from busi_lib.book.colab import BOOTSTRAP, REPO_URL
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "_config.yml").read_text())
     assert cfg["repository"]["url"] == REPO_URL and REPO_URL in BOOTSTRAP

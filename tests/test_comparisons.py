@@ -1,4 +1,4 @@
-"""busi_lib.comparisons: paired tables, yardstick and claim sentences from records with known
+"""busi_lib.analysis.comparisons: paired tables, yardstick and claim sentences from records with known
 differences."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import comparisons
+from busi_lib.analysis import comparisons
 from busi_lib.records import experiment_dir
 
 

@@ -1,4 +1,4 @@
-"""busi_lib.data: discovery, mask formats and merging, resizing, hashing, cache, locating."""
+"""busi_lib.data.busi: discovery, mask formats and merging, resizing, hashing, cache, locating."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib import data, images
+from busi_lib.data import busi, images
 from busi_lib.errors import DataError
 
 
 def test_find_samples_pairs_and_merges_masks(busi_dir):
-    samples = data.find_samples(busi_dir)
+    samples = busi.find_samples(busi_dir)
     assert [s.id for s in samples[:2]] == ["benign (1)", "benign (2)"]
     assert len(samples) == 16
     s1 = samples[0]
     assert [p.name for p in s1.mask_paths] == ["benign (1)_mask.png", "benign (1)_mask_1.png"]
-    img, mask = data.load_sample(s1)
+    img, mask = busi.load_sample(s1)
     single = images.read_mask(s1.mask_paths[0])
     extra = images.read_mask(s1.mask_paths[1])
     assert mask.dtype == bool and mask.shape == img.shape
@@ -65,28 +65,28 @@ def test_labels_two_and_three_classes(tmp_path):
     from synthetic import make_busi
 
     root = make_busi(tmp_path / "d", n_benign=3, n_malignant=2, n_normal=2)
-    d2 = data.load_busi(root, image_size=32, download=False)
+    d2 = busi.load_busi(root, image_size=32, download=False)
     assert d2.class_names == ("benign", "malignant")
     assert d2.labels.tolist() == [0, 0, 0, 1, 1]
-    d3 = data.load_busi(root, image_size=32, classes=data.CLASSES, download=False)
+    d3 = busi.load_busi(root, image_size=32, classes=busi.CLASSES, download=False)
     assert d3.labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
     assert d3.masks[-1].sum() == 0  # normal images: empty masks
 
 
 def test_cache_reused_without_decoding(busi_dir, monkeypatch):
-    first = data.load_busi(busi_dir, image_size=32, download=False)
+    first = busi.load_busi(busi_dir, image_size=32, download=False)
 
     def boom(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(data, "load_sample", boom)
-    monkeypatch.setattr(data, "pixel_sha256", boom)
-    second = data.load_busi(busi_dir, image_size=32, download=False)
+    monkeypatch.setattr(busi, "load_sample", boom)
+    monkeypatch.setattr(busi, "pixel_sha256", boom)
+    second = busi.load_busi(busi_dir, image_size=32, download=False)
     np.testing.assert_array_equal(first.images, second.images)
     assert first.data_sha256 == second.data_sha256
     # another preprocessing parameter is another cache entry
     monkeypatch.undo()
-    third = data.load_busi(busi_dir, image_size=48, download=False)
+    third = busi.load_busi(busi_dir, image_size=48, download=False)
     assert third.images.shape[1:] == (48, 48)
 
 
@@ -97,14 +97,14 @@ def test_lossless_reencoding_keeps_data_hash(busi_dir, tmp_path):
     before = p.read_bytes()
     Image.open(p).save(p, optimize=True, compress_level=1)
     assert p.read_bytes() != before
-    a = data.load_busi(busi_dir, image_size=32, download=False)
-    b = data.load_busi(copy, image_size=32, download=False)
+    a = busi.load_busi(busi_dir, image_size=32, download=False)
+    b = busi.load_busi(copy, image_size=32, download=False)
     assert a.data_sha256 == b.data_sha256
     # a changed pixel changes the hash
     arr = np.asarray(Image.open(p)).copy()
     arr[0, 0] ^= 1
     Image.fromarray(arr).save(p)
-    c = data.load_busi(copy, image_size=32, download=False)
+    c = busi.load_busi(copy, image_size=32, download=False)
     assert c.data_sha256 != a.data_sha256
 
 
@@ -120,15 +120,15 @@ def test_locate_data_order(busi_dir, tmp_path, monkeypatch):
     shutil.copytree(busi_dir, other / "Dataset_BUSI_with_GT")
     monkeypatch.setenv("BUSI_DATA", str(other))
     # explicit argument wins over the environment
-    assert data.locate_data(busi_dir, download=False) == busi_dir
+    assert busi.locate_data(busi_dir, download=False) == busi_dir
     # the environment variable; a parent of Dataset_BUSI_with_GT is accepted
-    assert data.locate_data(None, download=False) == other / "Dataset_BUSI_with_GT"
+    assert busi.locate_data(None, download=False) == other / "Dataset_BUSI_with_GT"
 
 
 def test_locate_data_error_says_where_it_looked(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(busi, "PROJECT_ROOT", tmp_path)
     with pytest.raises(DataError) as e:
-        data.locate_data(None, download=False)
+        busi.locate_data(None, download=False)
     msg = str(e.value)
     assert "BUSI_DATA" in msg and str(tmp_path / "data") in msg and "data_dir" in msg
 
@@ -142,34 +142,34 @@ def _copy_downloader(src):
 def test_fetch_busi_from_local_zip(busi_dir, tmp_path):
     import hashlib
 
-    z = data.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
+    z = busi.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
     sha = hashlib.sha256(z.read_bytes()).hexdigest()
-    root = data.fetch_busi(tmp_path / "cache", known_hash=sha, downloader=_copy_downloader(z))
+    root = busi.fetch_busi(tmp_path / "cache", known_hash=sha, downloader=_copy_downloader(z))
     assert root.name == "Dataset_BUSI_with_GT"
-    assert len(data.find_samples(root)) == 16
+    assert len(busi.find_samples(root)) == 16
     # same pixels as the folder it was made from: same data hash
-    a = data.load_busi(busi_dir, image_size=32, download=False)
-    b = data.load_busi(root, image_size=32, download=False)
+    a = busi.load_busi(busi_dir, image_size=32, download=False)
+    b = busi.load_busi(root, image_size=32, download=False)
     assert a.data_sha256 == b.data_sha256
 
 
 def test_fetch_busi_rejects_wrong_checksum(busi_dir, tmp_path):
-    z = data.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
+    z = busi.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
     with pytest.raises(DataError, match="sha256"):
-        data.fetch_busi(tmp_path / "cache", known_hash="0" * 64, downloader=_copy_downloader(z))
+        busi.fetch_busi(tmp_path / "cache", known_hash="0" * 64, downloader=_copy_downloader(z))
 
 
 
 
 def test_real_counts_and_mask_merging(real_busi, real_cache):
-    samples = data.find_samples(real_busi, data.CLASSES)
-    counts = {c: sum(s.label == c for s in samples) for c in data.CLASSES}
+    samples = busi.find_samples(real_busi, busi.CLASSES)
+    counts = {c: sum(s.label == c for s in samples) for c in busi.CLASSES}
     assert counts == {"benign": 437, "malignant": 210, "normal": 133}
     multi = sorted(s.id for s in samples if len(s.mask_paths) > 1)
     assert len(multi) == 17 and "benign (195)" in multi
     s195 = next(s for s in samples if s.id == "benign (195)")
     assert len(s195.mask_paths) == 3
-    img, mask = data.load_sample(s195)
+    img, mask = busi.load_sample(s195)
     parts = [images.read_mask(p) for p in s195.mask_paths]
     np.testing.assert_array_equal(mask, parts[0] | parts[1] | parts[2])
     # RGBA mask of benign (4)
@@ -180,29 +180,29 @@ def test_real_counts_and_mask_merging(real_busi, real_cache):
 
 def test_locate_data_falls_back_to_download(monkeypatch, tmp_path, busi_dir):
     """No argument, no $BUSI_DATA, no data/ folder: locate_data downloads (here: a local zip)."""
-    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path / "proj")
-    z = data.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
+    monkeypatch.setattr(busi, "PROJECT_ROOT", tmp_path / "proj")
+    z = busi.make_zip_of(busi_dir, tmp_path / "Dataset_BUSI.zip")
     calls = []
-    real_fetch = data.fetch_busi
+    real_fetch = busi.fetch_busi
 
     def fake_fetch(cache_dir=None, downloader=None, **kw):
         calls.append(cache_dir)
         return real_fetch(cache_dir, known_hash=None, downloader=_copy_downloader(z))
 
-    monkeypatch.setattr(data, "fetch_busi", fake_fetch)
-    root = data.locate_data(None, cache_dir=tmp_path / "c")
+    monkeypatch.setattr(busi, "fetch_busi", fake_fetch)
+    root = busi.locate_data(None, cache_dir=tmp_path / "c")
     assert calls == [tmp_path / "c"] and (root / "benign").is_dir()
 
 
 def test_bundle_round_trip(busi_dir, tmp_path):
     from busi_lib.errors import ConfigError
 
-    d = data.load_busi(busi_dir, image_size=32, download=False)
-    path = data.save_bundle(d, tmp_path / "b.npz")
-    b = data.load_busi(path, image_size=32)
+    d = busi.load_busi(busi_dir, image_size=32, download=False)
+    path = busi.save_bundle(d, tmp_path / "b.npz")
+    b = busi.load_busi(path, image_size=32)
     assert b.data_sha256 == d.data_sha256 and b.manifest == d.manifest
     np.testing.assert_array_equal(b.images, d.images)
     np.testing.assert_array_equal(b.masks, d.masks)
     assert b.ids.tolist() == d.ids.tolist()
     with pytest.raises(ConfigError, match="image_size=32; expected image_size=64"):
-        data.load_busi(path, image_size=64)
+        busi.load_busi(path, image_size=64)

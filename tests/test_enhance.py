@@ -1,4 +1,4 @@
-"""Tests of busi_lib.enhance (synthetic images, fixed seeds; one optional real BUSI image)."""
+"""Tests of busi_lib.data.enhance (synthetic images, fixed seeds; one optional real BUSI image)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib.enhance import (METHODS, contrast_table, enhance, ghe, ghe_steps,
-                              lesion_contrast)
+from busi_lib.data.enhance import METHODS, contrast_table, enhance, ghe, ghe_steps, lesion_contrast
 from busi_lib.errors import ConfigError
 
 H = W = 128

@@ -1,4 +1,4 @@
-"""busi_lib.external: the BUS-BRA tables on inputs with known answers."""
+"""busi_lib.experiments.external: the BUS-BRA tables on inputs with known answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib.external import device_table, ensemble_table, probability_by_birads
+from busi_lib.experiments.external import device_table, ensemble_table, probability_by_birads
 
 
 def _ens(n=120, seed=0):
@@ -51,7 +51,7 @@ def test_device_table_pools_small_scanners():
 def test_load_ensemble_prefers_the_ensemble_file_then_the_fold_mean():
     import json
 
-    from busi_lib.external import load_ensemble
+    from busi_lib.experiments.external import load_ensemble
     from busi_lib.records import experiment_dir
 
     ens, why = load_ensemble("smoke", "multitask_grouped")
@@ -79,7 +79,7 @@ def test_load_ensemble_prefers_the_ensemble_file_then_the_fold_mean():
 def test_paired_external_known_answers():
     from sklearn.metrics import roc_auc_score
 
-    from busi_lib.external import paired_external
+    from busi_lib.experiments.external import paired_external
 
     a = _ens()
     same = paired_external(a, a.copy(), n_boot=50)

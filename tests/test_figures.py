@@ -1,4 +1,4 @@
-"""busi_lib.figures: the figures that carry structure a test can check (panels, lines)."""
+"""busi_lib.book.figures: the figures that carry structure a test can check (panels, lines)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from busi_lib import figures  # noqa: E402
+from busi_lib.book import figures  # noqa: E402
 
 
 def _rec(fold, losses):

@@ -1,4 +1,4 @@
-"""busi_lib.fusion: shape descriptors + the network's logit, fitted on out-of-fold rows only."""
+"""busi_lib.eval.fusion: shape descriptors + the network's logit, fitted on out-of-fold rows only."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import fusion as F
+from busi_lib.analysis import fusion_selection as FS
 from busi_lib.errors import ConfigError, DataError
-from busi_lib.shape import DESCRIPTORS
+from busi_lib.eval import fusion as F
+from busi_lib.eval.shape import DESCRIPTORS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def test_a_missing_column_is_named():
 
 
 def test_fusion_learns_the_descriptor_and_round_trips_through_json():
-    from busi_lib.calibration import fast_auc
+    from busi_lib.eval.metrics import fast_auc
 
     t = F.lesion_rows(_table(signal=3.0))
     f = F.fit_all(t)
@@ -74,9 +75,9 @@ def test_fold_fitted_never_uses_the_scored_fold():
 
 
 def test_the_rule_keeps_a_clear_gain_and_rejects_none():
-    strong = F.selection(_table(n=400, signal=3.0))
+    strong = FS.selection(_table(n=400, signal=3.0))
     assert strong["keep"] and strong["ci"][0] > 0
-    noise = F.selection(_table(n=400, signal=0.0, seed=3))
+    noise = FS.selection(_table(n=400, signal=0.0, seed=3))
     assert not noise["keep"]
 
 
@@ -99,7 +100,7 @@ def test_the_committed_selection_record_is_what_the_rule_gives():
 
     for name, e in rec["experiments"].items():
         oof = records.load_predictions("cpu", name, ROOT / "results")
-        s = F.selection(oof)
+        s = FS.selection(oof)
         assert s["keep"] == e["keep"]
         assert s["mean_gain"] == pytest.approx(e["mean_gain"], abs=1e-12)
     # the released experiment's fusion was not kept: the predictor reports the network alone
@@ -123,7 +124,7 @@ def _perturbed(clean, gain_shift=0.0, seed=1):
 def test_second_rule_fits_on_clean_rows_of_the_other_folds_only():
     clean = _table(n=400, signal=3.0)
     rows = _perturbed(clean)
-    s = F.perturbed_selection(rows, clean)
+    s = FS.perturbed_selection(rows, clean)
     assert set(s["per_shift"]["shift"]) == {"a", "b"} and len(s["per_fold"]) == 5
     assert s["keep"] and s["ci"][0] > 0
     # relabel the clean rows of fold index 3 (shown as fold 4): its own fused scores must not move
@@ -131,11 +132,11 @@ def test_second_rule_fits_on_clean_rows_of_the_other_folds_only():
     k = other["fold"] == 3
     other.loc[k, "true_class"] = np.where(other.loc[k, "true_class"] == "malignant", "benign",
                                           "malignant")
-    s2 = F.perturbed_selection(rows, other)
+    s2 = FS.perturbed_selection(rows, other)
     a = s["per_shift"].query("fold == 4")["auc_fused"].to_numpy()
     b = s2["per_shift"].query("fold == 4")["auc_fused"].to_numpy()
     np.testing.assert_allclose(a, b)
-    no_signal = F.perturbed_selection(_perturbed(_table(n=400, signal=0.0, seed=5)),
+    no_signal = FS.perturbed_selection(_perturbed(_table(n=400, signal=0.0, seed=5)),
                                       _table(n=400, signal=0.0, seed=5))
     assert not no_signal["keep"]
 

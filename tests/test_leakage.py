@@ -1,13 +1,12 @@
-"""Near-duplicates across folds and the metrics without them (busi_lib.leakage)."""
+"""Near-duplicates across folds and the metrics without them (busi_lib.analysis.leakage)."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import leakage
+from busi_lib.analysis import leakage
 from busi_lib.errors import ConfigError
 
 FOLDS = pd.DataFrame({"id": ["a", "b", "c", "d", "e", "f"], "fold": [0, 0, 1, 1, 2, -1]})
@@ -103,8 +102,8 @@ def test_committed_split_leaves_no_grouping_view_pair_across_folds():
 def test_grouped_split_leak_finds_a_copy_left_in_another_fold(busi_dir, tmp_path):
     import shutil
 
-    from busi_lib import splits
     from busi_lib.config import make_config
+    from busi_lib.data import splits
 
     # benign (3) becomes an exact copy of benign (2); the split file puts them in two folds
     shutil.copy(busi_dir / "benign" / "benign (2).png", busi_dir / "benign" / "benign (3).png")

@@ -1,4 +1,4 @@
-"""busi_lib.losses: values equal hand computations on tiny inputs."""
+"""busi_lib.nn.losses: values equal hand computations on tiny inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("keras")
 
 from busi_lib.errors import ConfigError  # noqa: E402
-from busi_lib.losses import DiceLoss, FocalLoss, class_weights_from_labels, compile_losses  # noqa: E402
+from busi_lib.nn.losses import (DiceLoss, FocalLoss, class_weights_from_labels,  # noqa: E402
+                                compile_losses)
 
 
 def test_dice_loss_hand_computed():

@@ -1,11 +1,11 @@
-"""busi_lib.metrics: identities and known values."""
+"""busi_lib.eval.metrics: identities and known values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib import metrics
+from busi_lib.eval import metrics
 
 
 def test_dice_at_least_jaccard_on_random_masks():

@@ -1,4 +1,4 @@
-"""busi_lib.model: shapes and parameter counts of every variant; the 1x1 stride-2 trap."""
+"""busi_lib.nn.model: shapes and parameter counts of every variant; the 1x1 stride-2 trap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from busi_lib.errors import ConfigError  # noqa: E402
-from busi_lib.model import build_model, forward_flops_per_image  # noqa: E402
+from busi_lib.nn.model import build_model, forward_flops_per_image  # noqa: E402
 
 # Parameter counts at 128 px, filters 32-64-128-256, bridge 512 (regression values; the
 # differences between them are checked analytically below).
@@ -104,7 +104,7 @@ def test_lesion_crop_can_hide_the_context():
     context without it, are zero; the layer saves and loads with the option."""
     import keras
 
-    from busi_lib.model import LesionCrop
+    from busi_lib.nn.model import LesionCrop
 
     img = np.ones((1, 32, 32, 1), np.float32)
     mask = np.zeros((1, 32, 32, 1), np.float32)

@@ -46,7 +46,7 @@ def _src(cell: dict) -> str:
 
 
 def test_book_lists_the_eight_notebooks():
-    from busi_lib.book import NOTEBOOKS
+    from busi_lib.book.build import NOTEBOOKS
 
     assert list(NOTEBOOKS) == NAMES
     toc = (ROOT / "_toc.yml").read_text()
@@ -59,7 +59,7 @@ def test_book_lists_the_eight_notebooks():
 def test_notebook_structure(name):
     path = NB_DIR / f"{name}.ipynb"
     code = _code(path)
-    assert "colab.setup()" in _src(code[0]), "first code cell must call busi_lib.colab.setup()"
+    assert "colab.setup()" in _src(code[0]), "first code cell must call busi_lib.book.colab.setup()"
     params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     src = _src(params[0])
@@ -190,7 +190,7 @@ def test_notebooks_nbval():
 def test_strip_stderr_moves_stderr_to_log(tmp_path):
     import nbformat
 
-    from busi_lib.book import strip_stderr
+    from busi_lib.book.build import strip_stderr
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("print(1)")
@@ -208,7 +208,7 @@ def test_strip_stderr_moves_stderr_to_log(tmp_path):
 def test_injected_parameters_are_left_out_of_the_page(tmp_path):
     import nbformat
 
-    from busi_lib.book import hide_injected_parameters
+    from busi_lib.book.build import hide_injected_parameters
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("profile = 'smoke'"), nbformat.v4.new_code_cell("x = 1")]
@@ -223,7 +223,7 @@ def test_injected_parameters_are_left_out_of_the_page(tmp_path):
 
 
 def test_stage_copies_book_sources(tmp_path):
-    from busi_lib.book import BOOK_FILES, stage
+    from busi_lib.book.build import BOOK_FILES, stage
 
     for name in ("_config.yml", "_toc.yml"):
         (tmp_path / name).write_text("x: 1\n")
@@ -238,18 +238,18 @@ def test_stage_copies_book_sources(tmp_path):
 
 
 def test_profiles_markdown_matches_config():
+    from busi_lib.book.tables import profiles_markdown
     from busi_lib.config import PROFILES
-    from busi_lib.tables import profiles_markdown
 
     md = profiles_markdown()
     for name, prof in PROFILES.items():
         assert f"**{name}** | {prof.get('image_size', 128)} |" in md
     assert (ROOT / "book" / "profiles_table.md").read_text() == md, \
-        "book/profiles_table.md is stale: run `make book` or busi_lib.book.write_generated"
+        "book/profiles_table.md is stale: run `make book` or busi_lib.book.build.write_generated"
 
 
 def test_book_cli_rejects_bad_arguments():
-    from busi_lib.book import main
+    from busi_lib.book.build import main
 
     with pytest.raises(SystemExit):
         main(["--profile", "nope"])

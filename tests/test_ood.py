@@ -1,4 +1,4 @@
-"""busi_lib.ood: the out-of-distribution check of the predictor.
+"""busi_lib.serve.ood: the out-of-distribution check of the predictor.
 
 The released model's ``ood.json`` (fitted on BUSI) must flag inputs that are not breast
 ultrasound -- 8-bit random noise, a checkerboard, a colour photograph, a screenshot of text --
@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from busi_lib import ood as O
 from busi_lib.errors import ConfigError, DataError
-from busi_lib.inference import prepare_image
-from busi_lib.modelfiles import DEFAULT_MODEL, MODELS_DIR
+from busi_lib.eval.inference import prepare_image
+from busi_lib.records import MODELS_DIR
+from busi_lib.serve import ood as O
+from busi_lib.serve.modelfiles import DEFAULT_MODEL
 
 RELEASE = MODELS_DIR / DEFAULT_MODEL
 
@@ -110,7 +111,7 @@ def test_the_release_flags_what_is_not_ultrasound(kind):
 
 
 def test_the_release_does_not_flag_ultrasound(real_busi):
-    from busi_lib.userimage import read_input
+    from busi_lib.serve.userimage import read_input
 
     det = O.Detector.from_dict(json.loads((RELEASE / "ood.json").read_text()))
     cfg = json.loads((RELEASE / "config.json").read_text())
@@ -122,7 +123,7 @@ def test_the_release_does_not_flag_ultrasound(real_busi):
 @pytest.mark.slow
 def test_the_predictor_warns_and_gives_no_band_on_noise(tmp_path):
     pytest.importorskip("keras")
-    from busi_lib.predict import Predictor
+    from busi_lib.serve.predictor import Predictor
 
     p = Predictor.from_release(RELEASE)
     Image.fromarray(_photo()).save(tmp_path / "photo.png")

@@ -1,12 +1,12 @@
-"""busi_lib.operating: sensitivity and specificity at thresholds, with Wilson intervals."""
+"""busi_lib.eval.operating: sensitivity and specificity at thresholds, with Wilson intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib import operating as O
 from busi_lib.errors import DataError
+from busi_lib.eval import operating as O
 
 
 def test_counts_and_rates_on_a_known_table():

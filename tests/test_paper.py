@@ -1,11 +1,11 @@
-"""busi_lib.paper: the paper's numbers as read out, and the claims audit computed from them."""
+"""busi_lib.analysis.paper: the paper's numbers as read out, and the claims audit computed from them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib import paper as P
+from busi_lib.analysis import paper as P
 
 
 def test_tables_hold_the_reported_values():
@@ -109,7 +109,7 @@ def test_birads_bands():
 def test_implied_classification_with_no_predicted_positive():
     import math
 
-    from busi_lib import paper
+    from busi_lib.analysis import paper
 
     r = paper.implied_classification(0.0, 100.0, n_pos=5, n_neg=7)
     assert r["TP"] == 0 and r["FP"] == 0 and r["ACC"] == pytest.approx(100 * 7 / 12)

@@ -1,4 +1,4 @@
-"""busi_lib.predict: the CLI, the API and every bad input of issue 15.
+"""busi_lib.serve.predictor: the CLI, the API and every bad input of issue 15.
 
 The model here is a *fake release*: smoke-sized networks whose output layers are set by hand
 (zero kernels, chosen biases), so that the answers are known exactly: fold k says
@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib import modelfiles as MF
-from busi_lib import predict as P
-from busi_lib import shape as S
-from busi_lib import userimage as U
-from busi_lib.calibration import Calibrator
 from busi_lib.config import make_config
 from busi_lib.errors import DataError
+from busi_lib.eval import shape as S
+from busi_lib.eval.calibration import Calibrator
+from busi_lib.nn import build
+from busi_lib.serve import modelfiles as MF, predictor as P, userimage as U
 
 PROBS = (0.30, 0.01)          # the two fold models' p(malignant); mean 0.155 -> band 4B
 
@@ -47,7 +46,7 @@ def _fold_weights(probs=PROBS, mask_bias: float = 10.0) -> list[list[np.ndarray]
     out = []
     for k, p in enumerate(probs):
         keras.utils.set_random_seed(k)
-        net = P._build_for_config(_cfg())
+        net = build.build_float32(_cfg())
         _set_heads(net, p, mask_bias)
         out.append([np.asarray(w) for w in net.get_weights()])
     return out
@@ -67,7 +66,7 @@ def fake_release(root: Path, name: str = "fake_smoke", calibration: dict | None 
     """A released-model folder (config, weights, calibration) and its card."""
     d = root / name
     d.mkdir(parents=True)
-    net = P._build_for_config(_cfg())
+    net = build.build_float32(_cfg())
     for k, ws in enumerate(_fold_weights(mask_bias=mask_bias)):
         net.set_weights(ws)
         net.save_weights(d / f"fold{k}.weights.h5")
@@ -160,7 +159,7 @@ def test_predictor_refuses_weights_of_another_network():
 
 
 def test_mask_descriptors_are_the_books_shape_descriptors():
-    from busi_lib.shape import DESCRIPTORS, descriptors
+    from busi_lib.eval.shape import DESCRIPTORS, descriptors
 
     m = np.zeros((100, 200), bool)
     m[40:60, 50:150] = True                                    # 100 wide, 20 tall
@@ -240,8 +239,8 @@ def test_cli_bad_input_one_line_message(case, model_dir, tmp_path, capsys):
     assert lines == [{"image": str(path), "error": lines[0]["error"]}]
     assert words in lines[0]["error"] and path.name in lines[0]["error"]
     assert "Traceback" not in err
-    assert err.splitlines() == [f"busi_lib.predict: error: {lines[0]['error']}",
-                                "busi_lib.predict: 1 of 1 image(s) failed"]
+    assert err.splitlines() == [f"busi_lib.serve.predictor: error: {lines[0]['error']}",
+                                "busi_lib.serve.predictor: 1 of 1 image(s) failed"]
     assert not list((tmp_path / "o").glob("*.png"))
 
 
@@ -276,7 +275,7 @@ def test_colour_image_is_converted_with_a_warning(predictor, tmp_path):
     p = _png(tmp_path / "doppler.png", rgb)
     out = P.predict(p, predictor)
     assert any("colour image converted to grey" in w for w in out["warnings"])
-    from busi_lib.data import read_image
+    from busi_lib.data.busi import read_image
 
     np.testing.assert_array_equal(U.read_input(p)[0], read_image(p))   # as training reads it
 
@@ -321,7 +320,7 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     img = _png(tmp_path / "x.png", _grey())
     rc, lines, err = _cli(capsys, img, "--out", tmp_path / "o", "--model", tmp_path / "none")
     assert rc == 2 and lines == []
-    assert err.strip() == f"busi_lib.predict: error: model {str(tmp_path / 'none')!r} not found."
+    assert err.strip() == f"busi_lib.serve.predictor: error: model {str(tmp_path / 'none')!r} not found."
 
 
 def test_default_model_missing_says_how_to_get_one(tmp_path, monkeypatch):
@@ -362,7 +361,7 @@ def test_card_must_list_every_file(tmp_path):
 
 def test_keras_fold_model_with_its_record(tmp_path):
     """A training checkpoint (.keras) is loaded with safe_mode, its config from the record."""
-    net = P._build_for_config(_cfg())
+    net = build.build_float32(_cfg())
     net.set_weights(_fold_weights()[0])
     exp = tmp_path / "results" / "smoke" / "multitask_grouped"
     (exp / "models").mkdir(parents=True)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from busi_lib.config import DEFAULTS, LEGACY, config_hash, make_config
+from busi_lib.data.images import pad_geometry, resize_mask
 from busi_lib.errors import ConfigError
-from busi_lib.images import pad_geometry, resize_mask
-from busi_lib.inference import postprocess_masks, predict, restore_mask, to_input
+from busi_lib.eval.inference import postprocess_masks, restore_mask, run_network, to_input
 
 
 def test_warmup_cosine_known_values():
-    from busi_lib.optim import WarmupCosine
+    from busi_lib.nn.optim import WarmupCosine
 
     s = WarmupCosine(1e-3, total_steps=100, warmup_steps=10)
     at = lambda t: float(np.asarray(s(t)))  # noqa: E731
@@ -30,7 +30,7 @@ def test_warmup_cosine_known_values():
 
 
 def test_step_schedule_is_the_papers():
-    from busi_lib.optim import make_schedule
+    from busi_lib.nn.optim import make_schedule
 
     s = make_schedule({"schedule": "step", "lr": 1e-4, "lr_drop_every": 20,
                        "lr_drop_factor": 0.1}, steps_per_epoch=10)
@@ -39,7 +39,7 @@ def test_step_schedule_is_the_papers():
 
 
 def test_dice_bce_known_values():
-    from busi_lib.losses import DiceBCELoss, DiceLoss
+    from busi_lib.nn.losses import DiceBCELoss, DiceLoss
 
     y = np.zeros((1, 4, 4, 1), np.float32)
     y[0, :2] = 1
@@ -52,7 +52,7 @@ def test_dice_bce_known_values():
 
 
 def test_compile_losses_rejects_unknown_seg_loss():
-    from busi_lib.losses import compile_losses
+    from busi_lib.nn.losses import compile_losses
 
     with pytest.raises(ConfigError, match="seg_loss='focal'"):
         compile_losses("multi", seg_loss="focal")
@@ -61,16 +61,16 @@ def test_compile_losses_rejects_unknown_seg_loss():
 def test_warp_at_zoom_one_is_scipy_rotate():
     from scipy import ndimage
 
-    from busi_lib.augment import _warp
+    from busi_lib.data.augment import warp
 
     a = np.zeros((40, 50))
     a[5:15, 20:35] = 1
     ref = ndimage.rotate(a, 17, axes=(1, 0), reshape=False, order=1, mode="constant", cval=0)
-    np.testing.assert_allclose(_warp(a, 17, 1.0, 1), ref, atol=1e-12)
+    np.testing.assert_allclose(warp(a, 17, 1.0, 1), ref, atol=1e-12)
 
 
 def test_extras_off_reproduce_the_papers_augmentation():
-    from busi_lib.augment import augment_batch, epoch_rng
+    from busi_lib.data.augment import augment_batch, epoch_rng
 
     rng = np.random.default_rng(0)
     x = rng.random((6, 32, 32, 1)).astype(np.float32)
@@ -82,7 +82,7 @@ def test_extras_off_reproduce_the_papers_augmentation():
 
 
 def test_extras_keep_masks_binary_and_images_in_range():
-    from busi_lib.augment import augment_batch, epoch_rng
+    from busi_lib.data.augment import augment_batch, epoch_rng
 
     x = np.full((20, 32, 32, 1), 0.5, np.float32)
     m = np.zeros((20, 32, 32), bool)
@@ -150,8 +150,8 @@ class _Stub:
 def test_flip_tta_averages_the_mirror():
     x = np.zeros((2, 4, 4, 1), np.float32)
     x[:, :, :2] = 1.0                                 # bright left half
-    plain = predict(_Stub(), x)
-    tta = predict(_Stub(), x, tta=True)
+    plain = run_network(_Stub(), x)
+    tta = run_network(_Stub(), x, tta=True)
     np.testing.assert_allclose(plain["label"][:, 1], 1.0)
     np.testing.assert_allclose(tta["label"][:, 1], 0.5)   # the mirror's left half is dark
     np.testing.assert_allclose(tta["mask"], x)            # mirrored back before averaging
@@ -159,7 +159,7 @@ def test_flip_tta_averages_the_mirror():
 
 def test_lesion_crop_zooms_on_the_mask_and_keeps_empty_frames():
     pytest.importorskip("keras")
-    from busi_lib.model import LesionCrop
+    from busi_lib.nn.model import LesionCrop
 
     img = np.zeros((2, 64, 64, 1), np.float32)
     img[:, 20:30, 30:50] = 1.0
@@ -172,7 +172,7 @@ def test_lesion_crop_zooms_on_the_mask_and_keeps_empty_frames():
 
 def test_crop_head_needs_the_mask():
     pytest.importorskip("keras")
-    from busi_lib.model import build_model
+    from busi_lib.nn.model import build_model
 
     with pytest.raises(ConfigError, match="cls_head='gap_crop' with task='cls'"):
         build_model(64, filters=[4, 4, 4, 4], bridge_filters=4, task="cls", cls_head="gap_crop")
@@ -201,18 +201,18 @@ def test_recipe_keys_are_validated(key, value, expected):
 
 
 def test_a_crop_head_model_reloads_in_a_fresh_process(tmp_path):
-    """Regression: a saved model with the crop head must load where busi_lib.model was never
+    """Regression: a saved model with the crop head must load where busi_lib.nn.model was never
     imported (resuming a fold, the BUS-BRA ensemble, the release)."""
     pytest.importorskip("keras")
     import subprocess
     import sys
 
-    from busi_lib.model import build_model
+    from busi_lib.nn.model import build_model
 
     m = build_model(32, filters=[4, 4, 4, 4], bridge_filters=4, dense_units=4,
                     cls_head="gap_crop")
     m.save(tmp_path / "m.keras")
-    code = ("from busi_lib.fit import load_saved_model; "
+    code = ("from busi_lib.experiments.trainer import load_saved_model; "
             f"m = load_saved_model({str(tmp_path / 'm.keras')!r}); "
             "print(type(m.get_layer('lesion_crop')).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""busi_lib.release: from trained fold models and records to a released, checked model.
+"""busi_lib.serve.release: from trained fold models and records to a released, checked model.
 
 The smoke profile of ``multitask_grouped`` is trained (2 folds, 2 epochs) on 8 + 8 synthetic
 images and released, with a 6-image synthetic BUS-BRA folder as the external set.
@@ -17,13 +17,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from busi_lib.experiments import crossval
+from busi_lib.nn import build
+
 pytest.importorskip("keras")
 
-from busi_lib import modelfiles as MF  # noqa: E402
-from busi_lib import predict as P  # noqa: E402
-from busi_lib import release as R  # noqa: E402
-from busi_lib.calibration import fit_calibrator  # noqa: E402
 from busi_lib.errors import ConfigError, DataError  # noqa: E402
+from busi_lib.eval.calibration import fit_calibrator  # noqa: E402
+from busi_lib.serve import modelfiles as MF, predictor as P, release as R  # noqa: E402
 
 pytestmark = pytest.mark.slow
 NAME = "multitask_grouped_smoke"
@@ -58,8 +59,10 @@ def released(tmp_path_factory):
     old = os.environ.get("BUSI_CACHE")
     os.environ["BUSI_CACHE"] = str(base / "cache")
     try:
+        crossval.run_cv("smoke", "multitask_grouped", data_dir=busi, results_dir=base / "results",
+                        verbose=0)
         d = R.release("smoke", "multitask_grouped", results_dir=base / "results",
-                      out=base / "models", data_dir=busi, busbra_dir=busbra, train_missing=True,
+                      out=base / "models", data_dir=busi, busbra_dir=busbra,
                       n_boot=50, bench_repeats=1, verbose=False)
     finally:
         if old is None:
@@ -84,7 +87,7 @@ def test_release_writes_the_files_and_a_card_that_checks_them(released):
     assert {f"{NAME}/{n}": h for n, h in _hashes(d).items()} == listed
     assert MF.verify_release(d).keys() == {n for n in _hashes(d)}
     for words in ("not a diagnostic device", "Data and licence", "Intended use", "Limits",
-                  "How to retrain", "python -m busi_lib.release --profile smoke", "BUS-BRA",
+                  "How to retrain", "python -m busi_lib.serve.release --profile smoke", "BUS-BRA",
                   "float16 check"):
         assert words in card
     info = json.loads((d / "release.json").read_text())
@@ -98,8 +101,8 @@ def test_release_writes_the_files_and_a_card_that_checks_them(released):
 def test_release_records_operating_points_and_the_ood_check(released):
     """The card's operating points are those of the recorded BUS-BRA predictions, and the
     out-of-distribution threshold is the one the predictor loads."""
-    from busi_lib.operating import sens_spec
-    from busi_lib.ood import Detector
+    from busi_lib.eval.operating import sens_spec
+    from busi_lib.serve.ood import Detector
 
     d, _, _, _, out = released
     info = json.loads((d / "release.json").read_text())
@@ -151,7 +154,7 @@ def test_predictor_on_image_files_matches_the_out_of_fold_pipeline(released):
     d, _, busi, _, _ = released
     oof = pd.read_csv(d / "oof_predictions.csv")
     cfg = json.loads((d / "config.json").read_text())
-    net = P._build_for_config(cfg)
+    net = build.build_float32(cfg)
     for k, f in enumerate(MF.weights_files(d)):
         one = P.Predictor(cfg, [R.load_weights(net, f)], None, model=net)
         rows = oof[oof["fold"] == k].head(3)
@@ -170,7 +173,7 @@ def test_busbra_is_evaluated_not_fitted(released):
     assert info["calibration"]["n_fit"] == 16          # BUSI only
     pred = P.load_model(d)
     assert pred.calibrator.params_ == json.loads((d / "calibration.json").read_text())["params"]
-    from busi_lib.calibration import evidence
+    from busi_lib.eval.calibration import evidence
 
     ev = evidence("smoke", models_dir=d.parent)              # what chapter 6 shows
     assert ev["source"] == f"released model {NAME}"
@@ -222,7 +225,7 @@ def test_release_refuses_files_over_the_size_limit(released, tmp_path):
 def test_release_cli_errors_are_one_line(capsys):
     assert R.main(["--profile", "laptop"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("busi_lib.release: error: profile='laptop'") and len(
+    assert err.startswith("busi_lib.serve.release: error: profile='laptop'") and len(
         err.strip().splitlines()) == 1
 
 
@@ -277,7 +280,7 @@ def test_release_with_shape_fusion_ships_it_and_the_predictor_uses_it(released, 
     """fusion='yes': fusion.json is fitted on the out-of-fold rows, the card says so, and the
     predictor's probability is the fold mean of the fusion of each fold's network output with
     the descriptors of the ensemble's mask."""
-    from busi_lib.fusion import Fusion
+    from busi_lib.eval.fusion import Fusion
 
     _, results, busi, busbra, _ = released
     d = R.release("smoke", "multitask_grouped", results_dir=results, out=tmp_path / "m",
@@ -291,7 +294,7 @@ def test_release_with_shape_fusion_ships_it_and_the_predictor_uses_it(released, 
     assert p.fusion is not None and p.info["shape_fusion"]
     img = np.asarray(Image.open(next((busbra / "Images").glob("*.png"))))
     r = p.predict(img)
-    from busi_lib.inference import prepare_image
+    from busi_lib.eval.inference import prepare_image
 
     p_folds, mask_prob = p.forward(prepare_image(img, p.cfg)[None])
     want = p.fuse(p_folds, p.binarize(mask_prob), [img.shape])[0]

@@ -1,4 +1,4 @@
-"""busi_lib.rerun: a recorded fold trained again from scratch, compared with its record."""
+"""busi_lib.experiments.rerun: a recorded fold trained again from scratch, compared with its record."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import pandas as pd
 import pytest
 
-from busi_lib import rerun
 from busi_lib.errors import ConfigError, DataError
+from busi_lib.experiments import rerun
 
 
 def _rec(**metrics):
@@ -74,13 +74,13 @@ def test_rerun_reproduces_a_fold_bit_for_bit(tmp_path):
     pytest.importorskip("keras")
     from synthetic import make_busi
 
-    from busi_lib import train
+    from busi_lib.experiments import crossval
 
     data = make_busi(tmp_path / "busi" / "Dataset_BUSI_with_GT")
     res = tmp_path / "results"
     os.environ["BUSI_CACHE"] = str(tmp_path / "cache")
     tiny = dict(epochs=2, external=False)
-    train.run_cv("smoke", "multitask", data_dir=data, results_dir=res, verbose=0, folds=[0], **tiny)
+    crossval.run_cv("smoke", "multitask", data_dir=data, results_dir=res, verbose=0, folds=[0], **tiny)
     with pytest.raises(ConfigError, match="config_hash"):   # not the recorded configuration
         rerun.rerun_fold("smoke", "multitask", 0, data_dir=data, results_dir=res, verbose=0)
     out = rerun.rerun_fold("smoke", "multitask", 0, data_dir=data, results_dir=res, verbose=0,
@@ -94,7 +94,8 @@ def test_rerun_reproduces_a_fold_bit_for_bit(tmp_path):
 
 
 def test_rerun_tables(tmp_path):
-    from busi_lib import records, repro_checks
+    from busi_lib import records
+    from busi_lib.book import repro_checks
 
     assert repro_checks.rerun_table("cpu", tmp_path).empty
     assert repro_checks.rerun_metrics("cpu", "multitask", 0, tmp_path).empty

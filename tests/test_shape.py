@@ -1,12 +1,12 @@
-"""busi_lib.shape: descriptors of known shapes."""
+"""busi_lib.eval.shape: descriptors of known shapes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from busi_lib.images import resize_mask
-from busi_lib.shape import DESCRIPTORS, descriptors, predicted_descriptors
+from busi_lib.data.images import resize_mask
+from busi_lib.eval.shape import DESCRIPTORS, descriptors, predicted_descriptors
 
 
 def test_rectangle_and_disc():

@@ -1,11 +1,12 @@
-"""busi_lib.shift: the simulated acquisition shifts and the stage-4 selection rule."""
+"""busi_lib.experiments.shift: the simulated acquisition shifts and the stage-4 selection rule."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import shift, tune, tune_report
+from busi_lib.analysis import tune_report
 from busi_lib.errors import ConfigError
+from busi_lib.experiments import shift, tune
 
 
 def _images(n=3, s=32, seed=0):

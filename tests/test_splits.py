@@ -1,4 +1,4 @@
-"""busi_lib.splits: stratified, disjoint, reproducible folds; duplicate grouping; keep-list."""
+"""busi_lib.data.splits: stratified, disjoint, reproducible folds; duplicate grouping; keep-list."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import data, splits
+from busi_lib.data import busi, splits
 from busi_lib.errors import ConfigError, DataError
 
 
@@ -91,7 +91,7 @@ def test_too_many_folds_for_smallest_class():
 
 @pytest.mark.data
 def test_real_cross_class_duplicate_grouped(real_busi, real_cache):
-    d = data.load_busi(real_busi, image_size=32, cache_dir=real_cache, download=False)
+    d = busi.load_busi(real_busi, image_size=32, cache_dir=real_cache, download=False)
     assert len(d) == 647
     df = splits.make_folds(d.ids, d.labels, n_folds=5, seed=42, mode="grouped",
                            images=d.images, image_sha256=d.image_sha256)
@@ -138,17 +138,16 @@ def test_nested_share_refuses_bad_input():
 def test_grouped_split_does_not_depend_on_the_experiments_preprocessing(busi_dir, tmp_path):
     """Near-duplicates are looked for in one fixed view (splits.GROUPING_VIEW), so two
     configurations with other image sizes and enhancements make the same split file."""
-    from busi_lib import train
     from busi_lib.config import make_config
 
     made = []
     for i, ov in enumerate(({"image_size": 32, "enhancement": "none"},
                             {"image_size": 64, "enhancement": "clahe"})):
         cfg = make_config("smoke", "multitask_grouped", max_per_class=None, **ov)
-        _, folds = train.prepare(cfg, busi_dir, results_dir=tmp_path / f"r{i}")
+        _, folds = splits.prepare(cfg, busi_dir, results_dir=tmp_path / f"r{i}")
         made.append(folds)
     pd.testing.assert_frame_equal(made[0], made[1])
-    view = data.load_busi(busi_dir, classes=["benign", "malignant"], **splits.GROUPING_VIEW)
+    view = busi.load_busi(busi_dir, classes=["benign", "malignant"], **splits.GROUPING_VIEW)
     want = splits.make_folds(view.ids, view.labels, n_folds=made[0]["fold"].max() + 1, seed=42,
                              mode="grouped", images=view.images, image_sha256=view.image_sha256)
     pd.testing.assert_frame_equal(made[0], want)
@@ -158,12 +157,11 @@ def test_grouped_split_does_not_depend_on_the_experiments_preprocessing(busi_dir
 def test_a_new_results_folder_makes_the_committed_grouped_split(real_busi, tmp_path):
     """The book's records were trained on results/splits/benign-malignant_grouped_k5_seed42.csv;
     from an empty results folder the code makes that same file again."""
-    from busi_lib import train
     from busi_lib.config import make_config
 
     cfg = make_config("cpu", "multitask_grouped")
     assert cfg["enhancement"] != splits.GROUPING_VIEW["enhancement"]   # the recipe's own view
-    _, folds = train.prepare(cfg, real_busi, results_dir=tmp_path / "r")
+    _, folds = splits.prepare(cfg, real_busi, results_dir=tmp_path / "r")
     committed = pd.read_csv(splits.SPLITS_DIR / "benign-malignant_grouped_k5_seed42.csv",
                             dtype={"id": str, "class": str})
     pd.testing.assert_frame_equal(folds, committed)

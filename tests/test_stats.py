@@ -1,4 +1,4 @@
-"""busi_lib.stats: intervals and verdicts on inputs with known answers."""
+"""busi_lib.analysis.stats: intervals and verdicts on inputs with known answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import stats
+from busi_lib.analysis import stats
 from busi_lib.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from busi_lib import booktext, runs, tables
+from busi_lib.book import booktext, runs, tables
 
 
 def _r(fold, dc, auc):

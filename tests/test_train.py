@@ -1,4 +1,4 @@
-"""busi_lib.train: determinism, kill-and-resume, recorded folds skipped, integrity checks.
+"""busi_lib.experiments.crossval: determinism, kill-and-resume, recorded folds skipped, integrity checks.
 
 Tiny configuration: the smoke profile on 8 + 8 synthetic images, fold 0 of 2, 3 epochs.
 """
@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("keras")
 
-from busi_lib import train  # noqa: E402
 from busi_lib.errors import ConfigError, DataError  # noqa: E402
+from busi_lib.experiments import crossval  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TINY = dict(folds=[0], epochs=3, external=False)
@@ -40,7 +40,7 @@ def reference(tiny_data, tmp_path_factory):
     """One uninterrupted run, shared by the determinism and resume tests."""
     res = tmp_path_factory.mktemp("ref")
     os.environ["BUSI_CACHE"] = str(res / "cache")
-    rec = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    rec = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                        **TINY)[0]
     return rec, res
 
@@ -66,12 +66,12 @@ def test_record_contents(reference):
 
 def test_same_seed_same_numbers_other_seed_other_numbers(reference, tiny_data, tmp_path):
     rec, res = reference
-    again = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "a",
+    again = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "a",
                          verbose=0, **TINY)[0]
     assert again["metrics"] == rec["metrics"]
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in rec["history"]]
     pd.testing.assert_frame_equal(_preds(tmp_path / "a"), _preds(res))
-    other = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "b",
+    other = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "b",
                          verbose=0, seed=7, **TINY)[0]
     assert other["seed"] == 7
     assert [h["loss"] for h in other["history"]] != [h["loss"] for h in rec["history"]]
@@ -79,7 +79,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(reference, tiny_data, t
 
 def test_train_seed_keeps_the_split_and_changes_the_training(reference, tiny_data, tmp_path):
     rec, res = reference
-    other = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "t",
+    other = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=tmp_path / "t",
                          verbose=0, train_seed=7, **TINY)[0]
     assert other["seed"] == 42 and other["determinism"]["keras_seed"] == 7 + 0
     assert other["config_hash"] != rec["config_hash"]
@@ -90,14 +90,14 @@ def test_train_seed_keeps_the_split_and_changes_the_training(reference, tiny_dat
 
 def test_recorded_fold_is_skipped_and_never_overwritten(reference, tiny_data, monkeypatch):
     rec, res = reference
-    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("retrained"))
-    again = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    monkeypatch.setattr(crossval, "train_fold", lambda *a, **k: pytest.fail("retrained"))
+    again = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                          **TINY)[0]
     assert again == rec
     path = res / "smoke" / "multitask" / "fold0.json"
     before = path.read_bytes()
     with pytest.raises(ConfigError, match="config_hash"):
-        train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+        crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                      folds=[0], epochs=4, external=False)
     assert path.read_bytes() == before
 
@@ -114,20 +114,20 @@ def test_changed_data_is_reported_before_training(reference, tiny_data, tmp_path
     arr = __import__("numpy").asarray(Image.open(p)).copy()
     arr[0, 0] = 255 - arr[0, 0]
     Image.fromarray(arr).save(p)
-    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(crossval, "train_fold", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(DataError, match=r"changed 1 \(e.g. \['malignant/malignant \(3\).png'\]\)"):
-        train.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
+        crossval.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
     (changed / "benign" / "benign (8).png").unlink()
     (changed / "benign" / "benign (8)_mask.png").unlink()
     with pytest.raises(DataError, match="missing 2"):
-        train.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
+        crossval.run_cv("smoke", "multitask", data_dir=changed, results_dir=res, verbose=0, **TINY)
 
 
 def test_killed_run_resumes_to_the_same_record(reference, tiny_data, tmp_path):
     """SIGKILL a real training process after its first checkpoint, run again, compare."""
     rec, _ = reference
     res = tmp_path / "res"
-    cmd = [sys.executable, "-m", "busi_lib.train", "--profile", "smoke", "--experiment",
+    cmd = [sys.executable, "-m", "busi_lib.experiments.crossval", "--profile", "smoke", "--experiment",
            "multitask", "--data-dir", str(tiny_data), "--results-dir", str(res), "--folds", "0",
            "--epochs", "3", "--set", "external=false"]
     env = {**os.environ, "BUSI_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -144,7 +144,7 @@ def test_killed_run_resumes_to_the_same_record(reference, tiny_data, tmp_path):
     assert not (res / "smoke" / "multitask" / "fold0.json").exists()
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 3
-    resumed = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    resumed = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                            **TINY)[0]
     assert resumed["resumed_at"] == [done]
     assert resumed["metrics"] == rec["metrics"]
@@ -157,9 +157,9 @@ def test_killed_run_resumes_to_the_same_record(reference, tiny_data, tmp_path):
 def test_stop_after_epochs_then_continue(reference, tiny_data, tmp_path):
     rec, _ = reference
     res = tmp_path / "r"
-    assert train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    assert crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                         stop_after_epochs=2, **TINY) == []
-    out = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    out = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                        **TINY)[0]
     assert out["resumed_at"] == [2] and out["metrics"] == rec["metrics"]
 
@@ -182,7 +182,7 @@ def test_diverged_training_is_stopped_recorded_as_a_failure_and_skipped(tiny_dat
 
     monkeypatch.setattr(keras.Model, "fit", nan_from_epoch_2)
     res = tmp_path / "r"
-    out = train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    out = crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                        **TINY)
     assert out == []
     folder = records.experiment_dir("smoke", "multitask", res)
@@ -193,6 +193,6 @@ def test_diverged_training_is_stopped_recorded_as_a_failure_and_skipped(tiny_dat
     assert fail["history"][-1]["loss"] != fail["history"][-1]["loss"]          # NaN
     assert [d["fold"] for d in records.load_divergences("smoke", "multitask", res)] == [0]
     assert not (folder / "checkpoints" / "fold0").exists()
-    monkeypatch.setattr(train, "train_fold", lambda *a, **k: pytest.fail("retrained"))
-    assert train.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
+    monkeypatch.setattr(crossval, "train_fold", lambda *a, **k: pytest.fail("retrained"))
+    assert crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                         **TINY) == []

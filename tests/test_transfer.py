@@ -1,4 +1,4 @@
-"""busi_lib.transfer: the chapter-8 views of transfer (occlusion, operating points, selection)."""
+"""busi_lib.book.transfer: the chapter-8 views of transfer (occlusion, operating points, selection)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import transfer as T
+from busi_lib.book import transfer as T
 from busi_lib.errors import DataError
 
 

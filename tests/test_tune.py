@@ -1,4 +1,4 @@
-"""busi_lib.tune: the recipe is chosen on an inner validation split of the training images.
+"""busi_lib.experiments.tune: the recipe is chosen on an inner validation split of the training images.
 
 The central check: while a trial runs, no image of the outer test fold reaches the training or
 the validation code, and BUS-BRA is never loaded.
@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from busi_lib import shift, tune, tune_report
+from busi_lib.analysis import tune_report
+from busi_lib.data import splits
 from busi_lib.errors import ConfigError
+from busi_lib.eval import occlusion
+from busi_lib.experiments import shift, tune
 
 TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
             warmup_epochs=1, batch_size=8, max_per_class=None)
@@ -90,12 +93,12 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     pytest.importorskip("keras")
     from synthetic import make_busi, spy_model_inputs
 
-    from busi_lib import reliance, train
+    from busi_lib.analysis import reliance
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
     seen = spy_model_inputs(monkeypatch)
     occluded: list[np.ndarray] = []
-    real_occlude = reliance.occlude
+    real_occlude = occlusion.occlude
 
     def spy_occlude(images, masks, keep, **kw):
         seen.append(images.copy())                   # the inputs are shown too
@@ -111,13 +114,13 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
         occluded.append(out[0].copy())               # perturbed copies of development images
         return out
 
-    monkeypatch.setattr(reliance, "occlude", spy_occlude)
+    monkeypatch.setattr(occlusion, "occlude", spy_occlude)
     monkeypatch.setattr(shift, "shift_images", spy_shift)
     rec = tune.run_trial("cos_lr1e-3", "smoke", data_dir=root, results_dir=tmp_path / "r",
                          verbose=0, **TINY)
 
     cfg = tune.trial_config("cos_lr1e-3", "smoke", **TINY)
-    data, folds = train.prepare(cfg, root, results_dir=tmp_path / "r")
+    data, folds = splits.prepare(cfg, root, results_dir=tmp_path / "r")
     test = data.images[folds["fold"].to_numpy() == tune.TUNE_FOLD]
     dev = data.images[folds["fold"].to_numpy() != tune.TUNE_FOLD]
     assert len(test) > 0 and seen
@@ -207,21 +210,22 @@ def test_a_data_trial_trains_on_its_nested_share_only(tmp_path, monkeypatch):
     pytest.importorskip("keras")
     from synthetic import make_busi
 
-    from busi_lib import fit, splits, train
+    from busi_lib.data import splits
+    from busi_lib.experiments import trainer
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=16, n_malignant=16)
     trained: list[np.ndarray] = []
-    real_fit = fit.fit_model
+    real_fit = trainer.fit_model
 
     def spy_fit(cfg, images, masks, labels, **kw):
         trained.append(images.copy())
         return real_fit(cfg, images, masks, labels, **kw)
 
-    monkeypatch.setattr(fit, "fit_model", spy_fit)
+    monkeypatch.setattr(trainer, "fit_model", spy_fit)
     rec = tune.run_trial("data50", "smoke", data_dir=root, results_dir=tmp_path / "r",
                          verbose=0, **TINY)
     cfg = tune.trial_config("data50", "smoke", **TINY)
-    data, folds = train.prepare(cfg, root, results_dir=tmp_path / "r")
+    data, folds = splits.prepare(cfg, root, results_dir=tmp_path / "r")
     dev, dev_folds = tune.development_set(data, folds)
     tr, va = tune.inner_split(dev_folds, dev.labels, cfg["seed"])
     share = tr[splits.nested_share(dev.labels[tr], dev_folds["group"].to_numpy()[tr], 0.5,

@@ -4,10 +4,10 @@
 # comes back).
 #
 #   WORKERS=12 MINUTES=7 BUSI_GIT_COMMIT=<commit> bash tools/gpu_train.sh \
-#       <busi_lib.train arguments> [--then <arguments of a second group> ...]
+#       <busi_lib.experiments.crossval arguments> [--then <arguments of a second group> ...]
 #
-# Each worker runs the groups in turn; the workers share the folds through claim files
-# (busi_lib.train --claims), so each fold is trained once, and no fold is started after
+# Each worker runs the groups in turn; the workers share the folds through lock files
+# (busi_lib.experiments.crossval --locks), so each fold is trained once, and no fold is started after
 # MINUTES minutes (pass a MINUTES that leaves the last folds time to finish before the
 # command's own time limit).
 # WARM=<seconds>: start worker 1 alone and the others once it has finished its first epoch (or
@@ -16,7 +16,7 @@
 # 9 minutes with 16 workers compiling together on an H200).
 # Expects: .whl/ with the wheels of keras, namex and optree for the machine's Python (the GPU
 # image has JAX but not Keras), and the data as a folder of bundles given with --data-dir
-# (busi_lib.data.save_bundles).
+# (busi_lib.data.busi.save_bundles).
 set -u
 : "${OUT:=/tmp/out}"; mkdir -p "$OUT"
 N=${WORKERS:-8}
@@ -51,7 +51,7 @@ worker() {
     for g in "${groups[@]}"; do
         left=$(( DEADLINE - $(date +%s) ))
         [ "$left" -le 0 ] && break
-        eval "$PY -m busi_lib.train $g --claims /tmp/claims --hours $(awk -v s="$left" "BEGIN {print s / 3600}")"
+        eval "$PY -m busi_lib.experiments.crossval $g --locks /tmp/fold_locks --hours $(awk -v s="$left" "BEGIN {print s / 3600}")"
     done
 }
 for i in $(seq 1 "$N"); do
@@ -67,7 +67,7 @@ done
 while [ -n "$(jobs -rp)" ]; do
     sleep "${PACK_EVERY:-30}"
     pack
-    echo "$(date +%T) claimed: $(ls /tmp/claims 2>/dev/null | wc -l) done: $(grep -h ': done in' logs/gpu_worker*.log | wc -l)"
+    echo "$(date +%T) locked: $(ls /tmp/fold_locks 2>/dev/null | wc -l) done: $(grep -h ': done in' logs/gpu_worker*.log | wc -l)"
 done
 wait
 pack

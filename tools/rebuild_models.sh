@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the fold models of a recorded experiment (the models are not committed, only the
-# records): each fold is trained again from scratch by `busi_lib.rerun` in WORK, compared with
+# records): each fold is trained again from scratch by `busi_lib.experiments.rerun` in WORK, compared with
 # its committed record (results/<profile>/reruns/<experiment>_fold<k>.json, committed at once),
-# and its model copied to results/<profile>/<experiment>/models/ for `busi_lib.release`.
+# and its model copied to results/<profile>/<experiment>/models/ for `busi_lib.serve.release`.
 #
 #   bash tools/rebuild_models.sh cpu robust_grouped_e60 "0 1 2 3 4"
 #   STOP_AT=$(date -d 15:40 +%s) FOLD_S=1150 bash tools/rebuild_models.sh ...
@@ -17,7 +17,7 @@ for k in $folds; do
     if [ -n "${STOP_AT:-}" ] && [ $(( $(date +%s) + ${FOLD_S:-0} )) -gt "$STOP_AT" ]; then
         echo "stopping before $exp fold $k: it would end after $(date -d @"$STOP_AT")"; exit 0
     fi
-    $PY -m busi_lib.rerun --profile "$profile" --experiment "$exp" --fold "$k" --work-dir "$WORK"
+    $PY -m busi_lib.experiments.rerun --profile "$profile" --experiment "$exp" --fold "$k" --work-dir "$WORK"
     rc=$?
     cp "$WORK/$profile/$exp/models/fold$k.keras" "results/$profile/$exp/models/fold$k.keras" || exit 1
     git add "results/$profile/reruns/${exp}_fold$k.json"

@@ -2,7 +2,7 @@
 # Train experiments fold by fold in the background and commit each fold's records as it lands
 # (only the experiment's own folder is committed, whatever else is staged).
 #
-#   bash tools/train_and_commit.sh cpu "multitask_grouped multitask" [extra busi_lib.train args]
+#   bash tools/train_and_commit.sh cpu "multitask_grouped multitask" [extra busi_lib.experiments.crossval args]
 #   BREADTH=1 bash tools/train_and_commit.sh ...   # fold 1 of every experiment first, then fold 2
 #   STOP_AT=$(date -d 12:20 +%s) FOLD_S=2100 bash tools/train_and_commit.sh ...
 #       # start no fold that would end after STOP_AT (a fold cut off is lost: checkpoints are
@@ -13,7 +13,7 @@ exps=$1; shift
 PY=${PY:-.venv/bin/python}
 plan=$($PY -c "
 import sys
-from busi_lib.train import work_plan
+from busi_lib.experiments.crossval import work_plan
 for e, k in work_plan('$profile', '$exps'.split(), breadth_first=bool('${BREADTH:-}')):
     print(e, k)
 ")
@@ -24,7 +24,7 @@ echo "$plan" | while read -r exp k; do
     if [ -n "${STOP_AT:-}" ] && [ $(( $(date +%s) + ${FOLD_S:-0} )) -gt "$STOP_AT" ]; then
         echo "stopping before $exp fold $k: it would end after $(date -d @"$STOP_AT")"; exit 0
     fi
-    $PY -m busi_lib.train --profile "$profile" --experiment "$exp" --folds "$k" "$@" || exit 1
+    $PY -m busi_lib.experiments.crossval --profile "$profile" --experiment "$exp" --folds "$k" "$@" || exit 1
     what=""
     [ -f "results/$profile/$exp/fold$k.json" ] && what="recorded"
     [ -f "results/$profile/$exp/diverged_fold$k.json" ] && what="diverged (failure recorded)"

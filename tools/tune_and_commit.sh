@@ -13,7 +13,7 @@ for t in $trials; do
     if [ -n "${STOP_AT:-}" ] && [ $(( $(date +%s) + ${TRIAL_S:-0} )) -gt "$STOP_AT" ]; then
         echo "stopping before $t: it would end after $(date -d @"$STOP_AT")"; exit 0
     fi
-    $PY -m busi_lib.tune --profile "$profile" --trial "$t" || exit 1
+    $PY -m busi_lib.experiments.tune --profile "$profile" --trial "$t" || exit 1
     if [ -f "results/$profile/tuning/$t.json" ]; then
         git add "results/$profile/tuning/$t.json"
         git commit -q -m "$profile tuning trial $t recorded" -- "results/$profile/tuning/$t.json" \

@@ -1,0 +1,1 @@
+"""The analysis layer: statistics, comparisons, leakage, context reliance, the paper's claims."""

@@ -1,0 +1,1 @@
+"""The book layer: what the chapters show (records, tables, figures, sentences) and the build."""

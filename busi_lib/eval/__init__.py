@@ -1,0 +1,1 @@
+"""The evaluation layer: inference, metrics, mask shape, calibration, operating points, fusion."""

@@ -1,0 +1,1 @@
+"""The experiment layer: training one network, cross-validation, tuning, reruns, benchmarks."""
