@@ -1,0 +1,296 @@
+"""Chapter 8 (*Try the model*): each section's tables, figures, sentences and glued values.
+
+One function per section of ``notebooks/08_try_model.ipynb``, so that a notebook cell is a call.
+The numbers come from the release record (``release.json``), the predictor run here on the
+chosen images, and the selection records (:mod:`busi_lib.book.transfer`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from busi_lib import records
+from busi_lib.book import booktext, colab, figures, transfer, view
+from busi_lib.book.runs import short_commit
+from busi_lib.data.busbra import locate_busbra
+from busi_lib.data.images import read_mask
+from busi_lib.serve.predictor import bench_text, latest_bench
+from busi_lib.serve.userimage import overlay
+
+#: The note shown when the chapter runs on the demonstration model.
+DEMO_NOTE = ("no model is released for profile `{profile}` yet, so this chapter uses a "
+             "**demonstration model**: the two fold models of the smoke profile, trained here in "
+             "about a minute on 24 BUSI images at 32 x 32 pixels and released like the real one. "
+             "Its outlines and probabilities are meaningless; they only show how the predictor "
+             "works. `make model` releases the real model (see `models/README.md`).")
+
+
+def release_record(model_dir: Path) -> dict | None:
+    """The model's ``release.json``, or None (a single fold model, a demonstration)."""
+    path = Path(model_dir) / "release.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def model_table(predictor, demo: bool, profile: str) -> None:
+    """The model used and the preprocessing it applies."""
+    if demo:
+        view.note(DEMO_NOTE.format(profile=profile))
+    info = predictor.info
+    rows = {"model": info["name"] + (" (demonstration)" if demo else ""),
+            "fold models in the ensemble": info["folds"],
+            "calibration": predictor.calibrator.describe() if predictor.calibrator else "none",
+            "files checked against the model card": info["verified_against_card"],
+            "weights sha256": info["sha256"],
+            **{f"preprocessing: {k}": v for k, v in info["preprocessing"].items()}}
+    view.show(pd.DataFrame({"value": [str(v) for v in rows.values()]},
+                           index=pd.Index(rows, name="")),
+              "The model used, and the preprocessing it applies (the same as in training)")
+
+
+def image_paths(images, data_dir=None) -> tuple[list[Path], pd.DataFrame | None, Path | None]:
+    """``(paths, BUS-BRA table or None, BUS-BRA folder or None)``: files as given, BUS-BRA IDs
+    as their files; when none exists here (e.g. Colab without BUS-BRA), BUSI examples."""
+    busbra = locate_busbra()
+    meta = pd.read_csv(busbra / "bus_data.csv").set_index("ID") if busbra is not None else None
+    paths = []
+    for item in images:
+        p = Path(item)
+        if not p.exists() and meta is not None and item in meta.index:
+            p = busbra / "Images" / f"{item}.png"
+        paths.append(p)
+    if paths and not any(p.exists() for p in paths):
+        fallback = transfer.local_busi_examples(data_dir, download=colab.on_colab())
+        if fallback:
+            view.note("none of the images was found here (BUS-BRA is not on this machine), so "
+                      "the chapter shows BUSI images instead: training images of the model, not "
+                      "a test.")
+            paths = fallback
+    return paths, meta, busbra
+
+
+def predict_images(predictor, paths: list[Path]) -> list:
+    """The predictor on every image (a result dict, or the error for an unreadable one), with
+    a table of what was read."""
+    results = predictor.predict_many([str(p) for p in paths])
+    status = ["ok" if isinstance(r, dict) else str(r).replace(str(p.parent) + "/", "")
+              for p, r in zip(paths, results)]
+    view.show(pd.DataFrame({"image": [p.name for p in paths], "read": status}), "Images")
+    return results
+
+
+def predictions_table(ok: list[tuple[Path, dict]], meta: pd.DataFrame | None) -> None:
+    """Calibrated probability, band and warnings per image, BUS-BRA's own labels beside."""
+    rows = []
+    for p, r in ok:
+        truth = meta.loc[p.stem] if meta is not None and p.stem in meta.index else None
+        folds = r["prob_malignant_folds"]
+        rows.append({"image": p.name,
+                     "BUS-BRA pathology": truth["Pathology"] if truth is not None else "",
+                     "BUS-BRA BI-RADS": truth["BIRADS"] if truth is not None else "",
+                     "p(malignant)": r["prob_malignant"], "band": r["birads_band"] or "none",
+                     "uncalibrated p": r["prob_malignant_uncalibrated"],
+                     "fold models (min-max)": f"{min(folds):.3f}-{max(folds):.3f}",
+                     "lesion area (%)": 100 * r["mask_area_fraction"],
+                     "warnings": "; ".join(r["warnings"])})
+    view.show(pd.DataFrame(rows).set_index("image"),
+              "Calibrated probability of malignancy and its band (BUS-BRA's own labels beside, "
+              "for comparison only)")
+
+
+def plot_outlines(ok: list[tuple[Path, dict]], busbra: Path | None) -> None:
+    """Each image with the predicted outline and, for BUS-BRA, the annotators' outline."""
+    n = len(ok)
+    if not n:
+        return
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, (p, r) in zip(axes.ravel(), ok):
+        ax.imshow(overlay(r["grey"], r["mask"]))
+        true_mask = (busbra / "Masks" / f"{p.stem.replace('bus_', 'mask_')}.png") if busbra else None
+        if true_mask is not None and true_mask.is_file():
+            ax.contour(read_mask(true_mask), levels=[0.5], colors=[figures.TRUTH_COLOUR],
+                       linewidths=1)
+        ax.set_title(f"{p.stem}\np = {r['prob_malignant']:.2f}, band {r['birads_band'] or 'none'}",
+                     fontsize=8)
+        ax.axis("off")
+    fig.suptitle("orange: predicted outline; sky blue: BUS-BRA's outline", fontsize=9)
+    fig.tight_layout()
+    plt.show()
+
+
+def descriptor_table(ok: list[tuple[Path, dict]]) -> None:
+    """Shape descriptors of each predicted outline."""
+    desc = (pd.DataFrame([{"image": p.name, **r["descriptors"]} for p, r in ok]).set_index("image")
+            if ok else pd.DataFrame())
+    view.show(desc, "Descriptors of the predicted outlines")
+
+
+def cli_line(ok: list[tuple[Path, dict]]) -> None:
+    """What the command line prints for the first image (one JSON line, here indented)."""
+    if ok:
+        p, r = ok[0]
+        line = {k: v for k, v in r.items() if k not in ("mask", "grey")}
+        line.update(image=p.name, mask_file=f"{p.stem}_mask.png",
+                    overlay_file=f"{p.stem}_overlay.png")
+        print(json.dumps(line, indent=1))
+
+
+def what_to_expect(rel: dict | None, predictor) -> dict | None:
+    """The release's numbers on BUSI and BUS-BRA and its speed; returns the latest recorded
+    ``predict --bench`` row of the model (or None)."""
+    if rel is None:
+        view.note("this model has no release record (release.json): no numbers to show.")
+    else:
+        o, b = rel["oof"], rel.get("busbra")
+        rows = [{"data": "BUSI, cross-validation", "images": rel["n_lesion_images"],
+                 "Dice": o["dice_mean"], "AUC": o["auc"],
+                 "ECE before": o["calibration_before"]["ECE"],
+                 "ECE after": o["calibration_after_crossfit"]["ECE"]}]
+        if b:
+            rows.append({"data": "BUS-BRA, external", "images": b["images"],
+                         "Dice": b["dice_mean"], "AUC": b["auc"],
+                         "ECE before": b["calibration_before"]["ECE"],
+                         "ECE after": b["calibration_after"]["ECE"]})
+        view.show(pd.DataFrame(rows).set_index("data"),
+                  f"Numbers to expect of {rel['name']} (profile {rel['profile']}, seed "
+                  f"{rel['seed']}, data {rel['data_sha256'][:12]}, code "
+                  f"{short_commit(rel['release_git_commit'])})")
+        if not b:
+            view.note("BUS-BRA was not evaluated for this model.")
+        t = rel.get("timing")
+        if t:
+            view.md(f"Speed measured at release on {t['cpu_cores']} CPU cores, while training ran "
+                    f"beside it: loading the model and the first prediction "
+                    f"{t['load_and_first_predict_s']} s, one 500 x 500 image "
+                    f"{t['predict_500px_median_s']} s.")
+    bench_row = latest_bench(records.results_root() / "bench" / "predict.jsonl", predictor.name)
+    if bench_row:
+        view.md(f"Latest recorded `python -m busi_lib.serve.predictor --bench "
+                f"{bench_row['repeats']}` ({bench_row['date'][:10]}, {bench_row['cpu_cores']} "
+                f"cores, {bench_row['cpu']}, code {short_commit(bench_row['git_commit'])}): "
+                f"{bench_text(bench_row)}.")
+    return bench_row
+
+
+def selection(profile: str) -> None:
+    """How the release was chosen: the fusion rules and stage 6, from the records."""
+    sel = transfer.selection_view(profile)
+    if sel is None:
+        view.note(f"no selection is recorded for profile `{profile}` (the published `cpu` book "
+                  "shows it).")
+        return
+    if sel["fusion"] is not None:
+        view.show(sel["fusion"], "Shape fusion: out-of-fold AUC of the network and of the "
+                  "fusion, per experiment (gain: mean of the 5 per-fold differences, t interval)")
+    if sel["perturbed"] is not None:
+        view.show(sel["perturbed"], "Shape fusion under perturbation (second rule): AUC on each "
+                  "fold's test images perturbed as scanners differ, mean over the perturbations")
+    if sel["seeded"] is not None:
+        view.show(transfer.seeded_display(sel["seeded"]), "Stage 6: three training seeds per "
+                  "side (Welch 95% interval of the difference)")
+
+
+def on_busbra(model_dir: Path):
+    """The released ensemble on BUS-BRA: summary, operating points beside the radiologists',
+    the same thresholds on BUSI, and the ROC with the readers; returns ``(release, BUS-BRA
+    predictions)`` (``(None, None)`` when not evaluated)."""
+    rel_b, ext_b = (transfer.load_release(model_dir) if (Path(model_dir) / "release.json").is_file()
+                    else (None, None))
+    if ext_b is None or "busbra" not in (rel_b or {}):
+        view.note("this model was not evaluated on BUS-BRA (not found when it was released).")
+        return None, None
+    view.show(transfer.external_summary(rel_b, ext_b).T,
+              "The released ensemble on BUS-BRA (AUC interval: bootstrap over patients)")
+    view.show(transfer.operating_table(ext_b), "Operating points on BUS-BRA: the model's "
+              "calibrated thresholds and the radiologists' BI-RADS")
+    view.show(transfer.busi_operating_table(rel_b), "The same thresholds on BUSI, out of fold "
+              "(calibration cross-fitted), for comparison")
+    transfer.plot_roc_with_readers(ext_b)
+    plt.show()
+    return rel_b, ext_b
+
+
+def per_scanner(ext_b: pd.DataFrame | None) -> None:
+    """BUS-BRA per scanner: mean probability by pathology and the AUC within the scanner."""
+    if ext_b is not None:
+        view.show(transfer.device_view(ext_b), "BUS-BRA per scanner: mean calibrated probability "
+                  "of benign and of malignant lesions, and the AUC within the scanner")
+
+
+def what_it_looks_at(predictor, ok: list[tuple[Path, dict]], profile: str,
+                     data_dir=None) -> None:
+    """Occlusion maps of BUS-BRA and BUSI images, the share of the fall inside the lesion, and
+    the context reliance of the trials."""
+    busi_paths = transfer.local_busi_examples(data_dir, download=colab.on_colab())
+    busi_res = [(f"BUSI {p.stem}", r)
+                for p, r in zip(busi_paths, predictor.predict_many([str(p) for p in busi_paths]))
+                if isinstance(r, dict)]
+    occ = (transfer.occlusion_items(predictor, [(p.stem, r) for p, r in ok], n=3)
+           + transfer.occlusion_items(predictor, busi_res, n=2))
+    if occ:
+        transfer.plot_occlusion(occ)
+        plt.show()
+        view.show(transfer.lesion_share_of_attention(occ),
+                  "Share of the probability's fall that lies inside the predicted lesion")
+    rt = transfer.reliance_table(profile)
+    if len(rt):
+        view.show(rt, "Context reliance on BUSI's inner validation images (mean, and range over "
+                  "training seeds)")
+    else:
+        view.note(f"no trial records with occlusion measurements for profile `{profile}`.")
+
+
+def provenance(predictor, demo: bool, rel: dict | None, **parameters) -> None:
+    """The chapter's parameters and the model's provenance."""
+    view.md(view.parameters_line(**parameters))
+    rel = rel or {}
+    view.md(f"Model: `{predictor.name}`" + (" (demonstration)" if demo else "")
+            + f", {len(predictor.fold_weights)} fold models, weights sha256 `{predictor.sha256}`"
+            + (f"; released {rel['created_utc']} by code {short_commit(rel['release_git_commit'])} "
+               f"from the records of `{rel['experiment']}` (profile {rel['profile']}, seed "
+               f"{rel['seed']}, config {rel['config_hash']}, data {rel['data_sha256'][:12]})"
+               if rel else "") + ".")
+
+
+def glue_opening(predictor, demo: bool, profile: str, paths: list[Path],
+                 ok: list[tuple[Path, dict]], rel: dict | None, bench_row: dict | None,
+                 rel_b: dict | None, ext_b: pd.DataFrame | None) -> None:
+    """The values the chapter's opening sentences quote."""
+    booktext.glue("try_model", f"{predictor.name}" + (
+        f" (a demonstration model: no model is released for profile {profile} yet)" if demo
+        else f" ({len(predictor.fold_weights)} fold models)"))
+    booktext.glue("try_n", str(len(paths)))
+    booktext.glue("try_found", str(sum(r["lesion_found"] for _, r in ok)))
+    bands = pd.Series([r["birads_band"] or "none" for _, r in ok]).value_counts().sort_index()
+    booktext.glue("try_bands", ", ".join(f"{b} ({n})" for b, n in bands.items()) or "none")
+    if rel:
+        o, b = rel["oof"], rel.get("busbra")
+        booktext.glue("try_expect", f"Dice {o['dice_mean']:.3f} and AUC {o['auc']:.3f} in BUSI's "
+                      "cross-validation" + (
+                          f", AUC {b['auc']:.3f} (95% CI {b['auc_ci95'][0]:.3f}-"
+                          f"{b['auc_ci95'][1]:.3f}) and Dice {b['dice_mean']:.3f} on BUS-BRA"
+                          if b else ", BUS-BRA not evaluated"))
+    else:
+        booktext.glue("try_expect", "nothing (no release record)")
+    booktext.glue("try_speed", (
+        f"{bench_text(bench_row)}, on {bench_row['cpu_cores']} cores ({bench_row['cpu']}, "
+        f"`predict --bench`, {bench_row['date'][:10]})") if bench_row else
+        "not recorded (run `python -m busi_lib.serve.predictor --bench 20 --record "
+        "results/bench/predict.jsonl`)")
+    sel = transfer.selection_view(profile)
+    booktext.glue("try_selection", sel["sentence"] if sel
+                  else f"(no selection is recorded for profile {profile}).")
+    external = ext_b is not None and "busbra" in (rel_b or {})
+    booktext.glue("try_external", transfer.external_sentence(rel_b, ext_b) if external
+                  else "This model was not evaluated on BUS-BRA.")
+    booktext.glue("try_bottom", transfer.bottom_line(rel_b, ext_b) if external
+                  else "it was not evaluated on BUS-BRA")
+    booktext.glue("try_devices", transfer.device_sentence(ext_b) if external
+                  else "(not evaluated on BUS-BRA)")
