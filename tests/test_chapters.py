@@ -1,0 +1,113 @@
+"""The chapter modules of busi_lib.book (chapters 4, 5, 6 and 8): what they glue, from known
+inputs, and what they say when records are missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from busi_lib.book import ablations_chapter, baselines_chapter, birads_chapter, try_model_chapter
+from busi_lib.config import make_config
+
+
+@pytest.fixture
+def glued(monkeypatch):
+    """What the chapters glue, show and say (nothing is displayed)."""
+    out = {"glue": {}, "shown": [], "md": [], "note": []}
+    for mod in (ablations_chapter, baselines_chapter, birads_chapter, try_model_chapter):
+        monkeypatch.setattr(mod.booktext, "glue",
+                            lambda k, v, display=False: out["glue"].__setitem__(k, v))
+        monkeypatch.setattr(mod.view, "show",
+                            lambda df, caption="", **k: out["shown"].append((caption, df)))
+        monkeypatch.setattr(mod.view, "md", lambda s: out["md"].append(s))
+        monkeypatch.setattr(mod.view, "note", lambda s: out["note"].append(s))
+    return out
+
+
+def test_birads_without_records_glues_not_recorded(glued):
+    birads_chapter.glue_opening(None, None, None, pd.DataFrame())
+    g = glued["glue"]
+    assert g["cv_ece"] == g["ext_auc"] == g["ext_dice"] == birads_chapter.NA
+    assert g["ext_rad_auc"] == "n/a (BUS-BRA not found)"
+    assert g["ext_calibration"].startswith("no number yet")
+
+
+def test_birads_glues_the_calibration_table_and_the_ensemble_row(glued):
+    cal = pd.DataFrame({"ECE before": [0.1234, 0.3], "ECE after": [0.0456, 0.2],
+                        "Brier before": [0.15, 0.2], "Brier of the base rate": [0.22, 0.23]},
+                       index=["BUSI (cross-validation)", "BUS-BRA (external)"])
+    ens_t = pd.DataFrame([{"AUC": 0.7, "AUC 95% CI low": 0.65, "AUC 95% CI high": 0.75,
+                           "Dice mean": 0.7123},
+                          {"AUC": 0.92, "AUC 95% CI low": 0.9, "AUC 95% CI high": 0.94,
+                           "Dice mean": float("nan")}])
+    birads_chapter.glue_opening(cal, object(), object(), ens_t)
+    g = glued["glue"]
+    assert g["cv_ece"] == "0.123" and g["cv_ece_after"] == "0.046"
+    assert g["ext_calibration"] == "an ECE of 0.300 before and 0.200 after"
+    assert g["ext_auc"] == "0.700 (95% CI 0.650-0.750)" and g["ext_dice"] == "71.2%"
+    assert g["ext_rad_auc"] == "0.920 (95% CI 0.900-0.940)"
+
+
+def _cls_table(variants):
+    return pd.DataFrame({"variant": variants, "metric": "AUC", "folds": 0})
+
+
+@pytest.mark.parametrize("recorded,no_imagenet,start", [
+    ([], [], "No classification baseline is recorded yet"),
+    (["base_vgg19"], ["base_vgg19"], "ImageNet weights were not used for any of the 1"),
+    (["base_vgg19", "base_resnet50"], ["base_vgg19"], "ImageNet weights were not used for 1 of the 2"),
+    (["base_vgg19"], [], "The build notes of the classification baselines name no missing"),
+])
+def test_baselines_say_where_imagenet_weights_were_missing(glued, monkeypatch, recorded,
+                                                           no_imagenet, start):
+    for name in ("verdict_tally", "baseline_claim"):
+        monkeypatch.setattr(baselines_chapter.comparisons, name, lambda *a, **k: "x")
+    monkeypatch.setattr(baselines_chapter.cost, "to_go_sentence", lambda *a, **k: "x")
+    recs = {e: ([{"fold": 0}] if e in recorded else []) for e in baselines_chapter.CLS}
+    cfg = make_config("smoke", baselines_chapter.REFERENCE)
+    baselines_chapter.glue_opening("smoke", cfg, pd.DataFrame(), pd.DataFrame(), recs,
+                                   no_imagenet, pd.DataFrame(), None)
+    assert glued["glue"]["baseline_weights"].startswith(start)
+
+
+def test_ablations_count_the_variants_recorded_on_all_folds(glued, monkeypatch):
+    monkeypatch.setattr(ablations_chapter.comparisons, "claim_tally", lambda t: "x")
+    monkeypatch.setattr(ablations_chapter.comparisons, "yardstick_sentence", lambda y, a: "y")
+    cfg = make_config("smoke", ablations_chapter.REFERENCE)
+    n = len(ablations_chapter.runs.planned_folds("smoke", ablations_chapter.REFERENCE))
+    recs = {v: [{"fold": k} for k in range(n)] for v in ablations_chapter.VARIANTS}
+    recs[ablations_chapter.REFERENCE] = [{"fold": 0}]
+    ablations_chapter.glue_opening("smoke", cfg, pd.DataFrame(), pd.DataFrame(), recs, 0.02)
+    assert glued["glue"]["ablation_recorded"] == (
+        f"All {len(ablations_chapter.VARIANTS)} variants are recorded on all {n} folds")
+    recs[ablations_chapter.VARIANTS[0]] = []
+    ablations_chapter.glue_opening("smoke", cfg, pd.DataFrame(), pd.DataFrame(), recs, 0.02)
+    assert glued["glue"]["ablation_recorded"].startswith(
+        f"So far {len(ablations_chapter.VARIANTS) - 1} of the {len(ablations_chapter.VARIANTS)}")
+
+
+class _Predictor:
+    name, fold_weights = "m_cpu", [0, 1, 2]
+
+
+def test_try_model_counts_lesions_and_bands(glued, monkeypatch):
+    monkeypatch.setattr(try_model_chapter.transfer, "selection_view", lambda profile: None)
+    ok = [(Path("a.png"), {"lesion_found": True, "birads_band": "4A"}),
+          (Path("b.png"), {"lesion_found": True, "birads_band": "4A"}),
+          (Path("c.png"), {"lesion_found": False, "birads_band": None})]
+    try_model_chapter.glue_opening(_Predictor(), False, "cpu", [p for p, _ in ok] + [Path("d")],
+                                   ok, None, None, None, None)
+    g = glued["glue"]
+    assert g["try_model"] == "m_cpu (3 fold models)" and g["try_n"] == "4"
+    assert g["try_found"] == "2" and g["try_bands"] == "4A (2), none (1)"
+    assert g["try_expect"] == "nothing (no release record)"
+    assert g["try_external"] == "This model was not evaluated on BUS-BRA."
+    assert "--bench 20" in g["try_speed"]
+
+
+def test_try_model_without_busbra_notes_it(glued, tmp_path):
+    assert try_model_chapter.on_busbra(tmp_path) == (None, None)
+    assert "not evaluated on BUS-BRA" in glued["note"][-1]
+    assert try_model_chapter.release_record(tmp_path) is None
