@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -340,13 +339,19 @@ def test_work_plan_runs_light_experiments_breadth_first():
         work_plan("cpu", ["multitask"], {"no_such_key": 1})
 
 
-def test_book_renders_cpu_records_without_training(monkeypatch):
-    monkeypatch.delenv("BUSI_NO_TRAIN", raising=False)
-    build.main(["--profile", "cpu", "--no-execute", "--no-build"])
-    assert os.environ.get("BUSI_NO_TRAIN") == "1"
-    monkeypatch.delenv("BUSI_NO_TRAIN")
-    build.main(["--profile", "cpu", "--no-execute", "--no-build", "--train"])
-    assert "BUSI_NO_TRAIN" not in os.environ
+def test_views_never_train_they_name_what_is_missing(monkeypatch, tmp_path):
+    from busi_lib.book import runs
+
+    monkeypatch.setenv("BUSI_RESULTS", str(tmp_path))
+    notes = []
+    monkeypatch.setattr(runs, "note", notes.append)
+    assert runs.experiment_records("smoke", "multitask_grouped") == []
+    assert not list(tmp_path.rglob("*.json")), "a view wrote records"
+    assert "fold(s) 1, 2 not recorded" in notes[0]
+    assert "busi-train --profile smoke --experiment multitask_grouped" in notes[0]
+    notes.clear()
+    assert runs.experiment_records("smoke", "multitask_grouped", seed=7) == []
+    assert "--set seed=7 --results-dir results/seed7" in notes[0]
 
 
 def test_growth_summary_ratios():

@@ -74,7 +74,7 @@ def paired_table(profile: str, reference: str, variants: Sequence[str],
     the variant's folds whose training diverged (loss NaN; failure records, no fold record:
     :func:`busi_lib.records.load_divergences`).
 
-    ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.book.runs.ensure_records`,
+    ``records`` (experiment -> fold records, e.g. from :func:`busi_lib.book.runs.experiment_records`,
     which leaves out folds of another configuration) replaces loading the records of the
     experiments it names; only the folds of those records are paired. ``n_boot=0`` leaves
     the bootstrap out (its columns NaN)."""

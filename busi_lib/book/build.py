@@ -16,12 +16,10 @@ Each notebook gets the papermill parameters ``profile`` (and ``data_dir`` when `
 given; otherwise the notebooks find BUSI through ``$BUSI_DATA``), plus any profile-specific
 parameter listed in :data:`PROFILE_PARAMETERS` that the notebook declares.
 
-For the published ``cpu`` profile the book only *renders*: the notebooks load the folds
-recorded under ``results/cpu/`` and never train (``BUSI_NO_TRAIN=1`` is set for the kernels);
-missing folds show as notes and empty rows. The records are made beforehand, in resumable
-pieces, with ``make results`` (``python -m busi_lib.experiments.crossval``). ``--train`` lets the notebooks
-train what is missing instead (the default for the other profiles, whose runs are short or
-meant for a GPU).
+The book only *renders*: the notebooks load the recorded folds (``results/<profile>/``) and
+never train; missing folds show as notes naming the command that trains them, and empty rows.
+The records are made beforehand, in resumable pieces, with ``make results``
+(``busi-train``, :mod:`busi_lib.experiments.crossval`).
 
 papermill's ``injected-parameters`` cell is tagged ``remove-cell`` after execution, like the
 set-up cells of the notebooks themselves: the HTML shows each chapter's findings and results
@@ -224,13 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refresh-nbval", action="store_true",
                    help="execute the smoke notebooks into tests/nbval (reference outputs for nbval)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
-    p.add_argument("--train", action="store_true",
-                   help=f"let the notebooks train missing folds (always on except for the "
-                        f"{PUBLISHED_PROFILE!r} profile, which only renders its records)")
     a = p.parse_args(argv)
-    if a.profile == PUBLISHED_PROFILE and not a.train and not a.refresh_nbval:
-        os.environ["BUSI_NO_TRAIN"] = "1"   # inherited by the papermill kernels
-        _log(f"profile {a.profile}: rendering the recorded folds only (make results trains)")
 
     t_all = time.time()
     select_names(a.only)                     # fail on a bad --only before touching anything

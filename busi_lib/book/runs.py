@@ -1,4 +1,4 @@
-"""An experiment's fold records for a chapter: loaded or trained, current, with provenance.
+"""An experiment's fold records for a chapter: loaded (never trained), current, with provenance.
 
 Records are kept to today's configuration of the experiment; the provenance line names
 where they come from (profile, seed, data hash, commit, folds); predictions are read per fold.
@@ -6,7 +6,6 @@ where they come from (profile, seed, data hash, commit, folds); predictions are 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -15,8 +14,7 @@ import pandas as pd
 from busi_lib.book.view import md, note
 from busi_lib.config import config_hash, make_config
 from busi_lib.data.busi import load_busi
-from busi_lib.errors import ConfigError, DataError
-from busi_lib.experiments.crossval import run_cv
+from busi_lib.errors import ConfigError
 from busi_lib.records import load_predictions, load_records, results_root
 
 #: The seed of the recorded runs; another seed writes its records under ``results/seed<k>``.
@@ -35,42 +33,36 @@ def results_dir_for(seed: int) -> Path | None:
     return results_root() / f"seed{int(seed)}"
 
 
-def ensure_records(profile: str, experiment: str, *, data_dir=None, seed: int = DEFAULT_SEED,
-                   train_missing: bool = True, folds: Sequence[int] | None = None,
-                   verbose: int = 1, **overrides) -> list[dict]:
-    """Records of ``experiment`` in ``profile``: train missing folds if asked, else load.
+def experiment_records(profile: str, experiment: str, *, seed: int = DEFAULT_SEED,
+                       folds: Sequence[int] | None = None, **overrides) -> list[dict]:
+    """The fold records of ``experiment`` in ``profile`` made with its current configuration.
 
-    ``folds`` limits which folds are *trained* now (all recorded folds are returned).
-    ``BUSI_NO_TRAIN=1`` in the environment turns training off (``train_missing=False``).
-    Problems that stop training (data missing, configuration changed, a model that cannot be
-    built) are shown as a note and the folds recorded so far are returned, so a notebook
-    shows an incomplete table instead of crashing. A bad parameter still raises
-    :class:`ConfigError` at once.
+    A view never trains: folds that are planned (``folds``, default all of the configuration's)
+    but not recorded are named in a note with the command that trains them; records of another
+    configuration are left out, with a note. A bad parameter raises :class:`ConfigError`.
     """
-
-    if os.environ.get("BUSI_NO_TRAIN") == "1":   # the notebook regression tests never train
-        train_missing = False
     ov = dict(overrides)
     if int(seed) != DEFAULT_SEED:
         ov["seed"] = int(seed)
     if folds is not None:
         ov["folds"] = [int(k) for k in folds]
     cfg = make_config(profile, experiment, **ov)
-    rdir = results_dir_for(seed)
-    if train_missing:
-
-        try:
-            run_cv(profile, experiment, data_dir=data_dir, results_dir=rdir, verbose=verbose, **ov)
-        except (ConfigError, DataError, ImportError, NotImplementedError) as exc:
-            note(f"`{experiment}` ({profile}): not trained now ({type(exc).__name__}: {exc}). "
-                 "Showing the folds recorded so far.")
-    recs = load_records(profile, experiment, rdir)
+    recs = load_records(profile, experiment, results_dir_for(seed))
     chash = config_hash(cfg)
     stale = [r for r in recs if r.get("config_hash") != chash]
     if stale:
         note(f"`{experiment}` ({profile}): {len(stale)} recorded fold(s) were made with another "
              f"configuration (hash {stale[0].get('config_hash')}, now {chash}) and are left out.")
-    return [r for r in recs if r.get("config_hash") == chash]
+    current = [r for r in recs if r.get("config_hash") == chash]
+    planned = list(cfg["folds"]) if cfg["folds"] is not None else list(range(cfg["n_folds"]))
+    missing = sorted(set(planned) - {r["fold"] for r in current})
+    if missing:
+        seed_arg = (f" --set seed={int(seed)} --results-dir results/seed{int(seed)}"
+                    if int(seed) != DEFAULT_SEED else "")
+        note(f"`{experiment}` ({profile}): fold(s) {', '.join(str(k + 1) for k in missing)} not "
+             f"recorded; `busi-train --profile {profile} --experiment {experiment}{seed_arg}` "
+             "trains them (`make results`: every experiment of the book).")
+    return current
 
 
 def current_records(profile: str, experiment: str, results_dir=None) -> tuple[dict, list[dict]]:
