@@ -136,7 +136,7 @@ ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
 #: higher with a paired interval above zero (chapter 3), and no candidate of issue 26 was
 #: kept over it under a rule fixed before it was computed (shape fusion: ``busi_lib.eval.fusion``).
 RELEASED_EXPERIMENT = "robust_grouped_e60"
-#: The paper's training recipe (section 3 of PAPER_NOTES.md): Adam at 1e-4 divided by 10 every
+#: The paper's training recipe (its section 3, as the book reads it in chapter 7): Adam at 1e-4 divided by 10 every
 #: 20 epochs, batches of 16, multi-peak GHE, Dice loss, flips and rotation, images scaled to
 #: [0, 1], the pooled head, no test-time choices. ``paper_recipe`` trains it with the cpu profile's network, size and epochs.
 PAPER_RECIPE: dict[str, Any] = {

@@ -292,7 +292,7 @@ def test_latest_bench_prefers_full_runs_in_the_auto_precision(tmp_path):
     b = cost.load_bench(out)
     # the full run wins over a later quick one; the forced bf16 run is never "the" run
     assert cost.bench_value(b, "train_img_per_s") == 4.0
-    assert cost.latest_bench(b[b["kind"] == "quick"])["train_img_per_s"] == 2.0
+    assert cost.latest_training_bench(b[b["kind"] == "quick"])["train_img_per_s"] == 2.0
     # the comparison pairs the bf16 run with the float32 run of the same kind, size and width
     t = cost.bench_precision(b)
     assert list(t.index) == ["float32", "mixed_bfloat16"]

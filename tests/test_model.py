@@ -72,7 +72,7 @@ def test_flops_count_one_conv_by_hand():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_projection_stride2_trains(channels):
-    """Regression for TOOLCHAIN_NOTES trap 1: backprop through the first encoder unit's
+    """Regression for a TensorFlow 2.21 oneDNN crash (busi_lib.nn.model._projection): backprop through the first encoder unit's
     stride-2 projection on a 1- or 3-channel input must not crash (it used to kill the process
     with a heap corruption when written as a 1x1 stride-2 Conv2D)."""
     m = build_model(32, in_channels=channels, filters=(4, 8, 8, 16), bridge_filters=16,

@@ -21,10 +21,10 @@ def test_tables_hold_the_reported_values():
 
 
 def test_dice_from_jaccard_percent_and_fraction():
-    assert P.dice_from_jaccard(0.5) == pytest.approx(2 / 3)
-    assert P.dice_from_jaccard(50.0) == pytest.approx(200 / 3)
+    assert P.implied_dice(0.5) == pytest.approx(2 / 3)
+    assert P.implied_dice(50.0) == pytest.approx(200 / 3)
     j = np.linspace(0.01, 0.99, 50)
-    assert np.all(P.dice_from_jaccard(j) >= j)
+    assert np.all(P.implied_dice(j) >= j)
 
 
 def test_dice_jaccard_audit_finds_fold_1():

@@ -93,7 +93,6 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     pytest.importorskip("keras")
     from synthetic import make_busi, spy_model_inputs
 
-    from busi_lib.analysis import reliance
 
     root = make_busi(tmp_path / "Dataset_BUSI_with_GT", n_benign=12, n_malignant=12)
     seen = spy_model_inputs(monkeypatch)
@@ -239,15 +238,15 @@ def test_a_data_trial_trains_on_its_nested_share_only(tmp_path, monkeypatch):
 def test_seed_spread_and_its_sentence():
     recs = [{"trial": "combo_e30", "score": 1.67}, {"trial": "recipe_s1", "score": 1.64},
             {"trial": "recipe_s2", "score": 1.70}, {"trial": "data25", "score": 1.2}]
-    s = tune_report.seed_spread(recs)
+    s = tune_report.trial_seed_spread(recs)
     assert s["n"] == 3 and s["range"] == pytest.approx(0.06) and s["sd"] == pytest.approx(0.03)
     text = tune_report.seed_sentence(s)
     assert "combo_e30 1.670, recipe_s1 1.640, recipe_s2 1.700: a range of 0.060 (sd 0.030" in text
     assert "larger than the rule's threshold of 0.02" in text and "can be seed noise" in text
-    small = tune_report.seed_spread([{"trial": "combo_e30", "score": 1.67},
+    small = tune_report.trial_seed_spread([{"trial": "combo_e30", "score": 1.67},
                               {"trial": "recipe_s1", "score": 1.66}])
     assert "within the rule's threshold" in tune_report.seed_sentence(small)
-    assert tune_report.seed_spread(recs[:1]) is None
+    assert tune_report.trial_seed_spread(recs[:1]) is None
     assert "not recorded yet" in tune_report.seed_sentence(None)
     for name in tune.SEED_TRIALS:                # only the training seed differs from the recipe
         a, b = tune.trial_config(name), tune.trial_config(tune.DATA_REFERENCE)

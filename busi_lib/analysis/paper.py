@@ -1,7 +1,7 @@
 """The paper's REPORTED numbers, as data, and the claims audit computed from them.
 
 Everything in this module comes from Chowdary et al. (2022), *Ultrasonic Imaging* 44(1)
-("the paper"), as read out in ``shared/PAPER_NOTES.md``. These are the paper's numbers, never
+("the paper"), its tables and text as printed. These are the paper's numbers, never
 ours: the book shows them *beside* our reproduced numbers, labelled "paper", and never mixes
 them into our results. Percentages are kept as printed (``84.37`` means 84.37 %); AUC is a
 fraction, as printed.
@@ -30,10 +30,11 @@ The second half of the module is the *claims audit*: arithmetic on the paper's o
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
+
+from busi_lib.eval.metrics import dice_from_jaccard
 
 CITATION = ("Chowdary J, Yogarajah P, Chaurasia P, Guruviah V. A multi-task learning framework "
             "for automated segmentation and classification of breast tumors from ultrasound "
@@ -190,12 +191,12 @@ def three_class() -> pd.Series:
 
 
 # --------------------------------------------------------------------------- audit helpers
-def dice_from_jaccard(j):
-    """``D = 2J / (1 + J)`` for J a fraction or a percentage (> 1 means percent)."""
+def implied_dice(j):
+    """The Dice a printed Jaccard index implies (:func:`busi_lib.eval.metrics.dice_from_jaccard`),
+    for J a fraction or a percentage (> 1 means percent, as the paper prints it)."""
     j = np.asarray(j, np.float64)
     pct = np.any(j > 1)
-    f = j / 100 if pct else j
-    d = 2 * f / (1 + f)
+    d = dice_from_jaccard(j / 100 if pct else j)
     return d * 100 if pct else d
 
 
@@ -208,7 +209,7 @@ def audit_dice_jaccard(table: pd.DataFrame | None = None) -> pd.DataFrame:
     """
     t = table1() if table is None else table
     out = pd.DataFrame({"JSI": t["JSI"].astype(float), "DC reported": t["DC"].astype(float)})
-    out["DC implied by JSI (pooled)"] = dice_from_jaccard(out["JSI"].to_numpy())
+    out["DC implied by JSI (pooled)"] = implied_dice(out["JSI"].to_numpy())
     out["DC >= JSI"] = out["DC reported"] >= out["JSI"]
     out["DC - JSI"] = out["DC reported"] - out["JSI"]
     return out

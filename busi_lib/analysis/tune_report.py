@@ -5,7 +5,7 @@ rules (fixed before the trials they judge ran) are those of :mod:`busi_lib.exper
 :func:`select` (stages 1-3: a score gain above ``MIN_GAIN``), :func:`robust_select` (stage 4:
 the shift score up by more than ``MIN_GAIN``, the clean score down by no more), and
 :func:`robust_follow_up` (stage 4's later follow-up). Stage 5 reads as a learning curve
-(:func:`learning_curve_table`) beside the seed noise of a trial's score (:func:`seed_spread`).
+(:func:`learning_curve_table`) beside the seed noise of a trial's score (:func:`trial_seed_spread`).
 
     from busi_lib.analysis import tune_report
     recs = tune_report.load_trials("cpu")
@@ -202,7 +202,7 @@ def learning_curve_sentence(table: pd.DataFrame, min_gain: float = MIN_GAIN) -> 
                if still else f"below the rule's {min_gain}, so the curve has flattened."))
 
 
-def seed_spread(recs: list[dict]) -> dict | None:
+def trial_seed_spread(recs: list[dict]) -> dict | None:
     """The recipe's validation score over training seeds (:data:`DATA_REFERENCE` and
     :data:`SEED_TRIALS`, those recorded): ``{"n", "scores", "range", "sd"}``, or ``None`` with
     fewer than two; ``sd`` is the sample standard deviation."""

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from busi_lib.book.cost import bench_precision, bench_size_width, latest_bench
+from busi_lib.book.cost import bench_precision, bench_size_width, latest_training_bench
 from busi_lib.book.view import metric_label, pct
 
 
@@ -96,7 +96,7 @@ def bench_table_check(bench: pd.DataFrame) -> str:
     """How well the ``--table`` extrapolation (one-batch epochs scaled to 518 images) matches
     the epoch that the latest full run measured at the same size and width; "" when the
     table has no such point or there is no full run."""
-    r = latest_bench(bench)
+    r = latest_training_bench(bench)
     sw = bench_size_width(bench)
     if r is None or r["kind"] != "bench" or sw.empty:
         return ""

@@ -231,7 +231,7 @@ def _auto_runs(bench: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def latest_bench(bench: pd.DataFrame) -> pd.Series | None:
+def latest_training_bench(bench: pd.DataFrame) -> pd.Series | None:
     """The benchmark run the book shows (one row of :func:`load_bench`), or None: the latest
     full run (``kind`` "bench") if there is one, else the latest ``quick`` run; only runs in the
     precision that ``auto`` picks (a forced ``--precision`` run is a comparison, see
@@ -247,7 +247,7 @@ def bench_value(bench: pd.DataFrame, key: str) -> float:
     """One figure (a key of :data:`BENCH_FIGURES`) of the latest run, NaN when not recorded."""
     if key not in BENCH_FIGURES:
         raise ConfigError(f"key={key!r}: expected one of {sorted(BENCH_FIGURES)}")
-    r = latest_bench(bench)
+    r = latest_training_bench(bench)
     if r is None or key not in r.index or r[key] is None:
         return float("nan")
     try:
@@ -258,7 +258,7 @@ def bench_value(bench: pd.DataFrame, key: str) -> float:
 
 def bench_summary(bench: pd.DataFrame) -> pd.DataFrame:
     """The latest ``quick`` or full benchmark run as a two-column table of labelled figures."""
-    r = latest_bench(bench)
+    r = latest_training_bench(bench)
     if r is None:
         return pd.DataFrame()
     rows = {"run": f"{r['kind']} ({r['size']} px, width {r['width']}, batch {r['batch']}), "

@@ -125,7 +125,7 @@ def learning_curve(trials: list[dict]) -> None:
                   "unchanged)", decimals=3)
         tune_report.plot_learning_curve(lc)
         view.md(tune_report.learning_curve_sentence(lc))
-    view.md(tune_report.seed_sentence(tune_report.seed_spread(trials)))
+    view.md(tune_report.seed_sentence(tune_report.trial_seed_spread(trials)))
 
 
 def recipe_against_paper(profile: str, seed: int, recs_g: list[dict],
@@ -257,7 +257,7 @@ def where_it_stops(trials: list[dict]) -> None:
     if len(lc) >= 2:
         lines.append("- more images: " + tune_report.learning_curve_sentence(lc))
     lines.append("- the noise of these scores: "
-                 + tune_report.seed_sentence(tune_report.seed_spread(trials)))
+                 + tune_report.seed_sentence(tune_report.trial_seed_spread(trials)))
     view.md("\n".join(lines))
 
 

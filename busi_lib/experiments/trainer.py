@@ -60,7 +60,7 @@ def make_dataset(x: np.ndarray, y: dict, batch_size: int):
     """A ``tf.data`` pipeline with autotune off and a fixed ``prefetch(2)``.
 
     With autotune on, TF 2.21 stalls 11-17 s at the start of about half the epochs while the
-    previous iterator's thread pool shuts down (``TOOLCHAIN_NOTES.md``, trap 2). Other backends
+    previous iterator's thread pool shuts down (measured in this project). Other backends
     get ``None`` (Keras batches the arrays itself).
     """
     import keras

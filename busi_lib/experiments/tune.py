@@ -170,7 +170,7 @@ SEEDED_KEYS: dict[str, set[str]] = {"zscore": {"normalize"}, "pad": {"resize"},
 DATA_TRIALS = ("data25", "data50", "data75")
 DATA_REFERENCE = "combo_e30"
 #: The recipe retrained with other training seeds: the noise of a trial's score
-#: (:func:`busi_lib.analysis.tune_report.seed_spread`).
+#: (:func:`busi_lib.analysis.tune_report.trial_seed_spread`).
 SEED_TRIALS = ("recipe_s1", "recipe_s2")
 #: A stage-4 follow-up and the trial it is compared with
 #: (see :func:`busi_lib.analysis.tune_report.robust_follow_up`).

@@ -3,7 +3,8 @@
 Written with the Keras 3 functional API only (no backend-specific code), so the same model runs
 on TensorFlow (CPU, the default) and JAX (``KERAS_BACKEND=jax``, GPU).
 
-Architecture (see ``PAPER_NOTES.md``; choices the paper leaves open are arguments)::
+Architecture (as the paper describes it, Fig. 3 and section 3; choices it leaves open are
+arguments)::
 
     input (S x S x C)
      ├─ stem (full_res="stem": 3x3 conv-BN-ReLU, filters[0]//2, full resolution) ──────────┐
@@ -63,7 +64,7 @@ def projection(x, filters: int, *, strides: int, name: str):
     subsampling: a 1x1 window's max is the pixel itself) followed by a stride-1 1x1 convolution.
     The result is exactly the same, but it avoids a heap corruption in TensorFlow 2.21's oneDNN
     float32 gradient of a 1x1 stride-2 convolution on inputs with <= 8 channels
-    (``TOOLCHAIN_NOTES.md``, trap 1; regression test ``test_projection_stride2_trains``).
+    (found and measured in this project; regression test ``test_projection_stride2_trains``).
     """
     if strides != 1:
         x = layers.MaxPooling2D(pool_size=1, strides=strides, name=f"{name}_subsample")(x)
