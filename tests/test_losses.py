@@ -75,3 +75,11 @@ def test_compile_losses_eq5_weights():
     assert set(loss) == {"mask", "label"} and w == {"mask": 1.0, "label": 0.5}
     loss, w = compile_losses("seg")
     assert set(loss) == {"mask"}
+
+
+def test_the_loss_registries_are_the_names_the_configuration_allows():
+    from busi_lib.config import CHOICES
+    from busi_lib.nn.losses import CLS_LOSSES, SEG_LOSSES
+
+    assert set(SEG_LOSSES) == set(CHOICES["seg_loss"])
+    assert set(CLS_LOSSES) == set(CHOICES["cls_loss"])

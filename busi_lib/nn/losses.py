@@ -156,7 +156,12 @@ def class_weights_from_labels(labels: Sequence[int], n_classes: int, *,
     return [float(x) for x in w]
 
 
-SEG_LOSSES = ("dice", "dice_bce")
+#: The segmentation losses by name (``cfg["seg_loss"]``; ``config.CHOICES`` lists the same names,
+#: checked by ``tests/test_losses.py``).
+SEG_LOSSES = {"dice": DiceLoss, "dice_bce": DiceBCELoss}
+#: The classification losses by name (``cfg["cls_loss"]``): the class-weighted focal loss, and
+#: plain cross-entropy (the focal loss with gamma 0 and no class weights).
+CLS_LOSSES = {"focal": FocalLoss, "ce": FocalLoss}
 
 
 def compile_losses(task: str, *, smooth: float = 1.0, gamma: float = 2.0,
@@ -171,7 +176,7 @@ def compile_losses(task: str, *, smooth: float = 1.0, gamma: float = 2.0,
         raise ConfigError(f"seg_loss={seg_loss!r}: expected one of {list(SEG_LOSSES)}")
     loss, weights = {}, {}
     if task in ("multi", "seg"):
-        seg = DiceLoss(smooth) if seg_loss == "dice" else DiceBCELoss(smooth)
+        seg = SEG_LOSSES[seg_loss](smooth)
         loss["mask"], weights["mask"] = seg, float(loss_weights[0])
     if task in ("multi", "cls"):
         loss["label"] = FocalLoss(gamma, class_weights)
