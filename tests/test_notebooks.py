@@ -80,6 +80,15 @@ def _glued(path: Path) -> set[str]:
             if "scrapbook" in o.get("metadata", {})}
 
 
+def test_code_is_hidden_in_the_html():
+    """Code stays in the notebooks but not on the page: at least 80 % of the code cells are
+    tagged remove-input, remove-cell or hide-input (a click shows the latter)."""
+    cells = [c for n in NAMES for c in _code(NB_DIR / f"{n}.ipynb")]
+    hidden = [c for c in cells if {"remove-input", "remove-cell", "hide-input"}
+              & set(c["metadata"].get("tags", []))]
+    assert len(hidden) >= 0.8 * len(cells), f"{len(hidden)} of {len(cells)} code cells hidden"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_chapter_layout_findings_first_set_up_hidden_provenance_last(name):
     """A chapter opens with its findings (glued from the records) under its title; the set-up
