@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from busi_lib.analysis import paper
@@ -140,3 +141,14 @@ def test_records_evidence_on_the_committed_smoke_records():
                       results_dir=ROOT / "results")["source"].startswith("records of multitask")
     with pytest.raises(ValueError, match="no out-of-fold predictions"):
         C.records_evidence("smoke", "no_such_experiment", results_dir=ROOT / "results")
+
+
+def test_discordant_sentence_counts_high_bands_for_low_bi_rads():
+    from busi_lib.eval.calibration import birads_crosstab, discordant_sentence
+
+    t = pd.DataFrame({"birads": [2, 2, 2, 3, 5, 5],
+                      "p": [0.99, 0.6, 0.01, 0.03, 0.05, 0.97]})
+    ct = birads_crosstab(t, "p")
+    assert discordant_sentence(ct) == ("2 of 3 BI-RADS 2 images get band 4C or 5; 0 of 1 BI-RADS 3 "
+                                       "images get band 4C or 5; 1 of 2 BI-RADS 5 images get band "
+                                       "3 or 4A")

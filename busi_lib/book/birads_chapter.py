@@ -138,11 +138,22 @@ def calibration_before_after(profile: str, seed: int, n_bins: int):
     return ev, cal_t
 
 
-def birads_crosstab(ens: pd.DataFrame | None) -> None:
-    """The radiologists' BI-RADS against the band of the ensemble's raw probability."""
+def birads_crosstab(ens: pd.DataFrame | None, ev: dict | None = None) -> None:
+    """The radiologists' BI-RADS against the band of the ensemble's raw probability, and
+    against the band of the calibrated probability (what the predictor prints), with the
+    discordant counts in words."""
     if ens is not None:
         view.show(calibration.birads_crosstab(ens), "BUS-BRA: the radiologists' BI-RADS (rows) "
                   "against the band of the ensemble's raw probability (columns)")
+    busbra = (ev or {}).get("busbra")
+    if busbra is not None and len(busbra):
+        cal = calibration.birads_crosstab(busbra, "prob_cal")
+        view.show(cal, "BUS-BRA: the radiologists' BI-RADS (rows) against the band of the "
+                  f"calibrated probability (columns; {ev['source']}), as the predictor gives it")
+        view.md("With the calibrated probability, "
+                + calibration.discordant_sentence(cal) + ". The calibration was fitted on BUSI; "
+                "on BUS-BRA it pushes the probabilities up (the calibration table above), so "
+                "benign lesions that a radiologist calls BI-RADS 2 can get a high band.")
 
 
 def glue_opening(cal_t: pd.DataFrame | None, ens, rad, ens_t: pd.DataFrame) -> None:

@@ -448,12 +448,31 @@ def external_summary(ext: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd
     return pd.DataFrame(rows).set_index("model")
 
 
-def birads_crosstab(ens: pd.DataFrame) -> pd.DataFrame:
-    """True BI-RADS (BUS-BRA) against the band of the predicted probability."""
-    band = birads_band(ens["prob_malignant"].clip(0, 1))
+def birads_crosstab(ens: pd.DataFrame, prob_col: str = "prob_malignant") -> pd.DataFrame:
+    """True BI-RADS (BUS-BRA) against the band of the predicted probability ``prob_col``."""
+    band = birads_band(ens[prob_col].clip(0, 1))
     ct = pd.crosstab(pd.Categorical(ens["birads"].astype(str), categories=sorted(
         ens["birads"].astype(str).unique())), pd.Categorical(band, categories=[b[0] for b in
                                                                               BIRADS_BANDS]),
         dropna=False)
     ct.index.name, ct.columns.name = "true BI-RADS", "predicted band"
     return ct
+
+
+def discordant_sentence(table: pd.DataFrame) -> str:
+    """How many images the radiologists call BI-RADS 2 or 3 get a band of 4C or 5, and how many
+    BI-RADS 5 get 3 or 4A, from a :func:`birads_crosstab` table."""
+    def count(rows, cols):
+        r = [x for x in rows if x in table.index]
+        c = [x for x in cols if x in table.columns]
+        return int(table.loc[r, c].to_numpy().sum()) if r and c else 0, \
+            int(table.loc[r].to_numpy().sum()) if r else 0
+
+    parts = []
+    for rows, cols, what in ((["2"], ["4C", "5"], "BI-RADS 2"), (["3"], ["4C", "5"], "BI-RADS 3"),
+                             (["5"], ["3", "4A"], "BI-RADS 5")):
+        k, n = count(rows, cols)
+        if n:
+            parts.append(f"{k} of {n} {what} images get band {' or '.join(cols)}")
+    return "; ".join(parts) if parts else "no image with BI-RADS 2, 3 or 5"
+
