@@ -153,3 +153,18 @@ def test_the_repository_url_is_the_books_own():
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "_config.yml").read_text())
     assert cfg["repository"]["url"] == REPO_URL and REPO_URL in BOOTSTRAP
     assert "path_to_book" not in cfg["repository"]        # a '.' there puts '/./' in launch links
+
+
+def test_each_notebook_opens_with_its_bootstrap_cell():
+    """Every chapter's first code cell is the bootstrap of colab.py; the chapters that read
+    only records do not fetch BUSI on Colab."""
+    import json
+    from pathlib import Path
+
+    nbs = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    assert len(nbs) == 8
+    for path in nbs:
+        first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "".join(first["source"]).strip() == colab.bootstrap_cell(path.stem).strip(), path
+    assert "fetch_data=False" in colab.bootstrap_cell("06_birads")
+    assert "fetch_data=False" not in colab.bootstrap_cell("01_eda")

@@ -36,7 +36,12 @@ LIGHT_DEPS = {"pooch": "pooch>=1.8,<2", "papermill": "papermill>=2.6,<3",
               "skimage": "scikit-image>=0.24,<0.27", "albumentations": "albumentations==2.0.8",
               "usaugment": "usaugment==1.0.1"}
 
-#: Code of the first cell of each notebook (kept here so every notebook stays the same).
+#: The chapters that read only the records (and the release), never BUSI's images: on Colab
+#: their first cell does not download BUSI.
+WITHOUT_BUSI = ("04_baselines", "06_birads")
+
+#: Code of the first cell of each notebook (kept here so every notebook stays the same; the
+#: chapters of :data:`WITHOUT_BUSI` end it with ``colab.setup(fetch_data=False)``).
 BOOTSTRAP = f"""\
 # On Google Colab: clone and install the project, fetch BUSI. Elsewhere: does nothing.
 try:
@@ -48,6 +53,14 @@ except ImportError:  # fresh Colab runtime: get the project first
     sys.path.insert(0, "{CLONE_DIR}")
     import busi_lib.book.colab as colab
 colab.setup()"""
+
+
+def bootstrap_cell(chapter: str) -> str:
+    """The first code cell of notebook ``chapter`` (e.g. ``"04_baselines"``)."""
+    if chapter not in WITHOUT_BUSI:
+        return BOOTSTRAP
+    return (BOOTSTRAP.replace("fetch BUSI. Elsewhere", "no BUSI needed. Elsewhere")
+            .replace("colab.setup()", "colab.setup(fetch_data=False)"))
 
 
 def on_colab() -> bool:
