@@ -265,3 +265,36 @@ def test_book_cli_rejects_bad_arguments():
         main(["--profile", "cpu", "--refresh-nbval"])
     with pytest.raises(SystemExit, match="no notebook matches"):
         main(["--profile", "smoke", "--only", "99", "--no-build"])
+
+
+def _glue_values(name: str) -> dict[str, str]:
+    out = {}
+    for c in _code(NB_DIR / f"{name}.ipynb"):
+        for o in c.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            if meta:
+                out[meta["name"]] = o["data"].get("application/papermill.record/text/plain", "")
+    return out
+
+
+def _first_number_after(text: str, words: str) -> float:
+    m = re.search(re.escape(words) + r"\D*?(\d+\.\d+)", text)
+    assert m, f"{words!r} not followed by a number in {text!r}"
+    return float(m.group(1))
+
+
+def test_the_same_quantity_agrees_between_chapters():
+    """robust_grouped_e60 on BUS-BRA is computed twice: from its fold records (chapter 6) and
+    from the released float16, calibrated ensemble (chapter 8); on BUSI as a fold mean
+    (chapter 3) and pooled out of fold from the released weights (chapter 8). Each pair must
+    agree to rounding, and chapter 8 must name the pooled estimate as such."""
+    g3, g6, g8 = _glue_values("03_training"), _glue_values("06_birads"), _glue_values("08_try_model")
+    if "robust_e60_ext" not in g6 or "not recorded" in g6["robust_e60_ext"]:
+        pytest.skip("the cpu records of robust_grouped_e60 are not rendered")
+    busbra_records = _first_number_after(g6["robust_e60_ext"], "an AUC of")
+    busbra_release = _first_number_after(g8["try_external"], "reaches an AUC of")
+    assert abs(busbra_records - busbra_release) <= 0.005
+    busi_fold_mean = _first_number_after(g3["r60_auc"], "")
+    busi_pooled = _first_number_after(g8["try_expect"], "pooled AUC of")
+    assert abs(busi_fold_mean - busi_pooled) <= 0.01
+    assert "out-of-fold" in g8["try_expect"]

@@ -272,8 +272,8 @@ def glue_opening(predictor, demo: bool, profile: str, paths: list[Path],
     booktext.glue("try_bands", ", ".join(f"{b} ({n})" for b, n in bands.items()) or "none")
     if rel:
         o, b = rel["oof"], rel.get("busbra")
-        booktext.glue("try_expect", f"Dice {o['dice_mean']:.3f} and AUC {o['auc']:.3f} in BUSI's "
-                      "cross-validation" + (
+        booktext.glue("try_expect", f"a mean Dice of {o['dice_mean']:.3f} and a pooled AUC of "
+                      f"{o['auc']:.3f} over BUSI's out-of-fold predictions" + (
                           f", AUC {b['auc']:.3f} (95% CI {b['auc_ci95'][0]:.3f}-"
                           f"{b['auc_ci95'][1]:.3f}) and Dice {b['dice_mean']:.3f} on BUS-BRA"
                           if b else ", BUS-BRA not evaluated"))
