@@ -193,6 +193,27 @@ def against_multitask_grouped(profile: str, seed: int, recs: dict, mg: list[dict
     else:
         view.show(comparisons.glance(twin), "Baselines minus multitask_grouped (trained on the "
                   "2-core CPU), same folds")
+    machine_yardstick(profile, seed, both)
+
+
+def machine_yardstick(profile: str, seed: int, recs: dict) -> None:
+    """The machine effect itself: ``multitask_grouped`` (CPU, TensorFlow) minus
+    :data:`REFERENCE` (GPU, JAX), one configuration (they differ only in whether BUS-BRA is
+    evaluated) on the same folds: the yardstick beside chapter 5's seed yardstick."""
+    a, b = make_config(profile, REFERENCE), make_config(profile, "multitask_grouped")
+    differ = sorted(k for k in a if a[k] != b.get(k) and k != "external")
+    if differ:
+        view.note(f"`{REFERENCE}` and `multitask_grouped` differ in {differ} in profile "
+                  f"`{profile}`: no machine yardstick.")
+        return
+    t = comparisons.paired_table(profile, REFERENCE, ["multitask_grouped"],
+                                 metrics=("seg_DC_mean", "cls_AUC"), n_boot=0, seed=seed,
+                                 results_dir=runs.results_dir_for(seed), records=recs)
+    if (t["folds"] == 0).all():
+        return
+    view.md("The machine effect itself (the same configuration, the same folds, trained once "
+            f"on each machine): {comparisons.variant_sentence(t, 'multitask_grouped')}. A "
+            "baseline's difference from the reference of another machine holds this as well.")
 
 
 def glue_opening(profile: str, cfg: dict, seg: pd.DataFrame, cls: pd.DataFrame, recs: dict,
