@@ -162,7 +162,7 @@ def test_each_notebook_opens_with_its_bootstrap_cell():
     from pathlib import Path
 
     nbs = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-    assert len(nbs) == 8
+    assert len(nbs) == 9
     for path in nbs:
         first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "".join(first["source"]).strip() == colab.bootstrap_cell(path.stem).strip(), path

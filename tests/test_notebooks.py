@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 REF_DIR = ROOT / "tests" / "nbval"
 NAMES = ["01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-         "07_claims_audit", "08_try_model"]
+         "07_claims_audit", "08_try_model", "09_recipe_and_cost"]
 HEAVY = ("experiment_records(", "run_cv(")
 HOW_MADE = "## How these numbers were made"
 #: ``{glue:text}`key:s``` or ``{glue:text}`/notebooks/<name>.ipynb::key:s```
@@ -59,7 +59,7 @@ def test_book_lists_the_eight_notebooks():
 def test_notebook_structure(name):
     path = NB_DIR / f"{name}.ipynb"
     code = _code(path)
-    assert "colab.setup()" in _src(code[0]), "first code cell must call busi_lib.book.colab.setup()"
+    assert "colab.setup(" in _src(code[0]), "first code cell must call busi_lib.book.colab.setup()"
     params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     src = _src(params[0])

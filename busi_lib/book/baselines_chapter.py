@@ -162,7 +162,7 @@ def provenance(profile: str, cfg: dict, recs: dict, mg: list[dict], baseline_fol
     if len(to_go):
         view.show(to_go[["folds recorded", "folds planned", "folds diverged",
                          "hours to go (est.)", "estimated from", "machine"]],
-                  "Baseline folds still to train (hours: chapter 3's cost table, on the machine "
+                  "Baseline folds still to train (hours: chapter 9's cost table, on the machine "
                   "named)", decimals=2)
     return costs
 

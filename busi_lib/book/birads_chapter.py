@@ -21,7 +21,7 @@ NA = "not recorded yet"
 
 
 def robust_experiments(profile: str) -> list[str]:
-    """The recipe with what stage 4 of the trials kept, and its 60-epoch follow-up (chapter 3),
+    """The recipe with what stage 4 of the trials kept, and its 60-epoch follow-up (chapter 9),
     where the profile defines them."""
     return [e for e in ("robust_grouped", "robust_grouped_e60") if e in experiments(profile)]
 

@@ -47,7 +47,7 @@ from busi_lib.config import PROFILES
 from busi_lib.records import PROJECT_ROOT
 
 NOTEBOOKS = ("01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-             "07_claims_audit", "08_try_model")
+             "07_claims_audit", "08_try_model", "09_recipe_and_cost")
 PUBLISHED_PROFILE = "cpu"
 #: Extra papermill parameters per profile (given only to notebooks that declare them).
 PROFILE_PARAMETERS: dict[str, dict[str, object]] = {

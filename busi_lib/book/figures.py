@@ -237,8 +237,10 @@ def plot_loss_panels(records: dict[str, list[dict]], title: str = "", cols: int 
     return fig
 
 
-def plot_roc(pred: pd.DataFrame, positive: str = "malignant", title: str = ""):
-    """ROC curve of the malignancy probability per fold and pooled over folds."""
+def plot_roc(pred: pd.DataFrame, positive: str = "malignant", title: str = "",
+             threshold: float | None = None):
+    """ROC curve of the malignancy probability per fold and pooled over folds; with
+    ``threshold``, the pooled operating point of ``p >= threshold`` marked on it."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -254,6 +256,11 @@ def plot_roc(pred: pd.DataFrame, positive: str = "malignant", title: str = ""):
         fpr, tpr, _ = roc_curve(y, pred["prob_malignant"])
         ax.plot(fpr, tpr, color="k", lw=2,
                 label=f"pooled (AUC {roc_auc_score(y, pred['prob_malignant']):.3f})")
+        if threshold is not None:
+            hit = pred["prob_malignant"].to_numpy() >= threshold
+            sens, spec = hit[y == 1].mean(), (~hit[y == 0]).mean()
+            ax.plot([1 - spec], [sens], "o", color=PRED_COLOUR, ms=7, zorder=5,
+                    label=f"p >= {threshold:g}: sensitivity {sens:.2f}, specificity {spec:.2f}")
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(xlabel="1 - specificity", ylabel="recall (sensitivity)", title=title or "ROC")
     ax.legend(fontsize=7, loc="lower right")
@@ -278,10 +285,33 @@ def plot_confusion(pred: pd.DataFrame, classes: Sequence[str], title: str = ""):
     plt.show()
 
 
+def overlay_cases(pred: pd.DataFrame, n_per_class: int = 2) -> pd.DataFrame:
+    """Rows of ``pred`` to show, per class (benign, malignant): the ``n_per_class`` worst, the
+    ``n_per_class`` closest to the class's median Dice (typical) and the best, with a
+    ``case`` column (worst, typical, best)."""
+    rows = []
+    pred = pred[pred["true_class"].isin(["benign", "malignant"])].dropna(subset=["dice"])
+    for cls in ("benign", "malignant"):
+        g = pred[pred["true_class"] == cls].sort_values(["dice", "id"])
+        if g.empty:
+            continue
+        med = g["dice"].median()
+        typical = g.assign(_d=(g["dice"] - med).abs()).sort_values(["_d", "id"]).drop(columns="_d")
+        for case, part in (("worst", g.head(n_per_class)), ("typical", typical.head(n_per_class)),
+                           ("best", g.tail(n_per_class).iloc[::-1])):
+            rows.append(part.assign(case=case))
+    out = pd.concat(rows) if rows else pred.iloc[0:0].assign(case=[])
+    order = {"worst": 0, "typical": 1, "best": 2}
+    return out.sort_values(["case", "true_class"], key=lambda s: s.map(order) if s.name == "case"
+                           else s, kind="stable").reset_index(drop=True)
+
+
 def plot_overlays(profile: str, experiment: str, records: list[dict], data=None, *, n: int = 4,
-                  worst: bool = True, seed: int = DEFAULT_SEED, data_dir=None, title: str = ""):
+                  worst: bool = True, seed: int = DEFAULT_SEED, data_dir=None, title: str = "",
+                  cases: pd.DataFrame | None = None):
     """Test images with the true (sky blue) and predicted (orange) lesion outlines, from the
-    recorded ``fold<k>_masks.npz`` (no model needed). ``worst``: lowest Dice first."""
+    recorded ``fold<k>_masks.npz`` (no model needed). ``worst``: lowest Dice first; ``cases``
+    (from :func:`overlay_cases`): these rows instead, titled with their case."""
     import matplotlib.pyplot as plt
 
     if not records:
@@ -293,9 +323,12 @@ def plot_overlays(profile: str, experiment: str, records: list[dict], data=None,
         except DataError as exc:
             note(f"BUSI images not available ({exc}); overlays skipped.")
             return
-    pred = predictions(profile, experiment, seed=seed, records=records)
-    pred = pred[pred["true_class"] != "normal"].dropna(subset=["dice"])
-    pred = pred.sort_values(["dice", "id"], ascending=[worst, True]).head(n)
+    if cases is None:
+        pred = predictions(profile, experiment, seed=seed, records=records)
+        pred = pred[pred["true_class"] != "normal"].dropna(subset=["dice"])
+        pred = pred.sort_values(["dice", "id"], ascending=[worst, True]).head(n)
+    else:
+        pred = cases
     masks = {}
     folder = experiment_dir(profile, experiment, results_dir_for(seed))
     for r in records:
@@ -304,16 +337,20 @@ def plot_overlays(profile: str, experiment: str, records: list[dict], data=None,
             ids, m = read_masks(p)
             masks.update(zip(map(str, ids), m))
     index = {str(i): k for k, i in enumerate(data.ids)}
-    fig, axes = plt.subplots(1, max(len(pred), 1), figsize=(2.4 * max(len(pred), 1), 2.7),
-                             squeeze=False)
-    for ax, (_, row) in zip(axes[0], pred.iterrows()):
+    cols = min(max(len(pred), 1), 4)
+    rows = (max(len(pred), 1) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.ravel()[len(pred):]:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.ravel(), pred.iterrows()):
         k = index[row["id"]]
         ax.imshow(data.images[k], cmap="gray", vmin=0, vmax=255)
         _contour(ax, data.masks[k], TRUTH_COLOUR)
         if row["id"] in masks:
             _contour(ax, masks[row["id"]], PRED_COLOUR)
-        ax.set_title(f"{row['id']}\nDice {row['dice']:.2f}, p(mal) {row.get('prob_malignant', np.nan):.2f}",
-                     fontsize=7)
+        head = f"{row['case']}: " if "case" in row else ""
+        ax.set_title(f"{head}{row['id']}\nDice {row['dice']:.2f}, p(mal) "
+                     f"{row.get('prob_malignant', np.nan):.2f}", fontsize=7)
         ax.axis("off")
     fig.suptitle(title or ("worst" if worst else "best") + " test images (sky blue: truth, orange: prediction)",
                  fontsize=9)
@@ -385,3 +422,23 @@ def plot_external(ens: pd.DataFrame):
     axes[2].set(xlabel="Dice", ylabel="images", title="segmentation Dice on BUS-BRA")
     fig.tight_layout()
     plt.show()
+
+
+def plot_dice_histogram(pred: pd.DataFrame, title: str = ""):
+    """Per-image Dice of the test images, benign and malignant stacked, with the median of
+    each class."""
+    import matplotlib.pyplot as plt
+
+    pred = pred[pred["true_class"].isin(["benign", "malignant"])].dropna(subset=["dice"])
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    bins = np.linspace(0, 1, 21)
+    groups = [pred.loc[pred["true_class"] == c, "dice"] for c in ("benign", "malignant")]
+    ax.hist(groups, bins=bins, stacked=True, color=[TRUTH_COLOUR, PRED_COLOUR],
+            label=[f"{c} (median {g.median():.2f}, n = {len(g)})"
+                   for c, g in zip(("benign", "malignant"), groups)])
+    ax.set(xlabel="Dice of one test image", ylabel="images",
+           title=title or "per-image Dice, test folds pooled")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    plt.show()
+

@@ -438,3 +438,53 @@ def bfloat16_numerics() -> None:
     if not pc.empty:
         view.md(bf16_text)
     booktext.glue("bf16_check", bf16_text)
+
+def load_trials(profile: str, seed: int) -> list[dict]:
+    """The recorded tuning trials (the appendix chapter shows them)."""
+    return tune_report.load_trials(profile, runs.results_dir_for(seed))
+
+
+def headline_predictions(profile: str, seed: int, recs_g: list[dict]) -> None:
+    """The headline model's test predictions (duplicate-grouped folds, pooled): ROC with the
+    operating point at 0.5, the confusion matrix there, what it misses in words, and the
+    per-image Dice."""
+    pred = runs.predictions(profile, "multitask_grouped", seed=seed, records=recs_g)
+    if pred.empty:
+        view.note("no test predictions of `multitask_grouped` recorded yet.")
+        return
+    figures.plot_roc(pred, title="multitask_grouped: malignant vs benign", threshold=0.5)
+    figures.plot_confusion(pred, ["benign", "malignant"],
+                           title="confusion matrix at p >= 0.5 (all folds)")
+    view.md(missed_sentence(pred))
+    figures.plot_dice_histogram(pred, title="multitask_grouped: per-image Dice, test folds pooled")
+    low = pred[pred["true_class"].isin(["benign", "malignant"])].dropna(subset=["dice"])
+    view.md(f"{(low['dice'] < 0.1).sum()} of {len(low)} test images "
+            f"({100 * (low['dice'] < 0.1).mean():.0f} %) have a Dice below 0.1: the outline "
+            "missed the lesion almost entirely (the worst cases below show such images).")
+
+
+def missed_sentence(pred: pd.DataFrame, threshold: float = 0.5) -> str:
+    """At ``threshold``: how many cancers are missed and how many benign lesions flagged, in
+    words, with sensitivity and specificity."""
+    y = (pred["true_class"] == "malignant").to_numpy()
+    lesion = pred["true_class"].isin(["benign", "malignant"]).to_numpy()
+    hit = pred["prob_malignant"].to_numpy() >= threshold
+    pos, neg = y & lesion, ~y & lesion
+    missed, flagged = int((~hit & pos).sum()), int((hit & neg).sum())
+    return (f"At a probability of {threshold:g} the model misses {missed} of {int(pos.sum())} "
+            f"cancers (sensitivity {100 * (1 - missed / max(pos.sum(), 1)):.1f} %) and calls "
+            f"{flagged} of {int(neg.sum())} benign lesions malignant (specificity "
+            f"{100 * (1 - flagged / max(neg.sum(), 1)):.1f} %). Chapter 8 gives the calibrated thresholds "
+            "a clinician would use, beside the radiologists' own.")
+
+
+def predicted_masks(profile: str, seed: int, recs_g: list[dict], data_dir=None) -> None:
+    """The worst, typical (median Dice) and best test images of each class."""
+    pred = runs.predictions(profile, "multitask_grouped", seed=seed, records=recs_g)
+    if pred.empty:
+        view.note("no test predictions of `multitask_grouped` recorded yet.")
+        return
+    figures.plot_overlays(profile, "multitask_grouped", recs_g, seed=seed, data_dir=data_dir,
+                          cases=figures.overlay_cases(pred, 2),
+                          title="worst, typical and best test images of each class (sky blue: "
+                                "truth, orange: prediction)")
