@@ -30,8 +30,8 @@ def test_first_page_values_come_from_the_mean_row(captured):
     cls = _table(ACC=85.04, REC=66.0, AUC=0.8912)
     ch.glue_first_page("cpu", [{"fold": 0}], seg, cls)
     g = captured["glue"]
-    assert g["ours_seg_dc"] == "71.2%" and g["ours_seg_jsi"] == "60.5%"
-    assert g["ours_cls_acc"] == "85.0%" and g["ours_cls_rec"] == "66.0%"
+    assert g["ours_seg_dc"] == "0.712" and g["ours_seg_jsi"] == "0.605"
+    assert g["ours_cls_acc"] == "85.0 %" and g["ours_cls_rec"] == "66.0 %"
     assert g["ours_cls_auc"] == "0.891" and g["ours_folds"] == "1" and g["ours_profile"] == "cpu"
 
 

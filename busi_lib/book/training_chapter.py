@@ -185,12 +185,13 @@ def glue_first_page(profile: str, recs: list[dict], seg: pd.DataFrame,
     """The values of the random-fold tables that the book's first page quotes."""
     booktext.glue("ours_profile", profile)
     booktext.glue("ours_folds", f"{len(recs)}")
-    for name, table, col, form in (("ours_cls_acc", cls, "ACC", "{:.1f}%"),
-                                   ("ours_cls_rec", cls, "REC", "{:.1f}%"),
-                                   ("ours_cls_auc", cls, "AUC", "{:.3f}"),
-                                   ("ours_seg_dc", seg, "DC", "{:.1f}%"),
-                                   ("ours_seg_jsi", seg, "JSI", "{:.1f}%")):
-        booktext.glue(name, form.format(table.loc["mean", col]) if recs else NA)
+    # one unit per metric: Dice, JSI and AUC as fractions, accuracy and recall in %
+    for name, table, col, form, scale in (("ours_cls_acc", cls, "ACC", "{:.1f} %", 1),
+                                          ("ours_cls_rec", cls, "REC", "{:.1f} %", 1),
+                                          ("ours_cls_auc", cls, "AUC", "{:.3f}", 1),
+                                          ("ours_seg_dc", seg, "DC", "{:.3f}", 100),
+                                          ("ours_seg_jsi", seg, "JSI", "{:.3f}", 100)):
+        booktext.glue(name, form.format(table.loc["mean", col] / scale) if recs else NA)
 
 
 def against_the_aim(profile: str, recs_g: list[dict]) -> None:
@@ -273,7 +274,7 @@ def random_against_grouped(profile: str, seed: int, recs: list[dict],
     if len(recs) and len(recs_g):
         d_dc = cmp.loc["random folds", "DC"] - cmp.loc["grouped folds", "DC"]
         d_auc = cmp.loc["random folds", "AUC"] - cmp.loc["grouped folds", "AUC"]
-        booktext.glue("grouped_delta", f"{d_dc:+.1f} Dice points and {d_auc:+.3f} AUC, over "
+        booktext.glue("grouped_delta", f"{d_dc / 100:+.3f} Dice and {d_auc:+.3f} AUC, over "
                       f"{len(recs)} random and {len(recs_g)} grouped folds")
     else:
         booktext.glue("grouped_delta", "not measured yet, no grouped folds recorded")
