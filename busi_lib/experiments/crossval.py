@@ -33,6 +33,7 @@ from busi_lib.eval import inference
 from busi_lib.experiments import trainer
 from busi_lib.experiments.external import evaluate_external
 from busi_lib.nn import machine
+from busi_lib.nn.quiet import start_backend_quietly
 
 # ----------------------------------------------------------------------------- folds
 
@@ -289,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scratch", default=None, metavar="NAME",
                    help="train into results/scratch/NAME/ (never read by the book or "
                         "`make results`): try an experiment with --set overrides")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up log lines")
     a = p.parse_args(argv)
+    start_backend_quietly(a.verbose)
     if a.list:
         print(experiment_listing(a.profile, a.results_dir))
         return 0

@@ -57,6 +57,7 @@ from busi_lib.experiments import trainer
 from busi_lib.experiments.shift import shift_metrics
 from busi_lib.nn import build, machine
 from busi_lib.nn.losses import class_weights_from_labels
+from busi_lib.nn.quiet import start_backend_quietly
 
 TUNE_FOLD = 0
 BASE_EXPERIMENT = "multitask_grouped"
@@ -468,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--results-dir", default=None)
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up log lines")
     a = p.parse_args(argv)
+    start_backend_quietly(a.verbose)
     if a.list:
         recorded = {p.stem: json.loads(p.read_text())
                     for p in tuning_dir(a.profile, a.results_dir).glob("*.json")}

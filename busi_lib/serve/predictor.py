@@ -60,7 +60,7 @@ from busi_lib.serve.modelfiles import (DEFAULT_MODEL, ensemble_sha256, sha256_fi
                                        weights_files)
 from busi_lib.serve.ood import (Detector, colour_share, feature_matrix, file_colour_share,
                                 image_features)
-from busi_lib.serve.quiet import quiet_native_stderr
+from busi_lib.nn.quiet import quiet_native_stderr
 from busi_lib.serve.userimage import array_to_grey, check_not_blank, overlay, read_input
 
 #: Said with every prediction.

@@ -35,3 +35,16 @@ class quiet_native_stderr:
             os.dup2(self._saved, 2)
             os.close(self._saved)
         return False
+
+
+def start_backend_quietly(verbose: bool = False) -> None:
+    """Import Keras and run one operation with file descriptor 2 silenced, so that a command's
+    output starts with its own lines; ``verbose`` (or ``BUSI_TF_LOGS=1``) keeps TensorFlow's."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose:
+        return
+    with quiet_native_stderr():
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.ones((1,)) + 1)
+
