@@ -193,6 +193,14 @@ def aim_table(records: list[dict], aim: dict[str, float] | None = None) -> pd.Da
     return pd.DataFrame(rows).T
 
 
+def lr_schedule(cfg: dict) -> str:
+    """The learning-rate schedule of a recorded configuration in words: the cosine schedule
+    with its warm-up, or the step schedule with its factor and period."""
+    if setting(cfg, "schedule") == "cosine":
+        return f"{cfg['lr']:g}, cosine, {setting(cfg, 'warmup_epochs')} warm-up epochs"
+    return f"{cfg['lr']:g}, /{1 / cfg['lr_drop_factor']:g} every {cfg['lr_drop_every']}"
+
+
 def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
                   metrics: Sequence[str] = ("seg_DC_mean", "seg_JSI_mean", "cls_ACC", "cls_AUC"),
                   results_dir=None) -> pd.DataFrame:
@@ -209,7 +217,7 @@ def fold_evidence(runs: Sequence[tuple[str, str]], fold: int = 0,
         c = r["config"]
         row = {"run": f"{profile} / {exp}", "image px": c["image_size"],
                "width": c["filters"][0], "epochs run": r["epochs_run"],
-               "lr schedule": f"{c['lr']:g}, /{1 / c['lr_drop_factor']:g} every {c['lr_drop_every']}",
+               "lr schedule": lr_schedule(c),
                "precision": r["precision"],
                "backend": r.get("versions", {}).get("keras_backend", "tensorflow"),
                "device": "GPU" if "gpu" in r.get("versions", {}).get("platform", "") else "CPU",

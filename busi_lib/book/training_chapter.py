@@ -210,8 +210,8 @@ def against_the_aim(profile: str, recs_g: list[dict]) -> None:
                                ("cpu_v1", "multitask_w32_e40"), ("paper", "multitask"),
                                ("paper", "multitask_slowdecay")])
     if len(ev) > 1:
-        view.show(ev, "Fold 0 of the main model under different budgets (%, AUC fraction): every "
-                  "row is a record", decimals=2)
+        view.show(ev, "Fold 1 (random split) of the main model under different budgets (%, AUC "
+                  "fraction): every row is a record", decimals=2)
         base = ev.iloc[0]
         view.md("Against the first row, on the same test fold:\n\n" + "\n".join(
             f"- `{run}` ({r['image px']} px, width {r['width']}, {r['epochs run']} epochs, "
@@ -352,7 +352,8 @@ def training_cost(profile: str, recs: list[dict], recs_g: list[dict],
     if recs_g:   # the headline model, multitask_grouped
         per_epoch = sum(r["train_seconds"] for r in recs_g) / sum(r["epochs_run"] for r in recs_g)
         booktext.glue("time_per_epoch", f"{per_epoch:.0f} s")
-        booktext.glue("time_per_fold", f"{sum(r['wall_seconds'] for r in recs_g) / len(recs_g) / 60:.1f} min")
+        per_fold = sum(r["wall_seconds"] for r in recs_g) / len(recs_g)
+        booktext.glue("time_per_fold", f"{per_fold / 60:.1f} min")
         booktext.glue("time_precision", recs_g[0]["precision"])
     else:
         for k in ("time_per_epoch", "time_per_fold", "time_precision"):
@@ -475,8 +476,8 @@ def missed_sentence(pred: pd.DataFrame, threshold: float = 0.5) -> str:
     return (f"At a probability of {threshold:g} the model misses {missed} of {int(pos.sum())} "
             f"cancers (sensitivity {100 * (1 - missed / max(pos.sum(), 1)):.1f} %) and calls "
             f"{flagged} of {int(neg.sum())} benign lesions malignant (specificity "
-            f"{100 * (1 - flagged / max(neg.sum(), 1)):.1f} %). Chapter 8 gives the calibrated thresholds "
-            "a clinician would use, beside the radiologists' own.")
+            f"{100 * (1 - flagged / max(neg.sum(), 1)):.1f} %). Chapter 8 gives the calibrated "
+            "thresholds a clinician would use, beside the radiologists' own.")
 
 
 def predicted_masks(profile: str, seed: int, recs_g: list[dict], data_dir=None) -> None:
