@@ -111,3 +111,12 @@ def test_try_model_without_busbra_notes_it(glued, tmp_path):
     assert try_model_chapter.on_busbra(tmp_path) == (None, None)
     assert "not evaluated on BUS-BRA" in glued["note"][-1]
     assert try_model_chapter.release_record(tmp_path) is None
+
+
+def test_busbra_failures_are_counted_by_pathology_and_scanner():
+    ens = pd.DataFrame({"dice": [0.0, 0.05, 0.5, 0.9, float("nan")],
+                        "pathology": ["benign", "malignant", "benign", "malignant", "benign"],
+                        "device": ["A", "A", "B", "A", "B"]})
+    s = birads_chapter.failure_sentence(ens)
+    assert s.startswith("2 of 4 BUS-BRA images (50 %) have a Dice below 0.1")
+    assert "(benign 1, malignant 1)" in s and "by scanner: A 2 of 3." in s

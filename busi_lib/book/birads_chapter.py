@@ -55,6 +55,23 @@ def busbra_details(ens: pd.DataFrame | None) -> None:
     view.show(external.probability_by_birads(ens), "The ensemble's malignancy probability per "
               "BI-RADS category and pathology: images, median")
     figures.plot_external(ens)
+    view.md(failure_sentence(ens))
+
+
+def failure_sentence(ens: pd.DataFrame) -> str:
+    """How many BUS-BRA images the ensemble's outline misses (Dice below 0.1), by pathology
+    and scanner: the spike at zero of the Dice histogram."""
+    d = ens.dropna(subset=["dice"])
+    low = d[d["dice"] < 0.1]
+    if d.empty:
+        return "No BUS-BRA Dice recorded."
+    by = ", ".join(f"{k} {len(g)} of {int((d['device'] == k).sum())}"
+                   for k, g in low.groupby("device")) if "device" in d and len(low) else ""
+    return (f"{len(low)} of {len(d)} BUS-BRA images ({100 * len(low) / len(d):.0f} %) have a Dice "
+            f"below 0.1, the spike at zero of the Dice histogram: the outline missed the lesion "
+            f"(benign {int((low['pathology'] == 'benign').sum())}, malignant "
+            f"{int((low['pathology'] == 'malignant').sum())})"
+            + (f"; by scanner: {by}" if by else "") + ".")
 
 
 def busbra_per_fold(profile: str, seed: int, recs: list[dict], n_boot: int) -> None:
