@@ -1,0 +1,1 @@
+"""The data layer: BUSI and its images, folds, enhancement and augmentation."""
