@@ -120,3 +120,23 @@ def test_busbra_failures_are_counted_by_pathology_and_scanner():
     s = birads_chapter.failure_sentence(ens)
     assert s.startswith("2 of 4 BUS-BRA images (50 %) have a Dice below 0.1")
     assert "(benign 1, malignant 1)" in s and "by scanner: A 2 of 3." in s
+
+
+def test_headline_rows_quote_the_paper_and_compute_ours(monkeypatch):
+    recs = [{"metrics": {"seg_DC_mean": d, "cls_AUC": a}} for d, a in ((0.7, 0.8), (0.8, 0.9))]
+    monkeypatch.setattr(try_model_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    rows = try_model_chapter.headline_rows("cpu", 42, None, None).set_index("what")
+    assert rows.loc["paper, as reported", "Dice"] == try_model_chapter.PAPER_DICE
+    r = rows.loc["ours, duplicate-grouped folds"]
+    assert r["Dice"] == pytest.approx(0.75) and r["AUC"] == pytest.approx(0.85)
+    assert r["Dice low"] < 0.75 < r["Dice high"] and r["n"] == "2 folds"
+    assert "released model" not in rows.index          # no BUS-BRA without a release record
+
+
+def test_the_bottom_line_figure_is_written_without_a_release(tmp_path, monkeypatch):
+    recs = [{"metrics": {"seg_DC_mean": 0.7, "cls_AUC": 0.8}}] * 2
+    monkeypatch.setattr(try_model_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    png = tmp_path / "bottom_line.png"
+    rows = try_model_chapter.save_headline_figure(png, "smoke", 42, tmp_path / "no_release")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(rows["data"]) == ["BUSI"] * 4                 # the paper and our three rows

@@ -42,9 +42,12 @@ import time
 from pathlib import Path
 
 from busi_lib.book.cost import cost_markdown, gpu_timings_markdown
+from busi_lib.book.runs import DEFAULT_SEED
 from busi_lib.book.tables import profiles_markdown
-from busi_lib.config import PROFILES
-from busi_lib.records import PROJECT_ROOT
+from busi_lib.book.try_model_chapter import save_headline_figure
+from busi_lib.config import PROFILES, RELEASED_EXPERIMENT
+from busi_lib.records import MODELS_DIR, PROJECT_ROOT
+from busi_lib.serve.release import model_name
 
 NOTEBOOKS = ("01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
              "07_claims_audit", "08_try_model", "09_recipe_and_cost")
@@ -167,8 +170,9 @@ def execute(notebooks: list[Path], out_dir: Path, profile: str, *, data_dir: str
 
 def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
     """Pages generated from the code and the records: ``book/profiles_table.md`` (from
-    busi_lib.config), ``book/cost_table.md`` (measured cost of ``profile``'s experiments) and
-    ``book/gpu_timings.md`` (fold timings of its records made on a GPU)."""
+    busi_lib.config), ``book/cost_table.md`` (measured cost of ``profile``'s experiments),
+    ``book/gpu_timings.md`` (fold timings of its records made on a GPU) and the introduction's
+    figure ``book/bottom_line.png``."""
 
     for name, text in (("profiles_table.md", profiles_markdown()),
                        ("cost_table.md", cost_markdown(profile)),
@@ -176,6 +180,9 @@ def write_generated(src: Path, profile: str = PUBLISHED_PROFILE) -> None:
         path = src / "book" / name
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
+    # the introduction's bottom-line figure, from the records and the profile's release
+    save_headline_figure(src / "book" / "bottom_line.png", profile, DEFAULT_SEED,
+                         MODELS_DIR / model_name(profile, RELEASED_EXPERIMENT))
 
 
 def build_html(src: Path, keep_going: bool = True, profile: str = PUBLISHED_PROFILE) -> Path:

@@ -14,10 +14,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from busi_lib import records
-from busi_lib.book import booktext, colab, figures, transfer, view
+from busi_lib.analysis.stats import t_interval
+from busi_lib.book import booktext, colab, figures, runs, transfer, view
 from busi_lib.book.runs import short_commit
 from busi_lib.data.busbra import locate_busbra
 from busi_lib.data.images import read_mask
+from busi_lib.eval.metrics import grouped_bootstrap_auc
 from busi_lib.serve.predictor import bench_text, latest_bench
 from busi_lib.serve.userimage import overlay
 
@@ -294,3 +296,81 @@ def glue_opening(predictor, demo: bool, profile: str, paths: list[Path],
                   else "it was not evaluated on BUS-BRA")
     booktext.glue("try_devices", transfer.device_sentence(ext_b) if external
                   else "(not evaluated on BUS-BRA)")
+
+
+#: The paper's own figures on BUSI (Table 1 mean Dice, Table 2 AUC), quoted, never ours.
+PAPER_DICE, PAPER_AUC = 0.8481, 0.99
+
+
+def headline_rows(profile: str, seed: int, rel_b: dict | None,
+                  ext_b: pd.DataFrame | None) -> pd.DataFrame:
+    """The book's bottom line as rows (what, data, Dice, AUC, their 95 % intervals, n): the
+    paper as reported; ours on random and on duplicate-grouped folds (fold means, *t* interval
+    over folds); the released model out of fold and on BUS-BRA (patient bootstrap); the
+    radiologists' BI-RADS on BUS-BRA."""
+    rows = [{"what": "paper, as reported", "data": "BUSI", "Dice": PAPER_DICE, "AUC": PAPER_AUC,
+             "n": "not stated"}]
+    for label, exp in (("ours, random folds", "multitask"),
+                       ("ours, duplicate-grouped folds", "multitask_grouped"),
+                       ("released model, grouped folds", "robust_grouped_e60")):
+        recs = runs.experiment_records(profile, exp, seed=seed)
+        if not recs:
+            continue
+        row = {"what": label, "data": "BUSI", "n": f"{len(recs)} folds"}
+        for key, metric in (("Dice", "seg_DC_mean"), ("AUC", "cls_AUC")):
+            values = [r.get("metrics", {}).get(metric) for r in recs]
+            values = [v for v in values if v is not None]
+            if values:
+                row[key], row[f"{key} low"], row[f"{key} high"] = t_interval(values)
+        rows.append(row)
+    if ext_b is not None and rel_b and "busbra" in rel_b:
+        b = rel_b["busbra"]
+        rows.append({"what": "released model", "data": "BUS-BRA", "Dice": b["dice_mean"],
+                     "AUC": b["auc"], "AUC low": b["auc_ci95"][0], "AUC high": b["auc_ci95"][1],
+                     "n": f"{b['images']} images"})
+        y = (ext_b["pathology"] == "malignant").to_numpy(int)
+        auc, lo, hi = grouped_bootstrap_auc(y, ext_b["birads"].astype(float).to_numpy(),
+                                            ext_b["case"].to_numpy(), n_boot=b.get("n_boot", 1000))
+        rows.append({"what": "radiologists' BI-RADS", "data": "BUS-BRA", "AUC": auc,
+                     "AUC low": lo, "AUC high": hi, "n": f"{b['images']} images"})
+    return pd.DataFrame(rows)
+
+
+def plot_headline(rows: pd.DataFrame):
+    """Dice and AUC of :func:`headline_rows` with their intervals, one line per row; returns
+    the figure (glued into the introduction)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.55 * len(rows) + 1.2), sharey=True)
+    labels = [f"{r['what']} ({r['data']}, {r['n']})" for _, r in rows.iterrows()]
+    ypos = list(range(len(rows)))[::-1]
+    for ax, key, lim in ((axes[0], "Dice", (0.4, 1.0)), (axes[1], "AUC", (0.5, 1.0))):
+        for y, (_, r) in zip(ypos, rows.iterrows()):
+            v = r.get(key)
+            if v is None or pd.isna(v):
+                continue
+            colour = "grey" if r["what"].startswith("paper") else (
+                figures.TRUTH_COLOUR if r["data"] == "BUSI" else figures.PRED_COLOUR)
+            lo, hi = r.get(f"{key} low"), r.get(f"{key} high")
+            err = None if lo is None or pd.isna(lo) else [[v - lo], [hi - v]]
+            ax.errorbar([v], [y], xerr=err, fmt="o", color=colour, capsize=3)
+            ax.annotate(f"{v:.3f}", (v, y), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=7)
+        ax.set(xlim=(lim[0], lim[1] + 0.03), xlabel=f"{key} (95 % interval)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(ypos, labels, fontsize=8)
+    fig.suptitle("The bottom line: grey, the paper's numbers; sky blue, ours on BUSI; orange, "
+                 "BUS-BRA", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_headline_figure(path, profile: str, seed: int, model_dir) -> pd.DataFrame:
+    """Write :func:`plot_headline` to ``path`` (PNG, no timestamp: the same records give the
+    same bytes) for the introduction, with the release in ``model_dir`` when it exists;
+    returns the rows."""
+    rel_b, ext_b = (transfer.load_release(model_dir)
+                    if (Path(model_dir) / "release.json").is_file() else (None, None))
+    rows = headline_rows(profile, seed, rel_b, ext_b)
+    fig = plot_headline(rows)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return rows
