@@ -167,10 +167,11 @@ def birads_crosstab(ens: pd.DataFrame | None, ev: dict | None = None) -> None:
         cal = calibration.birads_crosstab(busbra, "prob_cal")
         view.show(cal, "BUS-BRA: the radiologists' BI-RADS (rows) against the band of the "
                   f"calibrated probability (columns; {ev['source']}), as the predictor gives it")
+        shift = float(busbra["prob_cal"].mean() - busbra["prob_raw"].mean())
         view.md("With the calibrated probability, "
                 + calibration.discordant_sentence(cal) + ". The calibration was fitted on BUSI; "
-                "on BUS-BRA it pushes the probabilities up (the calibration table above), so "
-                "benign lesions that a radiologist calls BI-RADS 2 can get a high band.")
+                f"on BUS-BRA it moves the mean probability by {shift:+.3f} (from "
+                f"{busbra['prob_raw'].mean():.3f} to {busbra['prob_cal'].mean():.3f}).")
 
 
 def glue_opening(cal_t: pd.DataFrame | None, ens, rad, ens_t: pd.DataFrame) -> None:

@@ -288,22 +288,24 @@ def plot_confusion(pred: pd.DataFrame, classes: Sequence[str], title: str = ""):
 def overlay_cases(pred: pd.DataFrame, n_per_class: int = 2) -> pd.DataFrame:
     """Rows of ``pred`` to show, per class (benign, malignant): the ``n_per_class`` worst, the
     ``n_per_class`` closest to the class's median Dice (typical) and the best, with a
-    ``case`` column (worst, typical, best)."""
-    rows = []
+    ``case`` column (worst, typical, best), in that order."""
     pred = pred[pred["true_class"].isin(["benign", "malignant"])].dropna(subset=["dice"])
-    for cls in ("benign", "malignant"):
-        g = pred[pred["true_class"] == cls].sort_values(["dice", "id"])
-        if g.empty:
-            continue
-        med = g["dice"].median()
-        typical = g.assign(_d=(g["dice"] - med).abs()).sort_values(["_d", "id"]).drop(columns="_d")
-        for case, part in (("worst", g.head(n_per_class)), ("typical", typical.head(n_per_class)),
-                           ("best", g.tail(n_per_class).iloc[::-1])):
-            rows.append(part.assign(case=case))
-    out = pd.concat(rows) if rows else pred.iloc[0:0].assign(case=[])
-    order = {"worst": 0, "typical": 1, "best": 2}
-    return out.sort_values(["case", "true_class"], key=lambda s: s.map(order) if s.name == "case"
-                           else s, kind="stable").reset_index(drop=True)
+    by_class = {c: g.sort_values(["dice", "id"]) for c, g in pred.groupby("true_class")}
+    parts = []
+    for case in ("worst", "typical", "best"):
+        for cls in ("benign", "malignant"):
+            g = by_class.get(cls)
+            if g is None:
+                continue
+            if case == "worst":
+                part = g.head(n_per_class)
+            elif case == "best":
+                part = g.tail(n_per_class).iloc[::-1]
+            else:
+                dist = (g["dice"] - g["dice"].median()).abs()
+                part = g.assign(_d=dist).sort_values(["_d", "id"]).drop(columns="_d").head(n_per_class)
+            parts.append(part.assign(case=case))
+    return pd.concat(parts).reset_index(drop=True) if parts else pred.iloc[0:0].assign(case=[])
 
 
 def plot_overlays(profile: str, experiment: str, records: list[dict], data=None, *, n: int = 4,
