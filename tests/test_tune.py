@@ -291,3 +291,29 @@ def test_stage6_rule_on_known_numbers():
                                                        "surroundings")
     with pytest.raises(ConfigError, match="reference"):
         tune_report.seeded_table(_seeded_recs(ref, ref)[3:], **kw)
+
+
+def test_stage7_confirms_trivial_with_five_seeds_a_side_at_a_bonferroni_level():
+    """Stage 7 extends stage 6's trivial and reference trials by seeds 3 and 4 (paired, only
+    ``aug_policy`` differs) and judges at 1 - 0.05 / 4."""
+    ref = [tune.trial_config(t) for t in tune.CONFIRM_REFERENCE]
+    assert [c["train_seed"] for c in ref] == [None, 1, 2, 3, 4]
+    (name, trials), = tune.CONFIRM_CANDIDATES.items()
+    assert name == "trivial" and trials[:3] == tune.SEEDED_CANDIDATES["trivial"]
+    for t, r in zip(trials, ref):
+        cfg = tune.trial_config(t)
+        assert {k for k in cfg if cfg[k] != r[k]} == {"aug_policy"}, t
+    assert tune.CONFIRM_LEVEL == pytest.approx(0.9875)
+
+
+def test_stage7_interval_is_wider_than_stage6s_on_the_same_numbers():
+    recs = _seeded_recs((1.70, 1.72, 1.66), (1.60, 1.62, 1.64))
+    kw = dict(reference=("r0", "r1", "r2"), candidates={"c": ("c0", "c1", "c2")})
+    t95 = tune_report.seeded_table(recs, **kw).set_index("signal").loc["shift score"]
+    t99 = tune_report.seeded_table(recs, level=tune.CONFIRM_LEVEL, **kw)
+    assert t99.attrs["level"] == pytest.approx(0.9875)
+    t99 = t99.set_index("signal").loc["shift score"]
+    assert t99["difference"] == pytest.approx(t95["difference"])
+    assert t99["low"] < t95["low"] and t99["high"] > t95["high"]
+    with pytest.raises(ConfigError, match="reference"):      # stage 7 not run: no table
+        tune_report.confirm_table(recs)

@@ -21,7 +21,8 @@ import pandas as pd
 
 from busi_lib.errors import ConfigError
 from busi_lib.experiments.shift import SHIFTS, shift_score
-from busi_lib.experiments.tune import (DATA_REFERENCE, DATA_TRIALS, MIN_GAIN, ROBUST_CANDIDATES,
+from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE,
+                                       DATA_REFERENCE, DATA_TRIALS, MIN_GAIN, ROBUST_CANDIDATES,
                                        ROBUST_FOLLOW_UP, ROBUST_REFERENCE, SCORE_EPOCHS,
                                        SEED_TRIALS, SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS,
                                        tuning_dir)
@@ -379,6 +380,7 @@ def seeded_table(recs: list[dict], reference=None, candidates=None,
     out = pd.DataFrame(rows)
     out.attrs["missing"] = missing
     out.attrs["diverged"] = diverged
+    out.attrs["level"] = level
     return out
 
 
@@ -402,3 +404,20 @@ def seeded_select(table: pd.DataFrame) -> dict[str, str]:
         else:
             out[name] = "not kept: no difference clears the seed noise"
     return out
+
+
+def confirm_table(recs: list[dict]) -> pd.DataFrame:
+    """Stage 7's comparison: :func:`seeded_table` for the confirmed candidate, five seeds
+    against five, with intervals at :data:`~busi_lib.experiments.tune.CONFIRM_LEVEL`."""
+    return seeded_table(recs, reference=CONFIRM_REFERENCE, candidates=CONFIRM_CANDIDATES,
+                        level=CONFIRM_LEVEL)
+
+
+def confirm_select(table: pd.DataFrame) -> dict[str, str]:
+    """Stage 7's rule (fixed 2026-12-03, committed before its four new trials ran): the rule
+    of :func:`seeded_select` -- kept when the interval of the clean or the shift score is
+    above zero, neither below zero, and the AUC with the lesion hidden not above zero -- applied
+    to five seeds against five, with intervals at the Bonferroni level ``1 - 0.05 / 4``
+    (stage 6 looked at four candidates and this one was picked for its promise, so a plain
+    95 % interval would overstate the evidence). ``table`` is :func:`confirm_table`'s."""
+    return seeded_select(table)

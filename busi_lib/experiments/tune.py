@@ -154,6 +154,14 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # sees the lesion and a thin rim only; added before any stage-6 trial ran
     **{f"s6_cropmask{sfx}": (6, {**COMBO, "crop_context": "mask", **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # stage 7 (issue 26, a later session of 2026-12-03; rule in
+    # busi_lib.analysis.tune_report.confirm_select, fixed and committed before these trials
+    # ran): a confirmation of the one stage-6 candidate whose shift-score interval reached zero
+    # (trivial: +0.105, -0.003 to +0.213). Two more training seeds (3, 4) on each side, so five
+    # against five; the same images, validation split and signals
+    **{f"s7_recipe_s{k}": (7, {**COMBO, "train_seed": k}) for k in (3, 4)},
+    **{f"s7_trivial_s{k}": (7, {**COMBO, "aug_policy": "trivial", "train_seed": k})
+       for k in (3, 4)},
 }
 #: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
 #: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
@@ -166,6 +174,14 @@ SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
 #: The configuration keys each stage-6 candidate changes.
 SEEDED_KEYS: dict[str, set[str]] = {"zscore": {"normalize"}, "pad": {"resize"},
                                     "trivial": {"aug_policy"}, "cropmask": {"crop_context"}}
+#: Stage 7: the confirmation of stage 6's closest candidate, five seeds on each side (the
+#: stage-6 trials and two new seeds each). Judged at a stricter level, because the candidate
+#: was picked as the best of the four that stage 6 looked at: a Bonferroni level of
+#: 1 - 0.05 / 4 (see :func:`busi_lib.analysis.tune_report.confirm_select`).
+CONFIRM_REFERENCE = SEEDED_REFERENCE + ("s7_recipe_s3", "s7_recipe_s4")
+CONFIRM_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "trivial": SEEDED_CANDIDATES["trivial"] + ("s7_trivial_s3", "s7_trivial_s4")}
+CONFIRM_LEVEL = 1 - 0.05 / len(SEEDED_CANDIDATES)
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.analysis.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
