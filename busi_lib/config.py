@@ -129,7 +129,8 @@ ROBUST_RECIPE: dict[str, Any] = {"aug_scale": 0.15, "aug_intensity": True, "aug_
 #: follow-up (``robust_aug_e60``, a later session; rule fixed before it finished: clean score
 #: +0.039, shift score +0.038 over ``robust_aug_e40``) is trained as ``robust_grouped_e60``.
 ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
-                                            "robust_grouped_e60": {"cpu": 60}}
+                                            "robust_grouped_e60": {"cpu": 60},
+                                            "peer_curated": {"cpu": 60}}
 #: The experiment whose fold models are the released model (``models/<experiment>_cpu``, the
 #: README's predict line, the book's *Try the model*). ``robust_grouped_e60`` replaced
 #: ``multitask_grouped`` (2026-12-03): on the same duplicate-grouped folds and machine its Dice is
@@ -221,6 +222,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # the same width as the reference they are paired with, and affordable on the CPU
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "seg", "cls_head": "gap",
                      "baseline_width": None} for n in SEG_BASELINES},
+    # the peers' protocols (issue 29; busi_lib.data.protocols), with the released recipe
+    # (robust_grouped_e60's configuration) and its training seed
+    "peer_curated": {"split": "peer_curated", "n_folds": 4, "seed": 1993, "train_seed": 42,
+                     "classes": ["benign", "malignant", "normal"], **ROBUST_RECIPE},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,
                      "cls_head": "gap", **FLOAT32_BASELINES.get(n, {}),
                      **({"lr": BASELINE_LR[n]} if n in BASELINE_LR else {})}
@@ -236,6 +241,10 @@ BOOK_EXPERIMENTS: tuple[str, ...] = (
     "robust_grouped_e60", "ablation_reference",
     *ABLATIONS, *(f"ablation_reference_s{s}" for s in REFERENCE_SEEDS),
     *(f"base_{n}" for n in SEG_BASELINES + CLS_BASELINES))
+
+#: The peers' protocols the book's chapter *Against the peers* shows (trained on demand with
+#: ``busi-train --experiment NAME``; not part of ``make results``).
+PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated",)
 
 #: The experiments of profile ``cpu_v1`` (the records made before the recipe), frozen as they
 #: were: ``light`` marks those run with the lighter protocol of LIGHT.
@@ -298,7 +307,7 @@ def book_experiments(profile: str) -> tuple[str, ...]:
 #: Allowed values of the configuration keys that take one of a few (``busi-train --list`` shows them).
 CHOICES = {
     "enhancement": ("none", "he", "clahe", "ghe"),
-    "split": ("random", "grouped", "curated"),
+    "split": ("random", "grouped", "curated", "peer_curated"),
     "full_res": ("stem", "input", "none"),
     "block": ("residual", "plain"),
     "task": ("multi", "seg", "cls"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from busi_lib.book import ablations_chapter, baselines_chapter, birads_chapter, try_model_chapter
+from busi_lib.book import (ablations_chapter, baselines_chapter, birads_chapter, peers_chapter,
+                           try_model_chapter)
 from busi_lib.config import make_config
 
 
@@ -16,7 +17,8 @@ from busi_lib.config import make_config
 def glued(monkeypatch):
     """What the chapters glue, show and say (nothing is displayed)."""
     out = {"glue": {}, "shown": [], "md": [], "note": []}
-    for mod in (ablations_chapter, baselines_chapter, birads_chapter, try_model_chapter):
+    for mod in (ablations_chapter, baselines_chapter, birads_chapter, peers_chapter,
+                try_model_chapter):
         monkeypatch.setattr(mod.booktext, "glue",
                             lambda k, v, display=False: out["glue"].__setitem__(k, v))
         monkeypatch.setattr(mod.view, "show",
@@ -140,3 +142,31 @@ def test_the_bottom_line_figure_is_written_without_a_release(tmp_path, monkeypat
     rows = try_model_chapter.save_headline_figure(png, "smoke", 42, tmp_path / "no_release")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(rows["data"]) == ["BUSI"] * 4                 # the paper and our three rows
+
+
+def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
+    """Ours from the fold predictions (mean of folds, t interval), the peer's as reported."""
+    rows = []
+    for k, d in enumerate((0.70, 0.72, 0.74, 0.76)):
+        rows += [dict(fold=k, true_class="benign", dice=d, pred_area_frac=0.1,
+                      pred_class="benign", prob_malignant=0.2),
+                 dict(fold=k, true_class="malignant", dice=d - 0.1, pred_area_frac=0.1,
+                      pred_class="malignant", prob_malignant=0.8),
+                 dict(fold=k, true_class="normal", dice=0.0, pred_area_frac=0.0,
+                      pred_class="normal", prob_malignant=0.1)]
+    recs = [{"fold": k} for k in range(4)]
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    monkeypatch.setattr(peers_chapter.runs, "predictions", lambda *a, **k: pd.DataFrame(rows))
+    summary = peers_chapter.curated("cpu", 42).set_index("metric")
+    assert summary.loc["Dice, benign images", "ours, mean of folds"] == pytest.approx(0.73)
+    assert summary.loc["Dice, normal images", "ours, mean of folds"] == pytest.approx(1.0)
+    text = glued["glue"]["peer_curated_opening"]
+    assert text.startswith("our network reaches Dice on benign images 0.730 (")
+    assert "3-class accuracy 1.000" in text and text.endswith("they report 0.773, 0.711 and 0.802")
+    assert [c for c, _ in glued["shown"]][1:] == ["Ours per test fold", "What differs"]
+
+
+def test_peers_curated_without_records_says_so(glued, monkeypatch):
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: [])
+    assert peers_chapter.curated("cpu", 42) is None
+    assert glued["glue"]["peer_curated_opening"] == "our network on this protocol is not recorded yet"

@@ -162,9 +162,12 @@ def test_each_notebook_opens_with_its_bootstrap_cell():
     from pathlib import Path
 
     nbs = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-    assert len(nbs) == 9
+    from busi_lib.book.build import NOTEBOOKS
+
+    assert [p.stem for p in nbs] == sorted(NOTEBOOKS)
     for path in nbs:
         first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "".join(first["source"]).strip() == colab.bootstrap_cell(path.stem).strip(), path
     assert "fetch_data=False" in colab.bootstrap_cell("06_birads")
+    assert "fetch_data=False" in colab.bootstrap_cell("10_peers")
     assert "fetch_data=False" not in colab.bootstrap_cell("01_eda")

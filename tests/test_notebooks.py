@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 REF_DIR = ROOT / "tests" / "nbval"
 NAMES = ["01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-         "07_claims_audit", "08_try_model", "09_recipe_and_cost"]
+         "07_claims_audit", "08_try_model", "09_recipe_and_cost", "10_peers"]
 HEAVY = ("experiment_records(", "run_cv(")
 HOW_MADE = "## How these numbers were made"
 #: ``{glue:text}`key:s``` or ``{glue:text}`/notebooks/<name>.ipynb::key:s```

@@ -50,7 +50,7 @@ from busi_lib.records import MODELS_DIR, PROJECT_ROOT
 from busi_lib.serve.release import model_name
 
 NOTEBOOKS = ("01_eda", "02_ghe", "03_training", "04_baselines", "05_ablations", "06_birads",
-             "07_claims_audit", "08_try_model", "09_recipe_and_cost")
+             "07_claims_audit", "08_try_model", "09_recipe_and_cost", "10_peers")
 PUBLISHED_PROFILE = "cpu"
 #: Extra papermill parameters per profile (given only to notebooks that declare them).
 PROFILE_PARAMETERS: dict[str, dict[str, object]] = {

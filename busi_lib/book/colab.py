@@ -38,7 +38,7 @@ LIGHT_DEPS = {"pooch": "pooch>=1.8,<2", "papermill": "papermill>=2.6,<3",
 
 #: The chapters that read only the records (and the release), never BUSI's images: on Colab
 #: their first cell does not download BUSI.
-WITHOUT_BUSI = ("04_baselines", "06_birads")
+WITHOUT_BUSI = ("04_baselines", "06_birads", "10_peers")
 
 #: Code of the first cell of each notebook (kept here so every notebook stays the same; the
 #: chapters of :data:`WITHOUT_BUSI` end it with ``colab.setup(fetch_data=False)``).

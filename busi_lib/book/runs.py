@@ -12,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from busi_lib.book.view import md, note
-from busi_lib.config import config_hash, make_config
+from busi_lib.config import book_experiments, config_hash, make_config
 from busi_lib.data.busi import load_busi
 from busi_lib.errors import ConfigError
 from busi_lib.records import load_predictions, load_records, results_root
@@ -61,7 +61,8 @@ def experiment_records(profile: str, experiment: str, *, seed: int = DEFAULT_SEE
                     if int(seed) != DEFAULT_SEED else "")
         note(f"`{experiment}` ({profile}): fold(s) {', '.join(str(k + 1) for k in missing)} not "
              f"recorded; `busi-train --profile {profile} --experiment {experiment}{seed_arg}` "
-             "trains them (`make results`: every experiment of the book).")
+             "trains them" + (" (`make results`: every experiment of the book)."
+                              if experiment in book_experiments(profile) else "."))
     return current
 
 

@@ -12,6 +12,9 @@ reader can see where every image went. Three modes:
 ``"curated"``
     stratified folds over the images of the published Curated-BUSI keep-list only
     (Aumente-Maestro et al. 2025, ``curation/mapping_curated_BUSI.csv``).
+``"peer_curated"``
+    that peer's own protocol on the keep-list (their seed, their order, a validation part in
+    each fold): :func:`busi_lib.data.protocols.curated_multitask_folds`.
 
 Near-duplicate rule (a documented heuristic, the same as the screen in ``BUSI/SOURCE.md``):
 two images are near-duplicates when their 32x32 grey thumbnails have a Pearson correlation
@@ -32,10 +35,11 @@ from PIL import Image
 from busi_lib import records
 from busi_lib.config import setting
 from busi_lib.data.busi import load_busi
+from busi_lib.data.protocols import curated_multitask_folds
 from busi_lib.errors import ConfigError, DataError
 from busi_lib.records import PROJECT_ROOT, atomic_write_text
 
-SPLIT_MODES = ("random", "grouped", "curated")
+SPLIT_MODES = ("random", "grouped", "curated", "peer_curated")
 SPLITS_DIR = PROJECT_ROOT / "results" / "splits"
 #: The images a grouped split looks for near-duplicates in, whatever the experiment's own
 #: preprocessing (so that one seed gives one split): 128 px, squashed, GHE-enhanced. It is the
@@ -116,6 +120,12 @@ def duplicate_groups(images: np.ndarray, image_sha256: Sequence[str], *,
 
 def read_curated_ids(path: str | os.PathLike) -> set[str]:
     """Ids (``"benign (20)"``) of the Curated-BUSI keep-list (``class;id`` CSV, CRLF allowed)."""
+    return set(read_curated_list(path))
+
+
+def read_curated_list(path: str | os.PathLike) -> list[str]:
+    """The Curated-BUSI keep-list's ids in the file's order (the order its authors' folds
+    were drawn in)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"curated keep-list {str(path)!r} not found; expected the file "
@@ -123,7 +133,7 @@ def read_curated_ids(path: str | os.PathLike) -> set[str]:
     df = pd.read_csv(path, sep=";")
     if list(df.columns) != ["class", "id"]:
         raise DataError(f"{str(path)!r} has columns {list(df.columns)}; expected ['class', 'id']")
-    return {f"{c.strip()} ({int(i)})" for c, i in zip(df["class"], df["id"])}
+    return [f"{c.strip()} ({int(i)})" for c, i in zip(df["class"], df["id"])]
 
 
 def default_curated_path(data_root: str | os.PathLike | None) -> Path | None:
@@ -138,7 +148,7 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
                mode: str = "random", class_names: Sequence[str] = ("benign", "malignant"),
                images: np.ndarray | None = None, image_sha256: Sequence[str] | None = None,
                curated_ids: set[str] | None = None, corr_min: float = 0.99,
-               dhash_max: int = 12) -> pd.DataFrame:
+               dhash_max: int = 12, keep_list: Sequence[str] | None = None) -> pd.DataFrame:
     """Assign each image to a test fold.
 
     Returns
@@ -152,6 +162,11 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
         raise ConfigError(f"split={mode!r}: expected one of {list(SPLIT_MODES)}")
     if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ConfigError(f"n_folds={n_folds!r}: expected an integer >= 2")
+    if mode == "peer_curated":
+        if keep_list is None:
+            raise ConfigError("split='peer_curated' needs keep_list (see read_curated_list)")
+        return curated_multitask_folds(ids, [class_names[i] for i in labels], keep_list,
+                                       n_folds=n_folds, seed=seed)
     ids = np.asarray(ids)
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=len(class_names))
@@ -294,11 +309,15 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
             raise DataError("the grouping view lists other images than the data; expected the "
                             "same images in the same order")
         kw.update(images=view.images, image_sha256=view.image_sha256)
-    if cfg["split"] == "curated":
+    if cfg["split"] in ("curated", "peer_curated"):
         path = default_curated_path(data.root)
         if path is None:
-            raise DataError(f"split='curated' needs curation/mapping_curated_BUSI.csv next to "
-                            f"{data.root}; it was not found")
-        kw.update(curated_ids=read_curated_ids(path))
+            raise DataError(f"split={cfg['split']!r} needs curation/mapping_curated_BUSI.csv "
+                            f"next to {data.root}; it was not found")
+        keep_list = read_curated_list(path)
+        if cfg["max_per_class"] is not None:     # a capped subset (smoke) cannot hold them all
+            present = set(map(str, data.ids))
+            keep_list = [i for i in keep_list if i in present]
+        kw.update(curated_ids=set(keep_list), keep_list=keep_list)
     folds = load_or_make_folds(csv, data.ids, **kw)
     return data, folds

@@ -27,6 +27,7 @@ import pandas as pd
 
 from busi_lib import records
 from busi_lib.config import CHOICES, book_experiments, config_hash, experiments, make_config
+from busi_lib.data.protocols import fold_parts
 from busi_lib.data.splits import prepare
 from busi_lib.errors import ConfigError, DataError
 from busi_lib.eval import inference
@@ -106,11 +107,8 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
     failure is written to ``diverged_fold<k>.json`` (configuration, data, machine, the epoch,
     the loss history) and returned, and no ``fold<k>.json`` is written."""
     t_start = time.time()
-    fold_col = folds["fold"].to_numpy()
-    test_idx = np.nonzero(fold_col == k)[0]
-    train_idx = np.nonzero((fold_col != k) & (fold_col >= 0))[0]
-    val_idx = np.array([], np.int64)
-    if cfg["early_stopping"]:
+    train_idx, val_idx, test_idx = fold_parts(folds, k)   # a protocol's validation part, if any
+    if cfg["early_stopping"] and not len(val_idx):
         rng = np.random.default_rng([cfg["seed"], k, 10**6])
         from sklearn.model_selection import train_test_split
 

@@ -306,7 +306,7 @@ def _after_epoch(model, cfg: dict, state: TrainingState, row: dict, ck: _Checkpo
             atomic_save(model, ck.best)
         else:
             state.wait += 1
-            stop = state.wait >= cfg["early_stopping"]
+            stop = bool(cfg["early_stopping"]) and state.wait >= cfg["early_stopping"]
     atomic_save(model, ck.model)
     records.write_json(ck.state, state.as_dict())
     if not math.isfinite(row.get("loss", 0.0)):

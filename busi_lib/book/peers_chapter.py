@@ -1,0 +1,79 @@
+"""Chapter 10 (*Against the peers*): each section's tables and glued values.
+
+The peers' numbers are shown as they published them, labelled, in their own rows or tables;
+ours come from the committed fold records of the experiments of
+:data:`busi_lib.config.PEER_EXPERIMENTS`, which rebuild the peers' protocols
+(:mod:`busi_lib.data.protocols`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from busi_lib.analysis import peers
+from busi_lib.book import booktext, runs, view
+from busi_lib.config import PEER_EXPERIMENTS, experiments
+
+#: What the chapter says where a value cannot be computed for want of records.
+NA = "not recorded yet"
+
+
+def _ci(mean: float, lo: float, hi: float) -> str:
+    return f"{mean:.3f} ({lo:.3f} to {hi:.3f})"
+
+
+def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None:
+    """The Curated-BUSI section: ours beside the peer's reported numbers, per fold, and what
+    differs. Returns the summary (``None`` without records)."""
+    name = "peer_curated"
+    rep = peers.PEER_REPORTED[name]
+    if name not in experiments(profile):
+        view.note(f"profile `{profile}` does not define `{name}`.")
+        return None
+    recs = runs.experiment_records(profile, name, seed=seed)
+    pred = runs.predictions(profile, name, seed=seed, records=recs) if recs else None
+    if not recs or pred is None or pred.empty:
+        view.note(f"`{name}` has no recorded fold yet: ours is {NA}.")
+        booktext.glue("peer_curated_opening", f"our network on this protocol is {NA}")
+        return None
+    per_fold = peers.curated_fold_metrics(pred)
+    summary = peers.curated_summary(per_fold, level)
+    shown = summary.rename(columns={"low": f"{level:.0%} low", "high": f"{level:.0%} high"})
+    view.show(shown, "Curated BUSI, 4-fold protocol: ours (mean of the test folds, t interval) "
+                     "beside the peer's reported value")
+    view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    view.show(per_fold.rename(columns={"fold": "test fold"}).assign(
+        **{"test fold": per_fold["fold"] + 1}), "Ours per test fold")
+    view.show(pd.DataFrame(peers.DIFFERENCES[name], columns=["aspect", "the peer", "ours"]),
+              "What differs")
+    s = summary.set_index("metric")
+    parts = [f"{m.split(', ')[1] if ', ' in m else m} "
+             f"{_ci(*s.loc[m, ['ours, mean of folds', 'low', 'high']])}"
+             for m in ("Dice, benign images", "Dice, malignant images", "3-class accuracy")]
+    peer = rep["metrics"]
+    booktext.glue("peer_curated_opening",
+                  f"our network reaches Dice on {parts[0]}, Dice on {parts[1]} and "
+                  f"{parts[2]} (mean of {len(per_fold)} test folds, {level:.0%} t interval); "
+                  f"they report {peer['Dice, benign images']:.3f}, "
+                  f"{peer['Dice, malignant images']:.3f} and {peer['3-class accuracy']:.3f}")
+    return summary
+
+
+def reported_only(name: str) -> None:
+    """A peer whose protocol is not rebuilt yet: its reported numbers, labelled."""
+    rep = peers.PEER_REPORTED[name]
+    rows = [{"metric": m, "reported": (f"{v[0]:.3f} to {v[1]:.3f}" if isinstance(v, tuple)
+                                       else f"{v:.3f}")} for m, v in rep["metrics"].items()]
+    view.show(pd.DataFrame(rows), f"Reported by {rep['peer']}")
+    view.md(f"Source: {rep['source']}.")
+
+
+def how_made(profile: str, seed: int) -> None:
+    """The closing section: where each of our rows comes from."""
+    for name in PEER_EXPERIMENTS:
+        if name in experiments(profile):
+            recs = runs.experiment_records(profile, name, seed=seed)
+            if recs:
+                runs.show_provenance(recs, name)
+            else:
+                view.md(f"`{name}`: {NA}.")

@@ -1,0 +1,162 @@
+"""The peers' protocols (busi_lib.data.protocols): sizes, balance, disjoint parts, the
+keep-list honoured, the peer's own calls reproduced, determinism, errors."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from busi_lib.config import make_config
+from busi_lib.data import protocols
+from busi_lib.data.splits import make_folds, read_curated_list
+from busi_lib.errors import ConfigError, DataError
+
+COUNTS = {"benign": 222, "malignant": 164, "normal": 64}     # the curated keep-list's
+
+
+def _keep_list():
+    return [f"{c} ({i})" for c, n in COUNTS.items() for i in range(1, n + 1)]
+
+
+def _data(extra=30, seed=0):
+    """A data order that is not the keep-list's, with images off the list."""
+    ids = _keep_list() + [f"benign ({1000 + i})" for i in range(extra)]
+    order = np.random.default_rng(seed).permutation(len(ids))
+    ids = [ids[i] for i in order]
+    return ids, [i.split(" ")[0] for i in ids]
+
+
+def test_curated_folds_sizes_balance_and_disjoint_parts():
+    ids, cls = _data()
+    f = protocols.curated_multitask_folds(ids, cls, _keep_list())
+    kept = f[f["fold"] >= 0]
+    assert len(kept) == 450 and (f["fold"] == -1).sum() == 30           # the list, honoured
+    assert set(f.loc[f["fold"] == -1, "id"]) == {f"benign ({1000 + i})" for i in range(30)}
+    for k in range(4):
+        test = kept[kept["fold"] == k]
+        assert len(test) in (112, 113)
+        for c, n in COUNTS.items():                                     # stratified
+            assert abs((test["class"] == c).sum() - n / 4) <= 1
+        train, val, tst = protocols.fold_parts(f, k)
+        assert not set(train) & set(val) and not set(train) & set(tst) and not set(val) & set(tst)
+        assert len(train) + len(val) + len(tst) == 450
+        assert len(val) == pytest.approx(0.2 * (450 - len(tst)), abs=1)  # 20 % of the training part
+        assert (f.loc[val, "fold"] != k).all() and (f.loc[val, "fold"] >= 0).all()
+    assert sorted(kept["fold"].value_counts()) == [112, 112, 113, 113]
+
+
+def test_curated_folds_are_the_peers_own_calls_whatever_the_data_order():
+    """The folds equal StratifiedKFold / train_test_split called as the peer calls them, on
+    their table in the keep-list's order -- however our data happens to be ordered."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    keep = _keep_list()
+    table = pd.DataFrame({"id": keep, "class": [i.split(" ")[0] for i in keep]})
+    kf = StratifiedKFold(n_splits=4, shuffle=True, random_state=1993)
+    for seed in (0, 1):
+        ids, cls = _data(seed=seed)
+        f = protocols.curated_multitask_folds(ids, cls, keep).set_index("id")
+        for k, (tv, te) in enumerate(kf.split(table, table["class"])):
+            assert (f.loc[table["id"].iloc[te], "fold"] == k).all()
+            tr, va = train_test_split(table.iloc[tv], train_size=0.8, random_state=1993,
+                                      shuffle=True, stratify=table.iloc[tv]["class"])
+            assert f.loc[va["id"], f"val{k}"].all() and not f.loc[tr["id"], f"val{k}"].any()
+
+
+def test_curated_folds_depend_on_the_keep_list_order_and_are_deterministic():
+    ids, cls = _data()
+    a = protocols.curated_multitask_folds(ids, cls, _keep_list())
+    assert a.equals(protocols.curated_multitask_folds(ids, cls, _keep_list()))
+    b = protocols.curated_multitask_folds(ids, cls, _keep_list()[::-1])
+    assert not a["fold"].equals(b["fold"])
+
+
+def test_curated_folds_errors():
+    ids, cls = _data()
+    with pytest.raises(DataError, match="not in the data"):
+        protocols.curated_multitask_folds(ids[:-100], cls[:-100], _keep_list())
+    with pytest.raises(DataError, match="twice"):
+        protocols.curated_multitask_folds(ids, cls, _keep_list() + ["benign (1)"])
+    with pytest.raises(ConfigError, match="one class name per id"):
+        protocols.curated_multitask_folds(ids, cls[:-1], _keep_list())
+    f = protocols.curated_multitask_folds(ids, cls, _keep_list())
+    with pytest.raises(ConfigError, match="fold 7"):
+        protocols.fold_parts(f, 7)
+
+
+def test_make_folds_dispatches_and_a_table_without_val_columns_has_no_val_part():
+    ids, cls = _data()
+    names = ["benign", "malignant", "normal"]
+    labels = [names.index(c) for c in cls]
+    f = make_folds(ids, labels, n_folds=4, seed=1993, mode="peer_curated", class_names=names,
+                   keep_list=_keep_list())
+    assert f.equals(protocols.curated_multitask_folds(ids, cls, _keep_list()))
+    with pytest.raises(ConfigError, match="keep_list"):
+        make_folds(ids, labels, n_folds=4, mode="peer_curated", class_names=names)
+    plain = f.drop(columns=[f"val{k}" for k in range(4)])
+    train, val, test = protocols.fold_parts(plain, 0)
+    assert len(val) == 0 and len(train) + len(test) == 450
+
+
+def test_the_peer_experiment_uses_the_peers_protocol_and_our_released_recipe():
+    cfg = make_config("cpu", "peer_curated")
+    rel = make_config("cpu", "robust_grouped_e60")
+    p = protocols.PEER_CURATED
+    assert (cfg["split"], cfg["n_folds"], cfg["seed"]) == ("peer_curated", p["n_folds"], p["seed"])
+    assert tuple(cfg["classes"]) == p["classes"] and cfg["image_size"] == p["image_size"]
+    differ = {k for k in cfg if cfg[k] != rel[k]}
+    assert differ <= {"split", "n_folds", "seed", "train_seed", "classes", "external"}, differ
+
+
+def test_the_real_keep_list(real_busi):
+    from busi_lib.data.splits import default_curated_path
+
+    path = default_curated_path(real_busi)
+    assert path is not None, "curation/mapping_curated_BUSI.csv next to the real BUSI"
+    keep = read_curated_list(path)
+    assert len(keep) == len(set(keep)) == sum(COUNTS.values())
+    assert {c: sum(i.startswith(c + " ") for i in keep) for c in COUNTS} == COUNTS
+    assert keep[0] == "benign (20)"             # the file's order, not sorted
+
+
+# ----------------------------------------------------------------------------- scoring (analysis.peers)
+def _pred():
+    """Two folds with known metrics."""
+    rows = []
+    for k in (0, 1):
+        rows += [
+            dict(fold=k, true_class="benign", dice=0.8, pred_area_frac=0.1, pred_class="benign",
+                 prob_malignant=0.1),
+            dict(fold=k, true_class="benign", dice=0.6, pred_area_frac=0.1,
+                 pred_class="malignant", prob_malignant=0.7),
+            dict(fold=k, true_class="malignant", dice=0.5 + 0.1 * k, pred_area_frac=0.2,
+                 pred_class="malignant", prob_malignant=0.9),
+            dict(fold=k, true_class="normal", dice=0.0, pred_area_frac=0.0, pred_class="normal",
+                 prob_malignant=0.05),          # nothing predicted: 1 as the peer scores it
+            dict(fold=k, true_class="normal", dice=0.0, pred_area_frac=0.01,
+                 pred_class="benign", prob_malignant=0.2)]       # a false lesion: 0
+    return pd.DataFrame(rows)
+
+
+def test_curated_scoring_on_known_values():
+    from busi_lib.analysis import peers
+
+    f = peers.curated_fold_metrics(_pred())
+    assert f["Dice, benign images"].tolist() == pytest.approx([0.7, 0.7])
+    assert f["Dice, malignant images"].tolist() == pytest.approx([0.5, 0.6])
+    assert f["Dice, normal images"].tolist() == pytest.approx([0.5, 0.5])
+    assert f["3-class accuracy"].tolist() == pytest.approx([0.6, 0.6])
+    assert f["AUC, malignant vs rest"].tolist() == pytest.approx([1.0, 1.0])
+    s = peers.curated_summary(f).set_index("metric")
+    assert s.loc["Dice, malignant images", "ours, mean of folds"] == pytest.approx(0.55)
+    assert s.loc["Dice, malignant images", "low"] < 0.55 < s.loc["Dice, malignant images", "high"]
+    assert s.loc["Dice, benign images", "aim"] == "below by 0.073 (interval below it)"
+    assert s.loc["AUC, malignant vs rest", "aim"] == "no reported value"
+    assert s.loc["3-class accuracy", "peer reported"] == pytest.approx(0.802)
+
+
+def test_curated_scoring_errors():
+    from busi_lib.analysis import peers
+
+    with pytest.raises(ConfigError, match="no predictions"):
+        peers.curated_fold_metrics(pd.DataFrame())
+    with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
+        peers.curated_fold_metrics(_pred().drop(columns="pred_class"))
