@@ -1,5 +1,7 @@
 """The peers' protocols (busi_lib.data.protocols): sizes, balance, disjoint parts, the
 keep-list honoured, the peer's own calls reproduced, determinism, errors."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,3 +162,70 @@ def test_curated_scoring_errors():
         peers.curated_fold_metrics(pd.DataFrame())
     with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
         peers.curated_fold_metrics(_pred().drop(columns="pred_class"))
+
+
+# ----------------------------------------------------------------------------- segmentation benchmark
+def _lesion_data():
+    ids = ([f"benign ({i})" for i in range(1, 438)] + [f"malignant ({i})" for i in range(1, 211)]
+           + [f"normal ({i})" for i in range(1, 134)])
+    return ids, [i.split(" ")[0] for i in ids]
+
+
+def test_segbench_published_lists_sizes_and_overlap():
+    lists = protocols.read_segbench_lists()
+    assert [len(t) for t in lists] == [195, 195, 195]            # 30 % of BUSI's 647 lesions
+    assert all(len(set(t)) == 195 for t in lists)
+    assert all(i.split(" ")[0] in ("benign", "malignant") for t in lists for i in t)
+    assert 0 < len(set(lists[0]) & set(lists[1])) < 195            # repeats, not folds
+    mal = [sum(i.startswith("malignant") for i in t) for t in lists]
+    assert all(55 <= m <= 70 for m in mal), mal                    # unstratified, near 32 %
+
+
+def test_segbench_splits_train_is_the_rest_of_the_lesions():
+    ids, cls = _lesion_data()
+    f = protocols.segbench_splits(ids, cls)
+    assert (f.loc[f["class"] == "normal", "fold"] == -1).all()
+    assert (f.loc[f["class"] != "normal", "fold"] == 0).all()
+    for k in range(3):
+        train, val, test = protocols.fold_parts(f, k)
+        assert len(test) == 195 and len(val) == 0 and len(train) == 647 - 195
+        assert set(f.loc[test, "id"]) == set(protocols.read_segbench_lists()[k])
+        assert not (f.loc[train, "class"] == "normal").any()
+    assert f.equals(protocols.segbench_splits(ids, cls))            # deterministic
+
+
+def test_segbench_errors_and_subset():
+    ids, cls = _lesion_data()
+    with pytest.raises(DataError, match="split 1: 1 test images"):
+        protocols.segbench_splits(ids, cls, [["benign (999)"]])
+    with pytest.raises(DataError, match="split 1"):                   # a normal is not a lesion
+        protocols.segbench_splits(ids, cls, [["normal (1)"]])
+    f = protocols.segbench_splits(ids[:50], cls[:50], subset=True)
+    assert f["test0"].sum() == sum(i in set(ids[:50]) for i in protocols.read_segbench_lists()[0])
+    with pytest.raises(DataError, match="columns"):
+        bad = Path(__file__).parent / "_bad.csv"
+        try:
+            bad.write_text("a,b\n1,2\n")
+            protocols.read_segbench_lists(bad)
+        finally:
+            bad.unlink()
+
+
+def test_segbench_lists_name_real_busi_images(real_busi):
+    names = {p.stem for c in ("benign", "malignant") for p in (real_busi / c).glob("*).png")}
+    listed = {i for t in protocols.read_segbench_lists() for i in t}
+    assert listed <= names, sorted(listed - names)[:3]
+
+
+def test_segbench_summary_on_known_values():
+    from busi_lib.analysis import peers
+
+    recs = [{"metrics": {"seg_DC_mean": d, "seg_JSI_mean": d - 0.1, "seg_DC_pooled": d + 0.01,
+                         "seg_JSI_pooled": d - 0.09}} for d in (0.78, 0.80, 0.82)]
+    s = peers.segbench_summary(recs).set_index("metric")
+    assert s.loc["Dice, mean per image", "ours, mean of splits"] == pytest.approx(0.80)
+    assert s.loc["Dice, mean per image", "aim"] == "reached"          # 0.800 >= 0.7986
+    assert s.loc["IoU, mean per image", "aim"] == "below by 0.016 (interval reaches it)"
+    assert s.loc["Dice, pooled pixels", "splits"] == 3
+    with pytest.raises(ConfigError, match="no records"):
+        peers.segbench_summary([])

@@ -61,6 +61,15 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
+#: The segmentation benchmark's metrics, from our fold records: (label, record key). Their
+#: code computes IoU over each batch of test images and Dice from it (2 IoU / (1 + IoU)); the
+#: per-image mean and the value pooled over all test pixels bracket that.
+SEGBENCH_METRICS = (("Dice, mean per image", "seg_DC_mean"), ("IoU, mean per image", "seg_JSI_mean"),
+                    ("Dice, pooled pixels", "seg_DC_pooled"), ("IoU, pooled pixels", "seg_JSI_pooled"))
+#: The value each of ours is set beside (CMUNeXt, their best).
+SEGBENCH_PEER = {"Dice, mean per image": "Dice, CMUNeXt", "IoU, mean per image": "IoU, CMUNeXt",
+                 "Dice, pooled pixels": "Dice, CMUNeXt", "IoU, pooled pixels": "IoU, CMUNeXt"}
+
 #: Aims of issue 29 for the curated protocol: at or above the peer's reported values.
 CURATED_METRICS = ("Dice, benign images", "Dice, malignant images", "Dice, normal images",
                    "3-class accuracy", "AUC, malignant vs rest")
@@ -111,14 +120,34 @@ def curated_summary(per_fold: pd.DataFrame, level: float = 0.95) -> pd.DataFrame
     for m in CURATED_METRICS:
         mean, lo, hi = t_interval(per_fold[m], level)
         peer = reported.get(m, np.nan)
-        if np.isnan(peer):
-            aim = "no reported value"
-        elif mean >= peer:
-            aim = "reached"
-        else:
-            aim = (f"below by {peer - mean:.3f}"
-                   + (" (interval reaches it)" if hi >= peer else " (interval below it)"))
+        aim = _aim(mean, hi, peer)
         rows.append({"metric": m, "ours, mean of folds": mean, "low": lo, "high": hi,
                      "folds": int(per_fold[m].notna().sum()), "peer reported": peer,
                      "aim": aim})
+    return pd.DataFrame(rows)
+
+
+def _aim(mean: float, hi: float, peer: float) -> str:
+    if np.isnan(peer):
+        return "no reported value"
+    if mean >= peer:
+        return "reached"
+    return f"below by {peer - mean:.3f}" + (" (interval reaches it)" if hi >= peer
+                                            else " (interval below it)")
+
+
+def segbench_summary(records: list[dict], level: float = 0.95) -> pd.DataFrame:
+    """Ours on the segmentation benchmark's splits (mean of the repeats with its *t* interval)
+    beside the peer's reported value, one row per metric of :data:`SEGBENCH_METRICS`."""
+    if not records:
+        raise ConfigError("no records: expected the fold records of a peer_segbench experiment")
+    reported = PEER_REPORTED["peer_segbench"]["metrics"]
+    rows = []
+    for label, key in SEGBENCH_METRICS:
+        vals = [r["metrics"][key] for r in records]
+        mean, lo, hi = t_interval(vals, level)
+        peer = reported[SEGBENCH_PEER[label]]
+        rows.append({"metric": label, "ours, mean of splits": mean, "low": lo, "high": hi,
+                     "splits": len(vals), "peer reported (CMUNeXt)": peer,
+                     "aim": _aim(mean, hi, peer)})
     return pd.DataFrame(rows)

@@ -59,6 +59,32 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
     return summary
 
 
+def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataFrame]:
+    """The segmentation-benchmark section: ours on the three published splits, at their 256 px
+    and at our 128 px, beside the peer's reported Dice and IoU. Returns the summaries by
+    experiment (those recorded)."""
+    rep = peers.PEER_REPORTED["peer_segbench"]
+    out = {}
+    for name, size in (("peer_segbench", "256 px, as theirs"),
+                       ("peer_segbench_128", "128 px, ours: an approximation")):
+        if name not in experiments(profile):
+            continue
+        recs = runs.experiment_records(profile, name, seed=seed)
+        if not recs:
+            view.md(f"`{name}` ({size}): {NA}.")
+            continue
+        out[name] = peers.segbench_summary(recs, level)
+        view.show(out[name].rename(columns={"low": f"{level:.0%} low",
+                                            "high": f"{level:.0%} high"}),
+                  f"Segmentation benchmark, {size}: ours (mean of {len(recs)} splits, t "
+                  "interval) beside the peer's reported value")
+    view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    for name, summary in out.items():
+        d = summary.set_index("metric").loc["Dice, mean per image"]
+        booktext.glue(f"{name}_dice", _ci(d["ours, mean of splits"], d["low"], d["high"]))
+    return out
+
+
 def reported_only(name: str) -> None:
     """A peer whose protocol is not rebuilt yet: its reported numbers, labelled."""
     rep = peers.PEER_REPORTED[name]

@@ -15,10 +15,19 @@ on nor tested in that fold).
     stratify=class)`` for the validation part. The same calls on the same order give the same
     folds; that their ``mapping.csv`` lists the images in the keep-list's order is our
     assumption (their preprocessing writes it, and it is not published).
+
+``"peer_segbench"`` -- the segmentation benchmark of ``FengheTan9/Medical-Image-Segmentation-
+    Benchmarks``: BUSI's benign and malignant images (no normals), three random 70/30 splits
+    (their ``split.py``: ``train_test_split(test_size=0.3, random_state=random.randint(0,
+    1024))``, seeds not published), 256 px. Rebuilt exactly from their three published test
+    lists (``peer_lists/segbench_test_splits.csv``, see ``peer_lists/SOURCE.md``). The splits'
+    test parts overlap (they are repeats, not folds): the table has ``fold = 0`` for every image
+    the protocol keeps and one boolean column ``test<k>`` per repeat.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -90,16 +99,89 @@ def curated_multitask_folds(ids: Sequence[str], class_names_of_ids: Sequence[str
     return out
 
 
+#: The segmentation benchmark's protocol (three repeats of a 70/30 split, 256 px).
+PEER_SEGBENCH = {"n_splits": 3, "test_share": 0.3, "classes": ("benign", "malignant"),
+                 "image_size": 256}
+SEGBENCH_LISTS = Path(__file__).resolve().parent / "peer_lists" / "segbench_test_splits.csv"
+
+
+def read_segbench_lists(path: str | Path = SEGBENCH_LISTS) -> list[list[str]]:
+    """The benchmark's published test lists, one list of image ids per split, in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{str(path)!r} not found; expected the benchmark's test lists "
+                        "(busi_lib/data/peer_lists/segbench_test_splits.csv)")
+    df = pd.read_csv(path, dtype={"id": str})
+    if list(df.columns) != ["split", "id"]:
+        raise DataError(f"{str(path)!r} has columns {list(df.columns)}; expected ['split', 'id']")
+    return [df.loc[df["split"] == s, "id"].tolist() for s in sorted(df["split"].unique())]
+
+
+def segbench_splits(ids: Sequence[str], class_names_of_ids: Sequence[str],
+                    test_lists: Sequence[Sequence[str]] | None = None, *,
+                    subset: bool = False) -> pd.DataFrame:
+    """The segmentation benchmark's three splits for the images ``ids``.
+
+    Parameters
+    ----------
+    ids, class_names_of_ids : the data's image ids and their class names
+    test_lists : one list of test ids per split; default the published ones
+        (:func:`read_segbench_lists`)
+    subset : the data is a capped subset (the smoke profile): listed images it lacks are
+        dropped instead of raising
+
+    Returns
+    -------
+    DataFrame in the order of ``ids``: ``id``, ``class``, ``fold`` (0 for the benign and
+    malignant images, -1 for the others), ``group`` (the row number) and ``test0`` ...
+    ``test<n-1>``.
+
+    Raises
+    ------
+    DataError
+        A listed image is not among the benign and malignant ``ids``.
+    """
+    ids = [str(i) for i in ids]
+    if len(ids) != len(class_names_of_ids):
+        raise ConfigError(f"{len(ids)} ids but {len(class_names_of_ids)} class names: expected "
+                          "one class name per id")
+    lists = read_segbench_lists() if test_lists is None else [list(t) for t in test_lists]
+    kept = np.isin(np.asarray(class_names_of_ids, dtype=object).astype(str),
+                   PEER_SEGBENCH["classes"])
+    where = {i: n for n, i in enumerate(ids) if kept[n]}
+    out = pd.DataFrame({"id": ids, "class": [str(c) for c in class_names_of_ids],
+                        "fold": np.where(kept, 0, -1), "group": np.arange(len(ids))})
+    for k, test in enumerate(lists):
+        missing = [i for i in test if i not in where]
+        if subset:
+            test, missing = [i for i in test if i in where], []
+        if missing:
+            raise DataError(f"split {k + 1}: {len(missing)} test images are not among the "
+                            f"data's benign and malignant images (first: {missing[:3]})")
+        col = np.zeros(len(ids), bool)
+        col[[where[i] for i in test]] = True
+        out[f"test{k}"] = col
+    return out
+
+
 def fold_parts(folds: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(train, val, test)`` row indices of fold ``k``: the test fold, the fold's validation
-    part (``val<k>``; empty when the table has no such column) and the rest of the images the
-    protocol keeps. The three never share a row."""
+    """``(train, val, test)`` row indices of fold (or repeat) ``k``.
+
+    The test part is the test fold ``k`` -- or, in a table of repeated splits, the rows of
+    ``test<k>``; the validation part is ``val<k>`` where the table has it (else empty); the
+    training part is the rest of the images the protocol keeps (``fold >= 0``). The three never
+    share a row."""
     col = folds["fold"].to_numpy()
-    if k not in set(col[col >= 0].tolist()):
-        raise ConfigError(f"fold {k!r}: expected one of {sorted(set(col[col >= 0].tolist()))}")
-    test = np.nonzero(col == k)[0]
+    kept = col >= 0
+    if f"test{k}" in folds.columns:
+        in_test = folds[f"test{k}"].to_numpy(bool)
+    elif k in set(col[kept].tolist()):
+        in_test = col == k
+    else:
+        raise ConfigError(f"fold {k!r}: expected one of {sorted(set(col[kept].tolist()))}")
     in_val = (folds[f"val{k}"].to_numpy(bool) if f"val{k}" in folds.columns
               else np.zeros(len(col), bool))
-    val = np.nonzero(in_val & (col != k) & (col >= 0))[0]
-    train = np.nonzero(~in_val & (col != k) & (col >= 0))[0]
+    test = np.nonzero(in_test & kept)[0]
+    val = np.nonzero(in_val & ~in_test & kept)[0]
+    train = np.nonzero(~in_val & ~in_test & kept)[0]
     return train, val, test

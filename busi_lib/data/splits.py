@@ -15,6 +15,9 @@ reader can see where every image went. Three modes:
 ``"peer_curated"``
     that peer's own protocol on the keep-list (their seed, their order, a validation part in
     each fold): :func:`busi_lib.data.protocols.curated_multitask_folds`.
+``"peer_segbench"``
+    a segmentation benchmark's three published 70/30 splits (repeats, not folds):
+    :func:`busi_lib.data.protocols.segbench_splits`.
 
 Near-duplicate rule (a documented heuristic, the same as the screen in ``BUSI/SOURCE.md``):
 two images are near-duplicates when their 32x32 grey thumbnails have a Pearson correlation
@@ -35,11 +38,11 @@ from PIL import Image
 from busi_lib import records
 from busi_lib.config import setting
 from busi_lib.data.busi import load_busi
-from busi_lib.data.protocols import curated_multitask_folds
+from busi_lib.data.protocols import curated_multitask_folds, segbench_splits
 from busi_lib.errors import ConfigError, DataError
 from busi_lib.records import PROJECT_ROOT, atomic_write_text
 
-SPLIT_MODES = ("random", "grouped", "curated", "peer_curated")
+SPLIT_MODES = ("random", "grouped", "curated", "peer_curated", "peer_segbench")
 SPLITS_DIR = PROJECT_ROOT / "results" / "splits"
 #: The images a grouped split looks for near-duplicates in, whatever the experiment's own
 #: preprocessing (so that one seed gives one split): 128 px, squashed, GHE-enhanced. It is the
@@ -148,7 +151,8 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
                mode: str = "random", class_names: Sequence[str] = ("benign", "malignant"),
                images: np.ndarray | None = None, image_sha256: Sequence[str] | None = None,
                curated_ids: set[str] | None = None, corr_min: float = 0.99,
-               dhash_max: int = 12, keep_list: Sequence[str] | None = None) -> pd.DataFrame:
+               dhash_max: int = 12, keep_list: Sequence[str] | None = None,
+               subset: bool = False) -> pd.DataFrame:
     """Assign each image to a test fold.
 
     Returns
@@ -167,6 +171,8 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
             raise ConfigError("split='peer_curated' needs keep_list (see read_curated_list)")
         return curated_multitask_folds(ids, [class_names[i] for i in labels], keep_list,
                                        n_folds=n_folds, seed=seed)
+    if mode == "peer_segbench":
+        return segbench_splits(ids, [class_names[i] for i in labels], subset=subset)
     ids = np.asarray(ids)
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=len(class_names))
@@ -298,6 +304,8 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
         records.check_manifest(manifest_dir, data.manifest, data.data_sha256)
     kw: dict[str, Any] = dict(labels=data.labels, n_folds=cfg["n_folds"], seed=cfg["seed"],
                               mode=cfg["split"], class_names=data.class_names)
+    if cfg["split"] == "peer_segbench":
+        kw.update(subset=cfg["max_per_class"] is not None)
     csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
                       cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
     if cfg["split"] == "grouped" and not csv.is_file():
