@@ -132,7 +132,8 @@ ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
                                             "robust_grouped_e60": {"cpu": 60},
                                             "peer_curated": {"cpu": 60},
                                             "peer_segbench": {"cpu": 60},
-                                            "peer_segbench_128": {"cpu": 60}}
+                                            "peer_segbench_128": {"cpu": 60},
+                                            "peer_grouped_locked": {"cpu": 60}}
 #: The experiment whose fold models are the released model (``models/<experiment>_cpu``, the
 #: README's predict line, the book's *Try the model*). ``robust_grouped_e60`` replaced
 #: ``multitask_grouped`` (2026-12-03): on the same duplicate-grouped folds and machine its Dice is
@@ -233,6 +234,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "peer_segbench": {"split": "peer_segbench", "n_folds": 3, "image_size": 256,
                       **ROBUST_RECIPE},
     "peer_segbench_128": {"split": "peer_segbench", "n_folds": 3, **ROBUST_RECIPE},
+    # the duplicate-grouped protocol with a locked test set (binary; the fold models are also
+    # scored on the locked test set and, as the peer does, on BUS-BRA)
+    "peer_grouped_locked": {"split": "peer_grouped_locked", "n_folds": 5, "external": True,
+                            **ROBUST_RECIPE},
     **{f"base_{n}": {"split": "grouped", "model": n, "task": "cls", "in_channels": 3,
                      "cls_head": "gap", **FLOAT32_BASELINES.get(n, {}),
                      **({"lr": BASELINE_LR[n]} if n in BASELINE_LR else {})}
@@ -251,7 +256,8 @@ BOOK_EXPERIMENTS: tuple[str, ...] = (
 
 #: The peers' protocols the book's chapter *Against the peers* shows (trained on demand with
 #: ``busi-train --experiment NAME``; not part of ``make results``).
-PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_segbench_128", "peer_segbench")
+PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_grouped_locked", "peer_segbench_128",
+                                     "peer_segbench")
 
 #: The experiments of profile ``cpu_v1`` (the records made before the recipe), frozen as they
 #: were: ``light`` marks those run with the lighter protocol of LIGHT.
@@ -314,7 +320,8 @@ def book_experiments(profile: str) -> tuple[str, ...]:
 #: Allowed values of the configuration keys that take one of a few (``busi-train --list`` shows them).
 CHOICES = {
     "enhancement": ("none", "he", "clahe", "ghe"),
-    "split": ("random", "grouped", "curated", "peer_curated", "peer_segbench"),
+    "split": ("random", "grouped", "curated", "peer_curated", "peer_segbench",
+              "peer_grouped_locked"),
     "full_res": ("stem", "input", "none"),
     "block": ("residual", "plain"),
     "task": ("multi", "seg", "cls"),

@@ -229,3 +229,90 @@ def test_segbench_summary_on_known_values():
     assert s.loc["Dice, pooled pixels", "splits"] == 3
     with pytest.raises(ConfigError, match="no records"):
         peers.segbench_summary([])
+
+
+# ----------------------------------------------------------------------------- grouped, locked test
+def test_phash_groups_union_in_index_order():
+    h = ["0000000000000000", "000000000000000f", "00000000000000ff", "ffffffffffffffff"]
+    # 0-1 differ in 4 bits (joined), 1-2 in 4 (joined), 0-2 in 8; 3 alone
+    g = protocols.phash_groups(h)
+    assert g[0] == g[1] == g[2] != g[3] and g[3] == 3
+    assert g[0] == 2                      # root hung under the later index, as the peer's
+    with pytest.raises(DataError, match="64-bit"):
+        protocols.phash_groups(["abc"])
+
+
+def _gl_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    cls = np.array(["benign"] * 150 + ["malignant"] * 100 + ["normal"] * 50)
+    ids = [f"{c} ({i + 1})" for i, c in enumerate(cls)]
+    hashes = [f"{int(x):016x}" for x in rng.integers(0, 2**63, n)]
+    hashes[1] = hashes[0]                               # a duplicate pair, same label
+    hashes[200] = hashes[2]                             # a benign/malignant pair: conflicting
+    return ids, cls.tolist(), hashes
+
+
+def test_grouped_locked_sizes_exclusions_and_no_straddling():
+    ids, cls, hashes = _gl_data()
+    f = protocols.grouped_locked_folds(ids, cls, hashes)
+    assert f.loc[[2, 200], "conflict"].all() and (f.loc[[2, 200], "fold"] == -1).all()
+    assert not f.loc[[2, 200], "locked"].any()
+    assert not f.loc[f["class"] == "normal", "locked"].any()
+    assert (f.loc[f["class"] == "normal", "fold"] == -1).all()
+    kept = f[f["class"] != "normal"]
+    assert abs(f["locked"].sum() - (250 - 2) / 6) <= 6           # one sixth, by groups
+    assert set(kept.loc[kept["locked"], "fold"]) == {-1}
+    assert sorted(set(kept.loc[~kept["locked"] & ~kept["conflict"], "fold"])) == [0, 1, 2, 3, 4]
+    assert f.loc[0, "group"] == f.loc[1, "group"]
+    assert f.loc[0, "fold"] == f.loc[1, "fold"] and f.loc[0, "locked"] == f.loc[1, "locked"]
+    order = np.random.default_rng(1).permutation(300)           # any data order: same split
+    g = protocols.grouped_locked_folds([ids[i] for i in order], [cls[i] for i in order],
+                                       [hashes[i] for i in order]).set_index("id")
+    assert g.loc[f["id"], "fold"].tolist() == f["fold"].tolist()
+
+
+def test_grouped_locked_needs_all_three_classes():
+    ids, cls, hashes = _gl_data()
+    with pytest.raises(DataError, match="load the normal images too"):
+        protocols.grouped_locked_folds(ids[:250], cls[:250], hashes[:250])
+    with pytest.raises(ConfigError, match="one of each"):
+        protocols.grouped_locked_folds(ids, cls, hashes[:-1])
+
+
+#: Rows of the peer's published results/tables/busi_splits.csv (wajidali99/breast-ultrasound-
+#: classification at 80f7c43): image -> (group, conflict).
+PEER_ROWS = {"benign (1)": (243, False), "benign (10)": (253, False), "benign (100)": (2, False),
+             "benign (105)": (63, False), "benign (127)": (300, False),
+             "benign (128)": (223, False), "benign (129)": (376, False),
+             "benign (131)": (594, True), "benign (136)": (383, False),
+             "benign (139)": (436, False), "benign (140)": (46, False)}
+
+
+def test_grouped_locked_rebuilds_the_peers_groups_on_real_busi(real_busi):
+    ids = protocols.busi_image_ids(real_busi)
+    assert len(ids) == 780
+    t = protocols.grouped_locked_for(real_busi, ids).set_index("id")
+    for i, (group, conflict) in PEER_ROWS.items():
+        assert (t.loc[i, "group"], bool(t.loc[i, "conflict"])) == (group, conflict), i
+    assert t["locked"].sum() == 105                     # "about 105 images locked", binary
+    assert not (set(t.loc[t["locked"], "group"]) & set(t.loc[t["fold"] >= 0, "group"]))
+
+
+def test_grouped_locked_summary_on_known_values():
+    from busi_lib.analysis import peers
+
+    oof = pd.DataFrame({"fold": [0, 0, 1, 1], "true_class": ["benign", "malignant"] * 2,
+                        "prob_malignant": [0.1, 0.9, 0.6, 0.4]})          # AUC 3/4
+    locked = pd.DataFrame({"id": ["a", "b"] * 2, "fold": [0, 0, 1, 1],
+                           "true_class": ["benign", "malignant"] * 2,
+                           "prob_malignant": [0.2, 0.4, 0.4, 0.6]})     # mean 0.3 < 0.5: AUC 1
+    bb = pd.DataFrame({"pathology": ["benign", "malignant", "malignant"],
+                       "prob_malignant": [0.5, 0.4, 0.6], "case": [1, 2, 3]})  # AUC 1/2
+    s = peers.grouped_locked_summary(oof, locked, bb, n_boot=50).set_index("metric")
+    assert s.loc["pooled out-of-fold AUC", "ours"] == pytest.approx(0.75)
+    assert s.loc["locked-test ensemble AUC", "ours"] == pytest.approx(1.0)
+    assert s.loc["BUS-BRA ensemble AUC", "ours"] == pytest.approx(0.5)
+    assert s.loc["BUS-BRA ensemble AUC", "aim"].startswith("below by 0.250")
+    assert s.loc["locked-test ensemble AUC", "fold models"] == 2
+    assert list(peers.grouped_locked_summary(oof, None, None)["metric"]) == [
+        "pooled out-of-fold AUC"]

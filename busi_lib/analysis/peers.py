@@ -10,7 +10,7 @@ import pandas as pd
 
 from busi_lib.analysis.stats import t_interval
 from busi_lib.errors import ConfigError
-from busi_lib.eval.metrics import fast_auc
+from busi_lib.eval.metrics import fast_auc, grouped_bootstrap_auc
 
 #: What each peer reports for its protocol, as published (source named).
 PEER_REPORTED: dict[str, dict] = {
@@ -150,4 +150,45 @@ def segbench_summary(records: list[dict], level: float = 0.95) -> pd.DataFrame:
         rows.append({"metric": label, "ours, mean of splits": mean, "low": lo, "high": hi,
                      "splits": len(vals), "peer reported (CMUNeXt)": peer,
                      "aim": _aim(mean, hi, peer)})
+    return pd.DataFrame(rows)
+
+
+def grouped_locked_summary(oof: pd.DataFrame, locked: pd.DataFrame | None,
+                           busbra: pd.DataFrame | None, n_boot: int = 1000,
+                           seed: int = 0) -> pd.DataFrame:
+    """Ours on the grouped, locked-test protocol, as the peer reports it: the pooled
+    out-of-fold AUC (each image scored by the fold model that did not train on it), the
+    locked test set's AUC for the fold models' mean probability, and BUS-BRA's for the same
+    ensemble; percentile bootstrap intervals over images (BUS-BRA: over patients).
+
+    Parameters
+    ----------
+    oof : the folds' test predictions (``true_class``, ``prob_malignant``)
+    locked : every fold model's predictions on the locked test set (``id``, ``fold``,
+        ``true_class``, ``prob_malignant``), or ``None``
+    busbra : the fold ensemble's BUS-BRA table (``pathology``, ``prob_malignant``, ``case``),
+        or ``None``
+    """
+    if oof is None or not len(oof):
+        raise ConfigError("no out-of-fold predictions: expected the recorded folds' tables")
+    reported = PEER_REPORTED["peer_grouped_locked"]["metrics"]
+    rows = []
+
+    def add(label, y, p, groups, peer_key, n_models):
+        auc, lo, hi = grouped_bootstrap_auc(np.asarray(y, int), p, groups, n_boot, seed)
+        peer = reported[peer_key]
+        rows.append({"metric": label, "ours": auc, "low": lo, "high": hi, "images": len(p),
+                     "fold models": n_models, "peer reported": f"{peer[0]:.3f} to {peer[1]:.3f}",
+                     "aim": _aim(auc, hi, peer[0])})
+
+    add("pooled out-of-fold AUC", oof["true_class"] == "malignant", oof["prob_malignant"],
+        np.arange(len(oof)), "pooled out-of-fold AUC", oof["fold"].nunique())
+    if locked is not None and len(locked):
+        ens = locked.groupby("id").agg(true_class=("true_class", "first"),
+                                       prob_malignant=("prob_malignant", "mean"))
+        add("locked-test ensemble AUC", ens["true_class"] == "malignant", ens["prob_malignant"],
+            np.arange(len(ens)), "locked-test ensemble AUC", locked["fold"].nunique())
+    if busbra is not None and len(busbra):
+        add("BUS-BRA ensemble AUC", busbra["pathology"] == "malignant", busbra["prob_malignant"],
+            busbra["case"], "BUS-BRA ensemble AUC", oof["fold"].nunique())
     return pd.DataFrame(rows)

@@ -13,6 +13,8 @@ import pandas as pd
 from busi_lib.analysis import peers
 from busi_lib.book import booktext, runs, view
 from busi_lib.config import PEER_EXPERIMENTS, experiments
+from busi_lib.experiments import external
+from busi_lib.records import load_predictions
 
 #: What the chapter says where a value cannot be computed for want of records.
 NA = "not recorded yet"
@@ -59,6 +61,32 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
     return summary
 
 
+def grouped_locked(profile: str, seed: int, n_boot: int = 1000) -> pd.DataFrame | None:
+    """The grouped, locked-test section: ours (pooled out-of-fold, locked test and BUS-BRA
+    AUCs of the fold models) beside the peer's reported ranges. Returns the summary."""
+    name = "peer_grouped_locked"
+    rep = peers.PEER_REPORTED[name]
+    if name not in experiments(profile):
+        return None
+    recs = runs.experiment_records(profile, name, seed=seed)
+    if not recs:
+        view.md(f"`{name}`: ours is {NA}.")
+        view.show(_reported_rows(name), f"Reported by {rep['peer']}")
+        view.md(f"Source: {rep['source']}.")
+        return None
+    folds = [r["fold"] for r in recs]
+    oof = runs.predictions(profile, name, seed=seed, records=recs)
+    locked = load_predictions(profile, name, runs.results_dir_for(seed), kind="locked")
+    locked = locked[locked["fold"].isin(folds)] if len(locked) else None
+    ens, _ = external.load_ensemble(profile, name, runs.results_dir_for(seed), folds=folds)
+    summary = peers.grouped_locked_summary(oof, locked, ens, n_boot=n_boot, seed=seed)
+    view.show(summary.rename(columns={"low": "95% low", "high": "95% high"}),
+              f"Grouped folds with a locked test set: ours ({len(recs)} fold models; bootstrap "
+              f"intervals, {n_boot} resamples) beside the peer's reported range")
+    view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    return summary
+
+
 def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataFrame]:
     """The segmentation-benchmark section: ours on the three published splits, at their 256 px
     and at our 128 px, beside the peer's reported Dice and IoU. Returns the summaries by
@@ -85,12 +113,16 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
     return out
 
 
+def _reported_rows(name: str) -> pd.DataFrame:
+    return pd.DataFrame([{"metric": m, "reported": (f"{v[0]:.3f} to {v[1]:.3f}"
+                                                    if isinstance(v, tuple) else f"{v:.3f}")}
+                         for m, v in peers.PEER_REPORTED[name]["metrics"].items()])
+
+
 def reported_only(name: str) -> None:
-    """A peer whose protocol is not rebuilt yet: its reported numbers, labelled."""
+    """A peer's reported numbers alone, labelled."""
     rep = peers.PEER_REPORTED[name]
-    rows = [{"metric": m, "reported": (f"{v[0]:.3f} to {v[1]:.3f}" if isinstance(v, tuple)
-                                       else f"{v:.3f}")} for m, v in rep["metrics"].items()]
-    view.show(pd.DataFrame(rows), f"Reported by {rep['peer']}")
+    view.show(_reported_rows(name), f"Reported by {rep['peer']}")
     view.md(f"Source: {rep['source']}.")
 
 

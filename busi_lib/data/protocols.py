@@ -23,6 +23,23 @@ on nor tested in that fold).
     lists (``peer_lists/segbench_test_splits.csv``, see ``peer_lists/SOURCE.md``). The splits'
     test parts overlap (they are repeats, not folds): the table has ``fold = 0`` for every image
     the protocol keeps and one boolean column ``test<k>`` per repeat.
+
+``"peer_grouped_locked"`` -- the duplicate-grouped protocol with a locked test set of
+    ``wajidali99/breast-ultrasound-classification`` (``scripts/01_data_audit_split.py``,
+    ``src/data.py``): every BUSI image of the three classes (files sorted by path within
+    ``benign``, ``malignant``, ``normal``), grouped by perceptual hash (``imagehash.phash`` of
+    the grey image; Hamming distance <= 4; union-find over the pairs in index order), groups
+    whose images carry more than one label excluded, one sixth locked as a test set
+    (the first test part of ``StratifiedGroupKFold(6, shuffle=True, random_state=42)``) and 5
+    grouped folds on the rest (``StratifiedGroupKFold(5, shuffle=True, random_state=42)``);
+    the binary task then drops the normal images. The same calls on the same order and the
+    same hashes give their groups and exclusions (a test checks rows of their published
+    ``busi_splits.csv``), but **not their split**: scikit-learn 1.8 fixed a bug of
+    ``StratifiedGroupKFold(shuffle=True)`` (it shuffled the groups' class counts without the
+    groups, PR 32540), and their split was drawn before the fix. Ours is the same protocol
+    drawn with the fixed splitter: same grouping, exclusions and sizes, other members. The
+    table has ``fold`` 0-4 for the cross-validated images, ``-1``
+    otherwise, and a boolean column ``locked`` for the locked test images.
 """
 
 from __future__ import annotations
@@ -34,6 +51,8 @@ import numpy as np
 import pandas as pd
 
 from busi_lib.errors import ConfigError, DataError
+
+PEER_CLASSES = ("benign", "malignant", "normal")
 
 #: Curated BUSI's protocol (their ``config.yaml``: ``CV: 4``, ``seed: 1993``,
 #: ``train_size: 0.8``, ``classes: [benign, malignant, normal]``, 128 px images).
@@ -185,3 +204,129 @@ def fold_parts(folds: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray, np.
     val = np.nonzero(in_val & ~in_test & kept)[0]
     train = np.nonzero(~in_val & ~in_test & kept)[0]
     return train, val, test
+
+
+#: The grouped, locked-test protocol (their ``PHASH_THRESH``, ``SEED``, 6 and 5 splits).
+PEER_GROUPED_LOCKED = {"phash_max": 4, "seed": 42, "locked_parts": 6, "n_folds": 5}
+
+
+def phash_groups(hashes: Sequence[str], max_distance: int = PEER_GROUPED_LOCKED["phash_max"]
+                 ) -> np.ndarray:
+    """Union-find groups of images whose 64-bit perceptual hashes (hex strings) differ in at
+    most ``max_distance`` bits; each group is named by its root's index, the pairs joined in
+    index order ``(i, j), i < j`` with the root of ``i`` hung under the root of ``j`` (so that
+    the names are the peer's)."""
+    bits = np.array([[int(c, 16) >> b & 1 for c in h for b in (3, 2, 1, 0)] for h in hashes],
+                    dtype=np.uint8)
+    if bits.ndim != 2 or (len(bits) and bits.shape[1] != 64):
+        raise DataError("expected 16-hex-digit (64-bit) hashes")
+    parent = list(range(len(bits)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    dist = (bits[:, None, :] != bits[None, :, :]).sum(-1)
+    for i, j in zip(*np.nonzero(np.triu(dist <= max_distance, k=1))):
+        parent[find(int(i))] = find(int(j))
+    return np.array([find(i) for i in range(len(bits))], dtype=np.int64)
+
+
+def image_phashes(data_root: str | Path, ids: Sequence[str]) -> list[str]:
+    """``imagehash.phash`` (hex) of each image file ``<data_root>/<class>/<id>.png``, read in
+    grey as the peer reads it."""
+    import imagehash
+    from PIL import Image
+
+    root = Path(data_root)
+    out = []
+    for i in ids:
+        path = root / str(i).split(" ")[0] / f"{i}.png"
+        if not path.is_file():
+            raise DataError(f"{str(path)!r} not found; expected BUSI's image files")
+        with Image.open(path) as im:
+            out.append(str(imagehash.phash(im.convert("L"))))
+    return out
+
+
+def grouped_locked_folds(ids: Sequence[str], class_names_of_ids: Sequence[str],
+                         hashes: Sequence[str], *, task_classes: Sequence[str] =
+                         ("benign", "malignant")) -> pd.DataFrame:
+    """The grouped, locked-test protocol's folds.
+
+    Parameters
+    ----------
+    ids, class_names_of_ids, hashes : **every** BUSI image of the three classes (the split is
+        drawn over all of them, normals included), their class names and perceptual hashes
+        (:func:`image_phashes`), in any order
+    task_classes : the classes the task keeps afterwards (the binary task: benign, malignant)
+
+    Returns
+    -------
+    DataFrame in the order of ``ids``: ``id``, ``class``, ``fold`` (0-4, or ``-1`` for the
+    locked test set, the excluded conflicting groups and the classes the task drops),
+    ``group`` (the peer's group name), ``conflict``, ``locked``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = [str(i) for i in ids]
+    if not len(ids) == len(class_names_of_ids) == len(hashes):
+        raise ConfigError(f"{len(ids)} ids, {len(class_names_of_ids)} class names and "
+                          f"{len(hashes)} hashes: expected one of each per image")
+    cls = np.asarray(class_names_of_ids, dtype=object).astype(str)
+    if set(cls) != set(PEER_CLASSES):
+        raise DataError(f"classes {sorted(set(cls))}: the split is drawn over all of "
+                        f"{list(PEER_CLASSES)}; load the normal images too")
+    # the peer's order: classes in PEER_CLASSES order, files sorted by name within each
+    order = sorted(range(len(ids)), key=lambda n: (PEER_CLASSES.index(cls[n]), f"{ids[n]}.png"))
+    o_cls = cls[order]
+    group = phash_groups([hashes[n] for n in order])
+    labels_per_group = pd.Series(o_cls).groupby(group).transform("nunique").to_numpy()
+    conflict = labels_per_group > 1
+    use = np.nonzero(~conflict)[0]
+    seed = PEER_GROUPED_LOCKED["seed"]
+    sgkf = StratifiedGroupKFold(n_splits=PEER_GROUPED_LOCKED["locked_parts"], shuffle=True,
+                                random_state=seed)
+    test_pos = next(sgkf.split(use, o_cls[use], group[use]))[1]
+    locked = np.zeros(len(ids), bool)
+    locked[use[test_pos]] = True
+    tv = np.setdiff1d(use, use[test_pos])        # in index order, as the peer's frame
+    fold = np.full(len(ids), -1, np.int64)
+    cv = StratifiedGroupKFold(n_splits=PEER_GROUPED_LOCKED["n_folds"], shuffle=True,
+                              random_state=seed)
+    for k, (_, va) in enumerate(cv.split(tv, o_cls[tv], group[tv])):
+        fold[tv[va]] = k
+    fold[~np.isin(o_cls, list(task_classes))] = -1
+    back = np.empty(len(ids), np.int64)
+    back[order] = np.arange(len(ids))            # peer order -> data order
+    return pd.DataFrame({"id": ids, "class": cls.tolist(), "fold": fold[back],
+                         "group": group[back], "conflict": conflict[back],
+                         "locked": locked[back] & np.isin(cls, list(task_classes))})
+
+
+def busi_image_ids(data_root: str | Path) -> list[str]:
+    """Every image id of a BUSI folder (``benign (1)``, ...), masks left out."""
+    root = Path(data_root)
+    ids = [p.stem for c in PEER_CLASSES for p in sorted((root / c).glob("*.png"))
+           if "_mask" not in p.name]
+    if not ids:
+        raise DataError(f"no BUSI images under {str(root)!r}; expected benign/, malignant/ and "
+                        "normal/ folders of PNG files")
+    return ids
+
+
+def grouped_locked_for(data_root: str | Path, ids: Sequence[str],
+                       task_classes: Sequence[str] = ("benign", "malignant")) -> pd.DataFrame:
+    """:func:`grouped_locked_folds` drawn over every image of the BUSI folder ``data_root``,
+    returned for the images ``ids`` (in their order; each must be in the folder)."""
+    every = busi_image_ids(data_root)
+    table = grouped_locked_folds(every, [i.split(" ")[0] for i in every],
+                                 image_phashes(data_root, every), task_classes=task_classes)
+    table = table.set_index("id")
+    missing = [i for i in map(str, ids) if i not in table.index]
+    if missing:
+        raise DataError(f"{len(missing)} images are not in {str(data_root)!r} (first: "
+                        f"{missing[:3]})")
+    return table.loc[[str(i) for i in ids]].reset_index()

@@ -18,6 +18,9 @@ reader can see where every image went. Three modes:
 ``"peer_segbench"``
     a segmentation benchmark's three published 70/30 splits (repeats, not folds):
     :func:`busi_lib.data.protocols.segbench_splits`.
+``"peer_grouped_locked"``
+    a peer's perceptual-hash grouping, conflicting labels excluded, a locked test set and 5
+    grouped folds: :func:`busi_lib.data.protocols.grouped_locked_folds`.
 
 Near-duplicate rule (a documented heuristic, the same as the screen in ``BUSI/SOURCE.md``):
 two images are near-duplicates when their 32x32 grey thumbnails have a Pearson correlation
@@ -38,11 +41,12 @@ from PIL import Image
 from busi_lib import records
 from busi_lib.config import setting
 from busi_lib.data.busi import load_busi
-from busi_lib.data.protocols import curated_multitask_folds, segbench_splits
+from busi_lib.data.protocols import curated_multitask_folds, grouped_locked_for, segbench_splits
 from busi_lib.errors import ConfigError, DataError
 from busi_lib.records import PROJECT_ROOT, atomic_write_text
 
-SPLIT_MODES = ("random", "grouped", "curated", "peer_curated", "peer_segbench")
+SPLIT_MODES = ("random", "grouped", "curated", "peer_curated", "peer_segbench",
+               "peer_grouped_locked")
 SPLITS_DIR = PROJECT_ROOT / "results" / "splits"
 #: The images a grouped split looks for near-duplicates in, whatever the experiment's own
 #: preprocessing (so that one seed gives one split): 128 px, squashed, GHE-enhanced. It is the
@@ -152,7 +156,8 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
                images: np.ndarray | None = None, image_sha256: Sequence[str] | None = None,
                curated_ids: set[str] | None = None, corr_min: float = 0.99,
                dhash_max: int = 12, keep_list: Sequence[str] | None = None,
-               subset: bool = False) -> pd.DataFrame:
+               subset: bool = False, data_root: str | os.PathLike | None = None
+               ) -> pd.DataFrame:
     """Assign each image to a test fold.
 
     Returns
@@ -171,6 +176,11 @@ def make_folds(ids: Sequence[str], labels: Sequence[int], *, n_folds: int = 5, s
             raise ConfigError("split='peer_curated' needs keep_list (see read_curated_list)")
         return curated_multitask_folds(ids, [class_names[i] for i in labels], keep_list,
                                        n_folds=n_folds, seed=seed)
+    if mode == "peer_grouped_locked":
+        if data_root is None:
+            raise ConfigError("split='peer_grouped_locked' needs data_root (the BUSI folder: the "
+                              "split is drawn over all of its images)")
+        return grouped_locked_for(data_root, ids, task_classes=class_names)
     if mode == "peer_segbench":
         return segbench_splits(ids, [class_names[i] for i in labels], subset=subset)
     ids = np.asarray(ids)
@@ -306,6 +316,8 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
                               mode=cfg["split"], class_names=data.class_names)
     if cfg["split"] == "peer_segbench":
         kw.update(subset=cfg["max_per_class"] is not None)
+    if cfg["split"] == "peer_grouped_locked":
+        kw.update(data_root=data.root)
     csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
                       cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
     if cfg["split"] == "grouped" and not csv.is_file():

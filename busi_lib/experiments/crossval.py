@@ -152,6 +152,15 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         if pm is not None:
             records.write_masks(out / f"fold{k}_masks.npz", ids, pm)
         records.write_csv(out / f"fold{k}_predictions.csv", table)
+        locked = None
+        if "locked" in folds.columns:    # a protocol's locked test set: every fold model scores it
+            lk = np.nonzero(folds["locked"].to_numpy(bool))[0]
+            lpred = inference.network_outputs(model, cfg, data.images[lk])
+            _, ltable, _ = trainer.evaluate_outputs(cfg, lpred, data.masks[lk], data.labels[lk],
+                                                    data.class_names, orig_sizes=_sizes(data, lk))
+            ltable.insert(0, "id", data.ids[lk])
+            records.write_csv(out / f"fold{k}_locked.csv", ltable)
+            locked = {"n": int(len(lk)), "file": f"fold{k}_locked.csv"}
         external = None
         if cfg["external"]:
 
@@ -179,6 +188,7 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             "n_test": int(len(test_idx)), "class_weights": state["class_weights"],
             "n_params": int(model.count_params()), "build_note": state.get("build_note"),
             "metrics": metrics, "history": state["history"], "external": external,
+            **({"locked": locked} if locked is not None else {}),
         }
         records.write_json(out / f"fold{k}.json", rec)
         trainer.atomic_save(model, out / "models" / f"fold{k}.keras")
