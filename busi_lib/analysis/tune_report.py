@@ -21,7 +21,7 @@ import pandas as pd
 
 from busi_lib.errors import ConfigError
 from busi_lib.experiments.shift import SHIFTS, shift_score
-from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE,
+from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE, FINAL_TRIAL,
                                        DATA_REFERENCE, DATA_TRIALS, MIN_GAIN, ROBUST_CANDIDATES,
                                        ROBUST_FOLLOW_UP, ROBUST_REFERENCE, SCORE_EPOCHS,
                                        SEED_TRIALS, SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS,
@@ -255,26 +255,45 @@ def plot_learning_curve(table: pd.DataFrame):
     return fig
 
 
-def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3):
+def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3,
+                          highlight=(FINAL_TRIAL, "robust_aug_e60")):
     """Validation Dice and AUC against cumulative training CPU hours, one curve per trial
-    (a running mean over ``smooth`` epochs); the paper's schedule dashed."""
+    (a running mean over ``smooth`` epochs), coloured by stage of the trials (Okabe-Ito,
+    colour-blind safe; one legend entry per stage, below the plots); the paper's schedule
+    dashed; the trials of ``highlight`` drawn in black and named at their ends."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    colours = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#999999")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharex=True)
+    stages = set()
     for r in recs:
         if names is not None and r["trial"] not in names:
             continue
+        stage = TRIALS.get(r["trial"], (0, {}))[0]
+        stages.add(stage)
         h = pd.DataFrame(r["history"])
         x = h["cpu_seconds"].cumsum() / 3600
         style = "--" if r["trial"].startswith("paper") else "-"
+        hi = r["trial"] in highlight
         for ax, col in zip(axes, ("val_dice", "val_auc")):
-            ax.plot(x, h[col].rolling(smooth, min_periods=1).mean(), style, label=r["trial"])
+            y = h[col].rolling(smooth, min_periods=1).mean()
+            ax.plot(x, y, style, color="black" if hi else colours[(stage - 1) % len(colours)],
+                    lw=2.0 if hi else 0.9, alpha=1.0 if hi else 0.6, zorder=3 if hi else 2)
+            if hi:
+                ax.annotate(r["trial"], (x.iloc[-1], y.iloc[-1]), fontsize=7,
+                            xytext=(3, 0), textcoords="offset points", va="center")
     for ax, t in zip(axes, ("validation Dice", "validation AUC")):
         ax.set_xlabel("training CPU hours (2-core machine, cumulative)")
         ax.set_title(t)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles = [Line2D([], [], color=colours[(s - 1) % len(colours)], label=f"stage {s}")
+               for s in sorted(stages)]
+    handles.append(Line2D([], [], color="black", lw=2, label="the recipe and the release"))
+    handles.append(Line2D([], [], color="grey", ls="--", label="the paper's schedule"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

@@ -55,6 +55,12 @@ def selection_view(profile: str, results_dir=None) -> dict[str, Any] | None:
     if t is not None:
         out["missing"] = t.attrs.get("missing", [])
         out["diverged"] = t.attrs.get("diverged", [])
+    try:                                       # stage 7: the confirmation, five seeds a side
+        c = tune_report.confirm_table(recs)
+    except Exception:                          # its trials are not all recorded here
+        c = None
+    out["confirm"] = c if c is not None and len(c) else None
+    out["confirm_verdicts"] = tune_report.confirm_select(c) if out["confirm"] is not None else {}
     if out["fusion"] is None and out["seeded"] is None:
         return None
     out["sentence"] = selection_sentence(out)
@@ -90,6 +96,14 @@ def selection_sentence(view: dict[str, Any]) -> str:
         parts.append(f"candidate {name} (three seeds against the recipe's three) changed the "
                      f"clean score by {t.loc['clean score', 'difference']:+.3f} and the shift "
                      f"score by {t.loc['shift score', 'difference']:+.3f}: {verdict}")
+    for name, verdict in (view.get("confirm_verdicts") or {}).items():
+        t = view["confirm"].set_index(["candidate", "signal"]).loc[name]
+        sh = t.loc["shift score"]
+        parts.append(f"stage 7 retrained {name} and the recipe with two more seeds each (five "
+                     f"against five, {view['confirm'].attrs['level']:.2%} intervals for having "
+                     f"picked it from four): shift score {sh['difference']:+.3f} "
+                     f"({sh['low']:+.3f} to {sh['high']:+.3f}), clean score "
+                     f"{t.loc['clean score', 'difference']:+.3f}: {verdict}")
     for name in view.get("diverged") or []:
         parts.append(f"candidate {name}: the training of a seed diverged, so it has no verdict")
     missing = view.get("missing") or []
@@ -114,16 +128,18 @@ def perturbed_display(rec: dict[str, Any]) -> pd.DataFrame:
 
 
 def seeded_display(t: pd.DataFrame) -> pd.DataFrame:
-    """Stage 6's table for the page: one row per candidate and signal, mean (sd) of each side
-    and the difference with its interval."""
+    """Stage 6's (or 7's) table for the page: one row per candidate and signal, mean (sd) of
+    each side and the difference with its interval (at the table's level)."""
+    level = t.attrs.get("level", 0.95)
     return pd.DataFrame({
         "candidate": t["candidate"], "signal": t["signal"],
         "candidate, mean (sd)": [f"{m:.3f} ({s:.3f})" for m, s in
                                  zip(t["candidate mean"], t["candidate sd"])],
         "reference, mean (sd)": [f"{m:.3f} ({s:.3f})" for m, s in
                                  zip(t["reference mean"], t["reference sd"])],
-        "difference (95% CI)": [f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})" for d, lo, hi in
-                                zip(t["difference"], t["low"], t["high"])],
+        f"difference ({100 * level:.4g}% CI)": [f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})"
+                                                 for d, lo, hi in
+                                                 zip(t["difference"], t["low"], t["high"])],
     }).set_index(["candidate", "signal"])
 
 

@@ -198,6 +198,10 @@ def selection(profile: str) -> None:
     if sel["seeded"] is not None:
         view.show(transfer.seeded_display(sel["seeded"]), "Stage 6: three training seeds per "
                   "side (Welch 95% interval of the difference)")
+    if sel.get("confirm") is not None:
+        view.show(transfer.seeded_display(sel["confirm"]), "Stage 7: the closest stage-6 "
+                  "candidate confirmed with five training seeds per side (Welch interval at "
+                  f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
 
 
 def on_busbra(model_dir: Path):
