@@ -34,7 +34,7 @@ CLONE_DIR = Path("/content/busi-multitask-book")
 LIGHT_DEPS = {"pooch": "pooch>=1.8,<2", "papermill": "papermill>=2.6,<3",
               "tqdm": "tqdm>=4.66", "seaborn": "seaborn>=0.13,<0.14",
               "skimage": "scikit-image>=0.24,<0.27", "albumentations": "albumentations==2.0.8",
-              "usaugment": "usaugment==1.0.1"}
+              "usaugment": "usaugment==1.0.1", "imagehash": "imagehash>=4.3,<5"}
 
 #: The chapters that read only the records (and the release), never BUSI's images: on Colab
 #: their first cell does not download BUSI.
