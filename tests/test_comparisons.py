@@ -270,3 +270,23 @@ def test_an_unknown_metric_is_named_in_the_error(tmp_path):
         comparisons.across_profiles([("x", "cpu", "ref")], results_dir=tmp_path,
                                     metrics=("cls_F1",))
     assert comparisons.LABELS.keys() == comparisons.METRICS.keys()
+
+
+def test_release_verdict_on_known_numbers():
+    from busi_lib.analysis.comparisons import release_verdict
+
+    def recs(dice, auc):
+        return [{"fold": k, "metrics": {"seg_DC_mean": d, "cls_AUC": a}}
+                for k, (d, a) in enumerate(zip(dice, auc))]
+
+    rel = recs([0.70, 0.72, 0.74, 0.71, 0.73], [0.90, 0.88, 0.91, 0.89, 0.90])
+    up = recs([0.72, 0.745, 0.75, 0.73, 0.745], [0.90, 0.885, 0.905, 0.895, 0.90])
+    v = release_verdict(rel, up)
+    assert v["replace"] and v["reason"] == "Dice above the release's, neither below"
+    same = recs([0.71, 0.71, 0.75, 0.70, 0.73], [0.91, 0.87, 0.91, 0.90, 0.89])
+    assert release_verdict(rel, same)["reason"] == "neither Dice nor AUC above the release's"
+    down = recs([0.72, 0.745, 0.75, 0.73, 0.745], [0.86, 0.85, 0.87, 0.86, 0.86])
+    v = release_verdict(rel, down)
+    assert not v["replace"] and v["reason"] == "AUC below the release's"
+    v = release_verdict(rel, up[:3])
+    assert not v["replace"] and v["reason"].startswith("only 3 of 5 folds")

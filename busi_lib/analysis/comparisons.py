@@ -465,3 +465,35 @@ def machine_mismatches(profile: str, reference: str, variants: Sequence[str],
                 rows.append({"variant": v, "fold": r["fold"] + 1, "variant ran on": machine_label(r),
                              "reference ran on": ref[r["fold"]]})
     return pd.DataFrame(rows, columns=["variant", "fold", "variant ran on", "reference ran on"])
+
+
+def release_verdict(release_records: list[dict], candidate_records: list[dict],
+                    n_folds: int = 5) -> dict:
+    """The rule a candidate must pass to replace the release (fixed 2026-12-03, before
+    ``trivial_grouped`` was trained): on all ``n_folds`` duplicate-grouped test folds, paired
+    fold by fold with the release, the *t* 95 % interval of the difference is below zero for
+    neither Dice (``seg_DC_mean``) nor AUC (``cls_AUC``), and above zero for at least one.
+
+    Both recipes carry BUSI-only evidence of robustness to another scanner (stage 4 for the
+    release's, stage 7 for the candidate's), measured against different references, so that
+    evidence cannot order them; clean performance on the same folds breaks the tie, and
+    BUS-BRA, looked at once afterwards, is reported and never used.
+
+    Returns ``{"replace": bool, "reason": str, "dice": ..., "auc": ...}`` (the latter two from
+    :func:`busi_lib.analysis.stats.compare`).
+    """
+    d = stats.compare(release_records, candidate_records, "seg_DC_mean")
+    a = stats.compare(release_records, candidate_records, "cls_AUC")
+    if min(d["n_folds"], a["n_folds"]) < n_folds:
+        return {"replace": False, "dice": d, "auc": a,
+                "reason": f"only {min(d['n_folds'], a['n_folds'])} of {n_folds} folds paired: "
+                          "no verdict yet"}
+    worse = [m for m, c in (("Dice", d), ("AUC", a)) if c["high"] < 0]
+    better = [m for m, c in (("Dice", d), ("AUC", a)) if c["low"] > 0]
+    if worse:
+        reason = f"{' and '.join(worse)} below the release's"
+    elif not better:
+        reason = "neither Dice nor AUC above the release's"
+    else:
+        reason = f"{' and '.join(better)} above the release's, neither below"
+    return {"replace": bool(better and not worse), "reason": reason, "dice": d, "auc": a}
