@@ -170,3 +170,30 @@ def test_peers_curated_without_records_says_so(glued, monkeypatch):
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: [])
     assert peers_chapter.curated("cpu", 42) is None
     assert glued["glue"]["peer_curated_opening"] == "our network on this protocol is not recorded yet"
+
+
+def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(glued,
+                                                                                monkeypatch):
+    def recs(dice, auc):
+        return [{"fold": k, "metrics": {"seg_DC_mean": d, "cls_AUC": a}}
+                for k, (d, a) in enumerate(zip(dice, auc))]
+
+    by = {"multitask_grouped": recs([0.70, 0.71, 0.72, 0.70, 0.71], [0.88] * 5),
+          "robust_grouped_e60": recs([0.73, 0.74, 0.75, 0.73, 0.74], [0.90, 0.89, 0.91, 0.90,
+                                                                      0.90]),
+          "trivial_grouped": recs([0.72, 0.73, 0.74, 0.72, 0.735], [0.90, 0.89, 0.90, 0.91,
+                                                                    0.90])}
+    monkeypatch.setattr(try_model_chapter.runs, "experiment_records",
+                        lambda profile, e, **k: by[e])
+    ens = pd.DataFrame({"pathology": ["benign", "malignant"] * 20, "case": range(40),
+                        "prob_malignant": [0.2, 0.7] * 20, "dice": [0.6] * 40})
+    monkeypatch.setattr(try_model_chapter.external, "load_ensemble",
+                        lambda *a, **k: (ens, "src"))
+    v = try_model_chapter.candidate("cpu", 42, n_boot=20)["trivial_grouped"]
+    assert not v["replace"] and v["reason"] == "Dice below the release's"     # -0.009 a fold
+    paired = glued["shown"][0][1]
+    assert list(paired.index) == ["multitask_grouped", "robust_grouped_e60"]
+    assert paired.loc["multitask_grouped", "Δ Dice (95% CI)"].startswith("+0.021 (+0.018 to")
+    bb = glued["shown"][1][1]
+    assert bb.loc["trivial_grouped", "BUS-BRA AUC (95% CI)"].startswith("1.000")
+    assert glued["glue"]["try_candidate"].endswith("so the release stays as it is.")

@@ -14,10 +14,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from busi_lib import records
-from busi_lib.analysis import paper
+from busi_lib.analysis import comparisons, paper
+from busi_lib.analysis.stats import compare
 from busi_lib.analysis.stats import t_interval
 from busi_lib.book import booktext, colab, figures, runs, transfer, view
 from busi_lib.book.runs import short_commit
+from busi_lib.config import RELEASE_CANDIDATES, RELEASED_EXPERIMENT, experiments
+from busi_lib.experiments import external
 from busi_lib.data.busbra import locate_busbra
 from busi_lib.data.images import read_mask
 from busi_lib.eval.metrics import grouped_bootstrap_auc
@@ -202,6 +205,65 @@ def selection(profile: str) -> None:
         view.show(transfer.seeded_display(sel["confirm"]), "Stage 7: the closest stage-6 "
                   "candidate confirmed with five training seeds per side (Welch interval at "
                   f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
+
+
+#: The recipe each release candidate was built on (its own reference).
+CANDIDATE_BASE = "multitask_grouped"
+
+
+def _busbra_row(profile: str, experiment: str, recs: list[dict], n_boot: int, seed: int) -> dict:
+    ens, _ = external.load_ensemble(profile, experiment, runs.results_dir_for(seed),
+                                    folds=[r["fold"] for r in recs])
+    if ens is None or not len(ens):
+        return {"BUS-BRA AUC (95% CI)": "not recorded", "BUS-BRA Dice": float("nan")}
+    auc, lo, hi = grouped_bootstrap_auc((ens["pathology"] == "malignant").to_numpy(int),
+                                        ens["prob_malignant"], ens["case"], n_boot, seed)
+    return {"BUS-BRA AUC (95% CI)": f"{auc:.3f} ({lo:.3f}-{hi:.3f})",
+            "BUS-BRA Dice": float(ens["dice"].mean()) if "dice" in ens else float("nan")}
+
+
+def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
+    """Stage 7's kept candidate trained on the grouped folds: paired fold by fold with the
+    recipe it was built on and with the release; the release rule's verdict
+    (:func:`busi_lib.analysis.comparisons.release_verdict`); BUS-BRA, looked at once, beside
+    them (reported, never used). Returns the verdicts by candidate."""
+    out = {}
+    names = [n for n in RELEASE_CANDIDATES if n in experiments(profile)]
+    if not names:
+        booktext.glue("try_candidate", f"profile `{profile}` defines no candidate.")
+    for name in names:
+        cand = runs.experiment_records(profile, name, seed=seed)
+        if not cand:
+            booktext.glue("try_candidate", f"`{name}` is not trained yet.")
+            view.md(f"`{name}`: no fold recorded yet.")
+            continue
+        rows = []
+        for ref in (CANDIDATE_BASE, RELEASED_EXPERIMENT):
+            refs = runs.experiment_records(profile, ref, seed=seed)
+            row = {"against": ref}
+            for label, key in (("Dice", "seg_DC_mean"), ("AUC", "cls_AUC")):
+                c = compare(refs, cand, key)
+                row[f"Δ {label} (95% CI)"] = (f"{c['mean']:+.3f} ({c['low']:+.3f} to "
+                                              f"{c['high']:+.3f})" if c["n_folds"] > 1 else "—")
+            row["folds paired"] = compare(refs, cand, "cls_AUC")["n_folds"]
+            rows.append(row)
+        view.show(pd.DataFrame(rows).set_index("against"), f"`{name}` on BUSI's grouped test "
+                  "folds, paired fold by fold (t intervals of the differences)")
+        bb = pd.DataFrame([{"experiment": e, **_busbra_row(
+            profile, e, runs.experiment_records(profile, e, seed=seed) if e != name else cand,
+            n_boot, seed)} for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT, name)])
+        view.show(bb.set_index("experiment"), "BUS-BRA, looked at once after the rule's "
+                  "verdict was fixed: the fold models' mean (patient-bootstrap interval)")
+        v = comparisons.release_verdict(runs.experiment_records(profile, RELEASED_EXPERIMENT,
+                                                                seed=seed), cand)
+        out[name] = v
+        booktext.glue("try_candidate", (
+            f"`{name}` ({len(cand)} of 5 folds) against the release: Dice "
+            f"{v['dice']['mean']:+.3f} ({v['dice']['low']:+.3f} to {v['dice']['high']:+.3f}), "
+            f"AUC {v['auc']['mean']:+.3f} ({v['auc']['low']:+.3f} to {v['auc']['high']:+.3f}): "
+            f"{v['reason']}, so the release "
+            + ("changes to it." if v["replace"] else "stays as it is.")))
+    return out
 
 
 def on_busbra(model_dir: Path):
