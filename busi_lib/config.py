@@ -253,20 +253,21 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
        for n in CLS_BASELINES},
 }
 
-#: Every experiment the book shows, in the order ``make results`` runs them: the three main
-#: experiments and the paper's recipe, then the ablations with their reference and its seeds,
-#: then the baselines (``python -m busi_lib.experiments.crossval --breadth-first`` runs the latter fold 1 of
-#: every one first).
-BOOK_EXPERIMENTS: tuple[str, ...] = (
-    "multitask_grouped", "multitask", "multitask_3class", "paper_recipe", "robust_grouped",
-    "robust_grouped_e60", "ablation_reference",
-    *ABLATIONS, *(f"ablation_reference_s{s}" for s in REFERENCE_SEEDS),
-    *(f"base_{n}" for n in SEG_BASELINES + CLS_BASELINES))
-
-#: The peers' protocols the book's chapter *Against the peers* shows (trained on demand with
-#: ``busi-train --experiment NAME``; not part of ``make results``).
+#: The peers' protocols the book's chapter *Against the peers* shows (the last of
+#: :data:`BOOK_EXPERIMENTS`).
 PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_grouped_locked", "peer_segbench_128",
                                      "peer_segbench")
+
+#: Every experiment the book shows, in the order ``make results`` runs them: the three main
+#: experiments, the paper's recipe and the robustness recipes, then the ablations with their
+#: reference and its seeds, then the baselines (``busi-train --breadth-first`` runs fold 1 of
+#: every one first), then the peers' protocols.
+BOOK_EXPERIMENTS: tuple[str, ...] = (
+    "multitask_grouped", "multitask", "multitask_3class", "paper_recipe", "robust_grouped",
+    "robust_grouped_e60", "trivial_grouped", "ablation_reference",
+    *ABLATIONS, *(f"ablation_reference_s{s}" for s in REFERENCE_SEEDS),
+    *(f"base_{n}" for n in SEG_BASELINES + CLS_BASELINES),
+    *PEER_EXPERIMENTS)
 
 #: The experiments of profile ``cpu_v1`` (the records made before the recipe), frozen as they
 #: were: ``light`` marks those run with the lighter protocol of LIGHT.
