@@ -31,6 +31,7 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
     rep = peers.PEER_REPORTED[name]
     if name not in experiments(profile):
         view.note(f"profile `{profile}` does not define `{name}`.")
+        booktext.glue("peer_curated_opening", f"profile `{profile}` does not define it")
         return None
     recs = runs.experiment_records(profile, name, seed=seed)
     pred = runs.predictions(profile, name, seed=seed, records=recs) if recs else None
