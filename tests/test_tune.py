@@ -317,3 +317,15 @@ def test_stage7_interval_is_wider_than_stage6s_on_the_same_numbers():
     assert t99["low"] < t95["low"] and t99["high"] > t95["high"]
     with pytest.raises(ConfigError, match="reference"):      # stage 7 not run: no table
         tune_report.confirm_table(recs)
+
+
+def test_stage8_pairs_the_release_recipe_seed_by_seed():
+    """Stage 8's candidate differs from the released recipe's trials only in aug_policy, seed
+    by seed (None, 1, 2); the reference's first seed is the stage-4 trial."""
+    ref = [tune.trial_config(t) for t in tune.RELEASE_SEEDED_REFERENCE]
+    assert [c["train_seed"] for c in ref] == [None, 1, 2]
+    assert all(c["epochs"] == 60 and c["aug_intensity"] for c in ref)
+    (trials,) = tune.RELEASE_SEEDED_CANDIDATES.values()
+    for t, r in zip(trials, ref):
+        cfg = tune.trial_config(t)
+        assert {k for k in cfg if cfg[k] != r[k]} == {"aug_policy"}, t

@@ -162,6 +162,15 @@ TRIALS: dict[str, tuple[int, dict]] = {
     **{f"s7_recipe_s{k}": (7, {**COMBO, "train_seed": k}) for k in (3, 4)},
     **{f"s7_trivial_s{k}": (7, {**COMBO, "aug_policy": "trivial", "train_seed": k})
        for k in (3, 4)},
+    # stage 8 (issue 26; rule busi_lib.analysis.tune_report.seeded_select at 95 %, fixed
+    # 2026-12-03 before any of these trials ran): does stage 7's policy add to the released
+    # recipe (the strong augmentation, 60 epochs)? Three seeds a side; the reference's first
+    # seed is the stage-4 trial robust_aug_e60
+    **{f"s8_release_s{k}": (8, {**COMBO, **STRONG_AUG, "epochs": 60, "train_seed": k})
+       for k in (1, 2)},
+    **{f"s8_release_trivial{sfx}": (8, {**COMBO, **STRONG_AUG, "epochs": 60,
+                                        "aug_policy": "trivial", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
 #: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
 #: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
@@ -182,6 +191,11 @@ CONFIRM_REFERENCE = SEEDED_REFERENCE + ("s7_recipe_s3", "s7_recipe_s4")
 CONFIRM_CANDIDATES: dict[str, tuple[str, ...]] = {
     "trivial": SEEDED_CANDIDATES["trivial"] + ("s7_trivial_s3", "s7_trivial_s4")}
 CONFIRM_LEVEL = 1 - 0.05 / len(SEEDED_CANDIDATES)
+#: Stage 8: stage 7's policy on the released recipe, three seeds a side (not run yet).
+RELEASE_SEEDED_REFERENCE = ("robust_aug_e60", "s8_release_s1", "s8_release_s2")
+RELEASE_SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "release + trivial": ("s8_release_trivial", "s8_release_trivial_s1",
+                          "s8_release_trivial_s2")}
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.analysis.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
