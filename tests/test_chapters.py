@@ -185,7 +185,8 @@ def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(
                                                                     0.90])}
     monkeypatch.setattr(try_model_chapter.runs, "experiment_records",
                         lambda profile, e, **k: by[e])
-    ens = pd.DataFrame({"pathology": ["benign", "malignant"] * 20, "case": range(40),
+    ens = pd.DataFrame({"id": range(40), "pathology": ["benign", "malignant"] * 20,
+                        "case": range(40),
                         "prob_malignant": [0.2, 0.7] * 20, "dice": [0.6] * 40})
     monkeypatch.setattr(try_model_chapter.external, "load_ensemble",
                         lambda *a, **k: (ens, "src"))
@@ -196,4 +197,11 @@ def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(
     assert paired.loc["multitask_grouped", "Δ Dice (95% CI)"].startswith("+0.021 (+0.018 to")
     bb = glued["shown"][1][1]
     assert bb.loc["trivial_grouped", "BUS-BRA AUC (95% CI)"].startswith("1.000")
-    assert glued["glue"]["try_candidate"].endswith("so the release stays as it is.")
+    assert bb.loc["trivial_grouped", "Δ AUC against the candidate's base (paired, 95% CI)"] \
+        == "+0.000 (+0.000 to +0.000)"                      # the same ensemble twice
+    assert bb.loc["multitask_grouped", "Δ AUC against the candidate's base (paired, 95% CI)"] \
+        == "—"
+    text = glued["glue"]["try_candidate"]
+    assert "so the release stays as it is. On BUS-BRA, looked at once" in text
+    assert text.endswith("(paired difference +0.000 (+0.000 to +0.000)) and 1.000 (1.000-1.000) "
+                         "for the release.")

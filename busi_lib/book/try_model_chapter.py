@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from busi_lib import records
@@ -23,7 +24,7 @@ from busi_lib.config import RELEASE_CANDIDATES, RELEASED_EXPERIMENT, experiments
 from busi_lib.experiments import external
 from busi_lib.data.busbra import locate_busbra
 from busi_lib.data.images import read_mask
-from busi_lib.eval.metrics import grouped_bootstrap_auc
+from busi_lib.eval.metrics import fast_auc, group_resamples, grouped_bootstrap_auc
 from busi_lib.serve.predictor import bench_text, latest_bench
 from busi_lib.serve.userimage import overlay
 
@@ -222,6 +223,33 @@ def _busbra_row(profile: str, experiment: str, recs: list[dict], n_boot: int, se
             "BUS-BRA Dice": float(ens["dice"].mean()) if "dice" in ens else float("nan")}
 
 
+def _paired_busbra(profile: str, base: str, other: str, seed: int, n_boot: int) -> str:
+    """AUC of ``other`` minus AUC of ``base`` on the same BUS-BRA images, with a paired
+    bootstrap over patients."""
+    a, _ = external.load_ensemble(profile, base, runs.results_dir_for(seed))
+    b, _ = external.load_ensemble(profile, other, runs.results_dir_for(seed))
+    if a is None or b is None:
+        return "not recorded"
+    m = a.merge(b, on="id", suffixes=("_a", "_b"))
+    y = (m["pathology_a"] == "malignant").to_numpy(int)
+    pa, pb = m["prob_malignant_a"].to_numpy(), m["prob_malignant_b"].to_numpy()
+    diffs = [fast_auc(y[i], pb[i]) - fast_auc(y[i], pa[i])
+             for i in group_resamples(m["case_a"], n_boot, seed) if 0 < y[i].sum() < len(i)]
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return f"{fast_auc(y, pb) - fast_auc(y, pa):+.3f} ({lo:+.3f} to {hi:+.3f})"
+
+
+def _busbra_words(bb: pd.DataFrame, name: str) -> str:
+    col = "Δ AUC against the candidate's base (paired, 95% CI)"
+    auc = bb["BUS-BRA AUC (95% CI)"]
+    if auc.loc[name] == "not recorded":
+        return ""
+    return (f" On BUS-BRA, looked at once afterwards and used for nothing, its AUC is "
+            f"{auc.loc[name]} against {auc.loc[CANDIDATE_BASE]} for {CANDIDATE_BASE} (paired "
+            f"difference {bb.loc[name, col]}) and {auc.loc[RELEASED_EXPERIMENT]} for the "
+            "release.")
+
+
 def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
     """Stage 7's kept candidate trained on the grouped folds: paired fold by fold with the
     recipe it was built on and with the release; the release rule's verdict
@@ -252,6 +280,9 @@ def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
         bb = pd.DataFrame([{"experiment": e, **_busbra_row(
             profile, e, runs.experiment_records(profile, e, seed=seed) if e != name else cand,
             n_boot, seed)} for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT, name)])
+        bb["Δ AUC against the candidate's base (paired, 95% CI)"] = [
+            _paired_busbra(profile, CANDIDATE_BASE, e, seed, n_boot) if e != CANDIDATE_BASE
+            else "—" for e in bb["experiment"]]
         view.show(bb.set_index("experiment"), "BUS-BRA, looked at once after the rule's "
                   "verdict was fixed: the fold models' mean (patient-bootstrap interval)")
         v = comparisons.release_verdict(runs.experiment_records(profile, RELEASED_EXPERIMENT,
@@ -262,7 +293,8 @@ def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
             f"{v['dice']['mean']:+.3f} ({v['dice']['low']:+.3f} to {v['dice']['high']:+.3f}), "
             f"AUC {v['auc']['mean']:+.3f} ({v['auc']['low']:+.3f} to {v['auc']['high']:+.3f}): "
             f"{v['reason']}, so the release "
-            + ("changes to it." if v["replace"] else "stays as it is.")))
+            + ("changes to it." if v["replace"] else "stays as it is.")
+            + _busbra_words(bb.set_index("experiment"), name)))
     return out
 
 
