@@ -43,10 +43,10 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
     summary = peers.curated_summary(per_fold, level)
     shown = summary.rename(columns={"low": f"{level:.0%} low", "high": f"{level:.0%} high"})
     view.show(shown, "Curated BUSI, 4-fold protocol: ours (mean of the test folds, t interval) "
-                     "beside the peer's reported value")
+                     "beside the peer's reported value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
     view.show(per_fold.rename(columns={"fold": "test fold"}).assign(
-        **{"test fold": per_fold["fold"] + 1}), "Ours per test fold")
+        **{"test fold": per_fold["fold"] + 1}), "Ours per test fold", decimals=3)
     view.show(pd.DataFrame(peers.DIFFERENCES[name], columns=["aspect", "the peer", "ours"]),
               "What differs")
     s = summary.set_index("metric")
@@ -82,8 +82,8 @@ def grouped_locked(profile: str, seed: int, n_boot: int = 1000) -> pd.DataFrame 
     ens, _ = external.load_ensemble(profile, name, runs.results_dir_for(seed), folds=folds)
     summary = peers.grouped_locked_summary(oof, locked, ens, n_boot=n_boot, seed=seed)
     view.show(summary.rename(columns={"low": "95% low", "high": "95% high"}),
-              f"Grouped folds with a locked test set: ours ({len(recs)} fold models; bootstrap "
-              f"intervals, {n_boot} resamples) beside the peer's reported range")
+              f"Grouped folds with a locked test set: ours ({len(recs)} fold model(s); bootstrap "
+              f"intervals, {n_boot} resamples) beside the peer's reported range", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
     return summary
 
@@ -106,7 +106,7 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
         view.show(out[name].rename(columns={"low": f"{level:.0%} low",
                                             "high": f"{level:.0%} high"}),
                   f"Segmentation benchmark, {size}: ours (mean of {len(recs)} splits, t "
-                  "interval) beside the peer's reported value")
+                  "interval) beside the peer's reported value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
     for name, summary in out.items():
         d = summary.set_index("metric").loc["Dice, mean per image"]
