@@ -265,28 +265,28 @@ def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
             booktext.glue("try_candidate", f"`{name}` is not trained yet.")
             view.md(f"`{name}`: no fold recorded yet.")
             continue
+        recs = {e: runs.experiment_records(profile, e, seed=seed)
+                for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT)}
+        recs[name] = cand
         rows = []
         for ref in (CANDIDATE_BASE, RELEASED_EXPERIMENT):
-            refs = runs.experiment_records(profile, ref, seed=seed)
             row = {"against": ref}
             for label, key in (("Dice", "seg_DC_mean"), ("AUC", "cls_AUC")):
-                c = compare(refs, cand, key)
+                c = compare(recs[ref], cand, key)
                 row[f"Δ {label} (95% CI)"] = (f"{c['mean']:+.3f} ({c['low']:+.3f} to "
                                               f"{c['high']:+.3f})" if c["n_folds"] > 1 else "—")
-            row["folds paired"] = compare(refs, cand, "cls_AUC")["n_folds"]
+            row["folds paired"] = c["n_folds"]
             rows.append(row)
         view.show(pd.DataFrame(rows).set_index("against"), f"`{name}` on BUSI's grouped test "
                   "folds, paired fold by fold (t intervals of the differences)")
-        bb = pd.DataFrame([{"experiment": e, **_busbra_row(
-            profile, e, runs.experiment_records(profile, e, seed=seed) if e != name else cand,
-            n_boot, seed)} for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT, name)])
+        bb = pd.DataFrame([{"experiment": e, **_busbra_row(profile, e, recs[e], n_boot, seed)}
+                           for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT, name)])
         bb["Δ AUC against the candidate's base (paired, 95% CI)"] = [
             _paired_busbra(profile, CANDIDATE_BASE, e, seed, n_boot) if e != CANDIDATE_BASE
             else "—" for e in bb["experiment"]]
         view.show(bb.set_index("experiment"), "BUS-BRA, looked at once after the rule's "
                   "verdict was fixed: the fold models' mean (patient-bootstrap interval)")
-        v = comparisons.release_verdict(runs.experiment_records(profile, RELEASED_EXPERIMENT,
-                                                                seed=seed), cand)
+        v = comparisons.release_verdict(recs[RELEASED_EXPERIMENT], cand)
         out[name] = v
         booktext.glue("try_candidate", (
             f"`{name}` ({len(cand)} of 5 folds) against the release: Dice "
