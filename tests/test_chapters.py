@@ -205,3 +205,53 @@ def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(
     assert "so the release stays as it is. On BUS-BRA, looked at once" in text
     assert text.endswith("(paired difference +0.000 (+0.000 to +0.000)) and 1.000 (1.000-1.000) "
                          "for the release.")
+
+
+def _demo_folder(root: Path) -> Path:
+    from busi_lib.data import busbra
+
+    for i in busbra.DEMO_IDS:
+        for sub, name in (("Images", i), ("Masks", i.replace("bus_", "mask_"))):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub / f"{name}.png").write_bytes(b"png")
+    (root / "bus_data.csv").write_text(busbra.DEMO_TABLE)
+    return root
+
+
+def test_try_model_fetches_the_demo_images_where_busbra_is_missing(glued, monkeypatch,
+                                                                   tmp_path):
+    from busi_lib.data import busbra
+
+    monkeypatch.setattr(try_model_chapter, "locate_busbra", lambda: None)
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo",
+                        lambda: _demo_folder(tmp_path / "demo"))
+    paths, meta, root = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=True)
+    assert root == tmp_path / "demo"
+    assert [p.name for p in paths] == [f"{i}.png" for i in busbra.DEMO_IDS]
+    assert all(p.parent == root / "Images" for p in paths)
+    assert meta.loc["bus_0059-l", "BIRADS"] == 5
+    assert "Medical Physics 2024" in glued["note"][-1]
+    # without leave to download, nothing is fetched and BUSI's examples stand in, said so
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo",
+                        lambda: pytest.fail("fetched without leave"))
+    monkeypatch.setattr(try_model_chapter.transfer, "local_busi_examples",
+                        lambda data_dir, download: [Path("benign (1).png")])
+    paths, meta, root = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=False)
+    assert paths == [Path("benign (1).png")] and meta is None and root is None
+    assert "training images of the model" in glued["note"][-1]
+
+
+def test_try_model_falls_back_to_busi_when_the_demo_cannot_be_fetched(glued, monkeypatch):
+    from busi_lib.data import busbra
+    from busi_lib.errors import DataError
+
+    def offline():
+        raise DataError("could not download x; use your own images instead")
+
+    monkeypatch.setattr(try_model_chapter, "locate_busbra", lambda: None)
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo", offline)
+    monkeypatch.setattr(try_model_chapter.transfer, "local_busi_examples",
+                        lambda data_dir, download: [Path("malignant (1).png")])
+    paths, meta, _ = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=True)
+    assert paths == [Path("malignant (1).png")] and meta is None
+    assert any("could not be fetched" in n for n in glued["note"])

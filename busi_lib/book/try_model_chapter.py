@@ -22,8 +22,9 @@ from busi_lib.book import booktext, colab, figures, runs, transfer, view
 from busi_lib.book.runs import short_commit
 from busi_lib.config import RELEASE_CANDIDATES, RELEASED_EXPERIMENT, experiments
 from busi_lib.experiments import external
-from busi_lib.data.busbra import locate_busbra
+from busi_lib.data.busbra import BUSBRA_CITATION, DEMO_IDS, fetch_busbra_demo, locate_busbra
 from busi_lib.data.images import read_mask
+from busi_lib.errors import DataError
 from busi_lib.eval.metrics import fast_auc, group_resamples, grouped_bootstrap_auc
 from busi_lib.serve.predictor import bench_text, latest_bench
 from busi_lib.serve.userimage import overlay
@@ -58,10 +59,26 @@ def model_table(predictor, demo: bool, profile: str) -> None:
               "The model used, and the preprocessing it applies (the same as in training)")
 
 
-def image_paths(images, data_dir=None) -> tuple[list[Path], pd.DataFrame | None, Path | None]:
+def image_paths(images, data_dir=None, *, download: bool | None = None
+                ) -> tuple[list[Path], pd.DataFrame | None, Path | None]:
     """``(paths, BUS-BRA table or None, BUS-BRA folder or None)``: files as given, BUS-BRA IDs
-    as their files; when none exists here (e.g. Colab without BUS-BRA), BUSI examples."""
+    as their files.
+
+    When BUS-BRA is not on this machine (e.g. on Colab) and ``download`` is true (default: on
+    Colab), chapter 8's six default BUS-BRA images are fetched from a public copy of the release
+    (:func:`busi_lib.data.busbra.fetch_busbra_demo`, checked by sha256). When none of the images
+    can be had, BUSI examples are shown instead, and said to be training images."""
     busbra = locate_busbra()
+    download = colab.on_colab() if download is None else download
+    wanted = [i for i in images if not Path(i).exists()]
+    if busbra is None and download and wanted and set(wanted) <= set(DEMO_IDS):
+        try:
+            busbra = fetch_busbra_demo()
+            view.note("BUS-BRA is not on this machine: its six demonstration images were fetched "
+                      "from a public copy of the release (licence in "
+                      f"`{busbra / 'LICENSE.txt'}`). Cite: {BUSBRA_CITATION}.")
+        except DataError as exc:
+            view.note(f"the BUS-BRA demonstration images could not be fetched: {exc}")
     meta = pd.read_csv(busbra / "bus_data.csv").set_index("ID") if busbra is not None else None
     paths = []
     for item in images:
@@ -70,7 +87,7 @@ def image_paths(images, data_dir=None) -> tuple[list[Path], pd.DataFrame | None,
             p = busbra / "Images" / f"{item}.png"
         paths.append(p)
     if paths and not any(p.exists() for p in paths):
-        fallback = transfer.local_busi_examples(data_dir, download=colab.on_colab())
+        fallback = transfer.local_busi_examples(data_dir, download=download)
         if fallback:
             view.note("none of the images was found here (BUS-BRA is not on this machine), so "
                       "the chapter shows BUSI images instead: training images of the model, not "
