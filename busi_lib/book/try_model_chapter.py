@@ -204,7 +204,7 @@ def what_to_expect(rel: dict | None, predictor) -> dict | None:
 
 
 def selection(profile: str) -> None:
-    """How the release was chosen: the fusion rules and stage 6, from the records."""
+    """How the release was chosen: the fusion rules and stages 6 to 8, from the records."""
     sel = transfer.selection_view(profile)
     if sel is None:
         view.note(f"no selection is recorded for profile `{profile}` (the published `cpu` book "
@@ -223,6 +223,10 @@ def selection(profile: str) -> None:
         view.show(transfer.seeded_display(sel["confirm"]), "Stage 7: the closest stage-6 "
                   "candidate confirmed with five training seeds per side (Welch interval at "
                   f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
+    if sel.get("release_seeded") is not None:
+        view.show(transfer.seeded_display(sel["release_seeded"]), "Stage 8: stage 7's policy on "
+                  "the released recipe (strong augmentation, 60 epochs), three training seeds per "
+                  "side (Welch 95% interval)")
 
 
 #: The recipe each release candidate was built on (its own reference).
