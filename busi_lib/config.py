@@ -130,6 +130,7 @@ ROBUST_RECIPE: dict[str, Any] = {"aug_scale": 0.15, "aug_intensity": True, "aug_
 #: +0.039, shift score +0.038 over ``robust_aug_e40``) is trained as ``robust_grouped_e60``.
 ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
                                             "robust_grouped_e60": {"cpu": 60},
+                                            "robust_trivial_grouped_e60": {"cpu": 60},
                                             "peer_curated": {"cpu": 60},
                                             "peer_segbench": {"cpu": 60},
                                             "peer_segbench_128": {"cpu": 60},
@@ -227,6 +228,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # multitask_grouped + aug_policy "trivial", paired fold by fold with multitask_grouped and
     # with the release (rule: busi_lib.analysis.comparisons.release_verdict)
     "trivial_grouped": {"split": "grouped", "external": True, "aug_policy": "trivial"},
+    # issue 26, stage 8's candidate (the policy on the released recipe), defined before stage
+    # 8's verdict and trained only if that verdict keeps it; paired with the release (its base)
+    # under the same rule
+    "robust_trivial_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                   "aug_policy": "trivial"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},

@@ -255,3 +255,32 @@ def test_try_model_falls_back_to_busi_when_the_demo_cannot_be_fetched(glued, mon
     paths, meta, _ = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=True)
     assert paths == [Path("malignant (1).png")] and meta is None
     assert any("could not be fetched" in n for n in glued["note"])
+
+
+def test_try_model_candidate_holds_busbra_back_until_five_folds_and_uses_its_own_base(
+        glued, monkeypatch):
+    """A candidate built on the release is paired with it once; with 3 of 5 folds it has no
+    verdict, and BUS-BRA is neither loaded nor shown."""
+    def recs(dice, auc):
+        return [{"fold": k, "metrics": {"seg_DC_mean": d, "cls_AUC": a}}
+                for k, (d, a) in enumerate(zip(dice, auc))]
+
+    by = {"robust_grouped_e60": recs([0.73, 0.74, 0.75, 0.73, 0.74], [0.90, 0.89, 0.91, 0.90,
+                                                                      0.90]),
+          "robust_trivial_grouped_e60": recs([0.74, 0.75, 0.75], [0.91, 0.90, 0.91])}
+    monkeypatch.setattr(try_model_chapter, "RELEASE_CANDIDATES", ("robust_trivial_grouped_e60",))
+    monkeypatch.setattr(try_model_chapter, "experiments", lambda profile: set(by))
+    monkeypatch.setattr(try_model_chapter.runs, "experiment_records",
+                        lambda profile, e, **k: by[e])
+    monkeypatch.setattr(try_model_chapter.external, "load_ensemble",
+                        lambda *a, **k: pytest.fail("BUS-BRA read before the verdict"))
+    v = try_model_chapter.candidate("cpu", 42, n_boot=20)["robust_trivial_grouped_e60"]
+    assert not v["replace"] and v["reason"] == "only 3 of 5 folds paired: no verdict yet"
+    assert len(glued["shown"]) == 1
+    paired = glued["shown"][0][1]
+    assert list(paired.index) == ["robust_grouped_e60 (its base, the release)"]
+    assert paired.iloc[0]["folds paired"] == 3
+    assert "BUS-BRA is shown once all five folds" in glued["note"][-1]
+    assert glued["glue"]["try_candidate"] == ("`robust_trivial_grouped_e60` (3 of 5 folds "
+                                              "trained): only 3 of 5 folds paired: no verdict "
+                                              "yet.")
