@@ -163,7 +163,12 @@ def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
     text = glued["glue"]["peer_curated_opening"]
     assert text.startswith("our network reaches Dice on benign images 0.730 (")
     assert "3-class accuracy 1.000" in text and text.endswith("they report 0.773, 0.711 and 0.802")
-    assert [c for c, _ in glued["shown"]][1:] == ["Ours per test fold", "What differs"]
+    captions = [c for c, _ in glued["shown"]]
+    assert captions[1] == "Ours per test fold" and captions[-1] == "What differs"
+    assert captions[2].startswith("The same predictions with the peer's prediction refining")
+    # nothing to refine here (masks and classes agree): the same numbers, said in words
+    assert glued["md"][-1].startswith("With the peer's refining, ours moves from 0.730 to 0.730")
+    assert "ours calls 0 of 8 lesions normal" in glued["md"][-1]
 
 
 def test_peers_curated_without_records_says_so(glued, monkeypatch):
