@@ -78,8 +78,10 @@ DEFAULTS: dict[str, Any] = {
     "aug_scale": 0.0,         # > 0: random zoom by a factor in [1 - s, 1 + s]
     "aug_intensity": False,   # random brightness, contrast and gamma
     "aug_noise": False,       # random Gaussian blur or multiplicative speckle
-    "aug_policy": "none",     # "none" or "trivial": after the above, one operation per image
-                              # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL)
+    "aug_policy": "none",     # "none"; "trivial": after the above, one operation per image
+                              # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL);
+                              # "lesion_crop": a random crop keeping the lesion, half the images
+                              # (busi_lib.data.augment.lesion_crop)
     # inference (applied to the test fold and to BUS-BRA)
     "tta": False,             # average with the horizontally flipped image
     "mask_threshold": 0.5,
@@ -352,7 +354,7 @@ CHOICES = {
     "schedule": ("step", "cosine"),
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
-    "aug_policy": ("none", "trivial"),
+    "aug_policy": ("none", "trivial", "lesion_crop"),
     "crop_context": ("keep", "mask"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),

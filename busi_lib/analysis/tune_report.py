@@ -445,17 +445,20 @@ def confirm_select(table: pd.DataFrame) -> dict[str, str]:
 
 
 def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
-    """Stage 8's comparison: :func:`seeded_table` for stage 7's policy on the released recipe
-    (strong augmentation, 60 epochs), three seeds against the recipe's three, 95 % intervals.
-    Raises :class:`ConfigError` while a reference trial is not recorded."""
+    """Stages 8 and 9: :func:`seeded_table` for the candidates on the released recipe (strong
+    augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion),
+    each three seeds against the recipe's three, 95 % intervals. Raises :class:`ConfigError`
+    while a reference trial is not recorded; a candidate with a trial missing is left out
+    (``attrs["missing"]``)."""
     return seeded_table(recs, reference=RELEASE_SEEDED_REFERENCE,
                         candidates=RELEASE_SEEDED_CANDIDATES, level=0.95)
 
 
 def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
-    """Stage 8's rule (fixed 2026-12-03, committed before any of its trials ran): the rule of
-    :func:`seeded_select` at 95 %, on :func:`release_seeded_table`'s table. Only a candidate
-    kept here goes on to the five grouped folds, where
+    """The rule of stages 8 and 9 (each fixed 2026-12-03 and committed before any of that
+    stage's trials ran): the rule of :func:`seeded_select` at 95 %, per candidate, on
+    :func:`release_seeded_table`'s table. Only a candidate kept here goes on to the five
+    grouped folds, where
     :func:`busi_lib.analysis.comparisons.release_verdict` decides the release."""
     return seeded_select(table)
 

@@ -224,9 +224,9 @@ def selection(profile: str) -> None:
                   "candidate confirmed with five training seeds per side (Welch interval at "
                   f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
     if sel.get("release_seeded") is not None:
-        view.show(transfer.seeded_display(sel["release_seeded"]), "Stage 8: stage 7's policy on "
-                  "the released recipe (strong augmentation, 60 epochs), three training seeds per "
-                  "side (Welch 95% interval)")
+        view.show(transfer.seeded_display(sel["release_seeded"]), "Stages 8 and 9: candidates "
+                  "on the released recipe (strong augmentation, 60 epochs), three training seeds "
+                  "each against the recipe's three (Welch 95% interval)")
 
 
 #: The recipe each release candidate was built on (its own reference), by candidate; one
