@@ -376,3 +376,11 @@ def test_selection_sentence_reports_stage8_verdict_or_progress():
         "release + trivial", "release + lesion crop"]})
     assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
                     "verdict yet (2 of the 9 trials of stages 8 and 9 recorded).")
+
+
+def test_every_stage_has_its_own_look_in_the_cost_figure():
+    stages = sorted({stage for stage, _ in tune.TRIALS.values()})
+    looks = [tune_report.stage_style(s) for s in stages]
+    assert len(set(looks)) == len(looks), dict(zip(stages, looks))
+    assert tune_report.stage_style(1) == ("#0072B2", "-")
+    assert tune_report.stage_style(8) == ("#0072B2", "-.")

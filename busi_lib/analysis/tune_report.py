@@ -257,6 +257,17 @@ def plot_learning_curve(table: pd.DataFrame):
     return fig
 
 
+#: Okabe-Ito colours (colour-blind safe) for the stages of the trials.
+STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#999999")
+
+
+def stage_style(stage: int) -> tuple[str, str]:
+    """``(colour, line style)`` of a stage: the colours in turn, solid for the first seven
+    stages and dash-dotted after, so that no two stages look alike."""
+    k = max(int(stage), 1) - 1
+    return STAGE_COLOURS[k % len(STAGE_COLOURS)], ("-", "-.", ":")[min(k // len(STAGE_COLOURS), 2)]
+
+
 def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3,
                           highlight=(FINAL_TRIAL, "robust_aug_e60")):
     """Validation Dice and AUC against cumulative training CPU hours, one curve per trial
@@ -266,7 +277,6 @@ def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3,
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    colours = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#999999")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharex=True)
     stages = set()
     for r in recs:
@@ -276,11 +286,11 @@ def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3,
         stages.add(stage)
         h = pd.DataFrame(r["history"])
         x = h["cpu_seconds"].cumsum() / 3600
-        style = "--" if r["trial"].startswith("paper") else "-"
+        style = "--" if r["trial"].startswith("paper") else stage_style(stage)[1]
         hi = r["trial"] in highlight
         for ax, col in zip(axes, ("val_dice", "val_auc")):
             y = h[col].rolling(smooth, min_periods=1).mean()
-            ax.plot(x, y, style, color="black" if hi else colours[(stage - 1) % len(colours)],
+            ax.plot(x, y, style, color="black" if hi else stage_style(stage)[0],
                     lw=2.0 if hi else 0.9, alpha=1.0 if hi else 0.6, zorder=3 if hi else 2)
             if hi:
                 ax.annotate(r["trial"], (x.iloc[-1], y.iloc[-1]), fontsize=7,
@@ -289,7 +299,7 @@ def plot_quality_per_hour(recs: list[dict], names=None, smooth: int = 3,
         ax.set_xlabel("training CPU hours (2-core machine, cumulative)")
         ax.set_title(t)
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colours[(s - 1) % len(colours)], label=f"stage {s}")
+    handles = [Line2D([], [], color=stage_style(s)[0], ls=stage_style(s)[1], label=f"stage {s}")
                for s in sorted(stages)]
     handles.append(Line2D([], [], color="black", lw=2, label="the recipe and the release"))
     handles.append(Line2D([], [], color="grey", ls="--", label="the paper's schedule"))
