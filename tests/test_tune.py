@@ -384,3 +384,18 @@ def test_every_stage_has_its_own_look_in_the_cost_figure():
     assert len(set(looks)) == len(looks), dict(zip(stages, looks))
     assert tune_report.stage_style(1) == ("#0072B2", "-")
     assert tune_report.stage_style(8) == ("#0072B2", "-.")
+
+
+def test_release_recipe_sentence_for_the_introduction():
+    from busi_lib.book import transfer
+
+    assert transfer.release_recipe_sentence(None) == ("No candidate has been tried on the "
+                                                      "released recipe yet.")
+    recs = _stage8_recs((1.50, 1.52, 1.55), (1.60, 1.62, 1.64))
+    t = tune_report.release_seeded_table(recs)
+    view = {"release_seeded": t, "release_verdicts": tune_report.release_seeded_select(t),
+            "release_progress": (6, 9), "release_missing": t.attrs["missing"]}
+    text = transfer.release_recipe_sentence(view)
+    assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
+    assert text.endswith("(6 of the 9 trials of stages 8 and 9 recorded).")
+    assert text in transfer.selection_sentence(view)

@@ -116,6 +116,21 @@ def selection_sentence(view: dict[str, Any]) -> str:
                      f"picked it from four): shift score {sh['difference']:+.3f} "
                      f"({sh['low']:+.3f} to {sh['high']:+.3f}), clean score "
                      f"{t.loc['clean score', 'difference']:+.3f}: {verdict}")
+    parts += release_recipe_parts(view)
+    for name in view.get("diverged") or []:
+        parts.append(f"candidate {name}: the training of a seed diverged, so it has no verdict")
+    missing = view.get("missing") or []
+    if missing:
+        parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "
+                     "(busi_lib.experiments.tune, stage 6, continues them)")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def release_recipe_parts(view: dict[str, Any]) -> list[str]:
+    """Stages 8 and 9 in words: each candidate on the released recipe with its verdict, and
+    those without one yet (clauses for :func:`selection_sentence`)."""
+    parts: list[str] = []
     for name, verdict in (view.get("release_verdicts") or {}).items():
         t = view["release_seeded"].set_index(["candidate", "signal"]).loc[name]
         sh, cl = t.loc["shift score"], t.loc["clean score"]
@@ -130,12 +145,14 @@ def selection_sentence(view: dict[str, Any]) -> str:
         parts.append(f"on the released recipe, {' and '.join(pending)} "
                      f"{'has' if len(pending) == 1 else 'have'} no verdict yet ({done} of the "
                      f"{total} trials of stages 8 and 9 recorded)")
-    for name in view.get("diverged") or []:
-        parts.append(f"candidate {name}: the training of a seed diverged, so it has no verdict")
-    missing = view.get("missing") or []
-    if missing:
-        parts.append(f"stage-6 candidate(s) {', '.join(missing)} not fully recorded yet "
-                     "(busi_lib.experiments.tune, stage 6, continues them)")
+    return parts
+
+
+def release_recipe_sentence(view: dict[str, Any] | None) -> str:
+    """:func:`release_recipe_parts` as one sentence (for the book's introduction)."""
+    parts = release_recipe_parts(view or {})
+    if not parts:
+        return "No candidate has been tried on the released recipe yet."
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 

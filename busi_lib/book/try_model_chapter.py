@@ -206,6 +206,7 @@ def what_to_expect(rel: dict | None, predictor) -> dict | None:
 def selection(profile: str) -> None:
     """How the release was chosen: the fusion rules and stages 6 to 8, from the records."""
     sel = transfer.selection_view(profile)
+    booktext.glue("try_release_recipe", transfer.release_recipe_sentence(sel))
     if sel is None:
         view.note(f"no selection is recorded for profile `{profile}` (the published `cpu` book "
                   "shows it).")
