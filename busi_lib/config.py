@@ -78,8 +78,10 @@ DEFAULTS: dict[str, Any] = {
     "aug_scale": 0.0,         # > 0: random zoom by a factor in [1 - s, 1 + s]
     "aug_intensity": False,   # random brightness, contrast and gamma
     "aug_noise": False,       # random Gaussian blur or multiplicative speckle
-    "aug_policy": "none",     # "none" or "trivial": after the above, one operation per image
-                              # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL)
+    "aug_policy": "none",     # "none"; "trivial": after the above, one operation per image
+                              # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL);
+                              # "lesion_crop": a random crop keeping the lesion, half the images
+                              # (busi_lib.data.augment.lesion_crop)
     # inference (applied to the test fold and to BUS-BRA)
     "tta": False,             # average with the horizontally flipped image
     "mask_threshold": 0.5,
@@ -130,6 +132,7 @@ ROBUST_RECIPE: dict[str, Any] = {"aug_scale": 0.15, "aug_intensity": True, "aug_
 #: +0.039, shift score +0.038 over ``robust_aug_e40``) is trained as ``robust_grouped_e60``.
 ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
                                             "robust_grouped_e60": {"cpu": 60},
+                                            "robust_trivial_grouped_e60": {"cpu": 60},
                                             "peer_curated": {"cpu": 60},
                                             "peer_segbench": {"cpu": 60},
                                             "peer_segbench_128": {"cpu": 60},
@@ -227,6 +230,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # multitask_grouped + aug_policy "trivial", paired fold by fold with multitask_grouped and
     # with the release (rule: busi_lib.analysis.comparisons.release_verdict)
     "trivial_grouped": {"split": "grouped", "external": True, "aug_policy": "trivial"},
+    # issue 26, stage 8's candidate (the policy on the released recipe), defined before stage
+    # 8's verdict and trained only if that verdict keeps it; paired with the release (its base)
+    # under the same rule
+    "robust_trivial_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                   "aug_policy": "trivial"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
@@ -346,7 +354,7 @@ CHOICES = {
     "schedule": ("step", "cosine"),
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
-    "aug_policy": ("none", "trivial"),
+    "aug_policy": ("none", "trivial", "lesion_crop"),
     "crop_context": ("keep", "mask"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),

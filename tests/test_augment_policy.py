@@ -104,3 +104,69 @@ def test_speckle_reduction_is_finite_at_its_weakest():
     for k in range(30):
         out = t(image=x[k, ..., 0], mask=m[k], scan_mask=A.scan_mask(x[k, ..., 0]))["image"]
         assert np.isfinite(out).all()
+
+
+def _lesions(n=24, size=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, size, size, 1)).astype(np.float32)
+    m = np.zeros((n, size, size), np.uint8)
+    for k in range(n):
+        r, c = rng.integers(5, size - 35, 2)
+        m[k, r:r + rng.integers(8, 30), c:c + rng.integers(8, 30)] = 1
+    return x, m
+
+
+def test_lesion_box_is_the_masks_extent():
+    m = np.zeros((10, 12), np.uint8)
+    m[2:5, 3:9] = 1
+    assert A.lesion_box(m) == (3, 2, 9, 5)
+    assert A.lesion_box(np.zeros((4, 4))) is None
+
+
+def test_lesion_crop_keeps_every_lesion_whole_and_only_zooms_in():
+    """A cropped image is a sub-window resized up: the lesion's box stays inside the frame and
+    its area never shrinks; the aspect ratio changes; uncropped images are untouched."""
+    x, m = _lesions()
+    xi, mi, cropped = A.lesion_crop(x, m, np.random.default_rng(3), p=0.5)
+    assert 0 < cropped.sum() < len(x)
+    assert (xi[~cropped] == x[~cropped]).all() and (mi[~cropped] == m[~cropped]).all()
+    stretch = []
+    for k in np.flatnonzero(cropped):
+        assert set(np.unique(mi[k])) <= {0, 1}
+        assert mi[k].sum() >= 0.95 * m[k].sum(), k                    # zoomed in, never cut
+        x0, y0, x1, y1 = A.lesion_box(m[k])
+        u0, v0, u1, v1 = A.lesion_box(mi[k])
+        stretch.append(((u1 - u0) / (x1 - x0)) / ((v1 - v0) / (y1 - y0)))
+    assert np.ptp(np.log(stretch)) > 0.1                                # aspect ratios vary
+    assert xi.dtype == np.float32 and 0 <= xi.min() and xi.max() <= 1
+
+
+def test_lesion_crop_is_a_function_of_the_generator():
+    x, m = _lesions()
+    a = A.lesion_crop(x, m, np.random.default_rng(7))
+    b = A.lesion_crop(x, m, np.random.default_rng(7))
+    assert all((u == v).all() for u, v in zip(a, b))
+    assert (A.lesion_crop(x, m, np.random.default_rng(7), p=0.0)[0] == x).all()
+    c = A.lesion_crop(x, m, np.random.default_rng(8))
+    assert not (a[0] == c[0]).all()
+
+
+def test_lesion_crop_refuses_bad_inputs():
+    x, m = _lesions(4)
+    with pytest.raises(ValueError, match=r"expected float \(N, H, W, 1\)"):
+        A.lesion_crop(x[..., 0], m, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="4 images but 3 masks"):
+        A.lesion_crop(x, m[:3], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="p=1.5"):
+        A.lesion_crop(x, m, np.random.default_rng(0), p=1.5)
+
+
+def test_the_trainer_applies_lesion_crop_when_configured():
+    from busi_lib.experiments.trainer import epoch_inputs
+
+    cfg = make_config("smoke", "multitask_grouped", aug_policy="lesion_crop", rotation=0.0)
+    x, m = _lesions(8)
+    u8 = (x[..., 0] * 255).astype(np.uint8)
+    got, gm = epoch_inputs(cfg, u8, m, np.random.default_rng(0))
+    off, om = epoch_inputs({**cfg, "aug_policy": "none"}, u8, m, np.random.default_rng(0))
+    assert got.shape == off.shape and not (gm == om).all()

@@ -163,7 +163,12 @@ def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
     text = glued["glue"]["peer_curated_opening"]
     assert text.startswith("our network reaches Dice on benign images 0.730 (")
     assert "3-class accuracy 1.000" in text and text.endswith("they report 0.773, 0.711 and 0.802")
-    assert [c for c, _ in glued["shown"]][1:] == ["Ours per test fold", "What differs"]
+    captions = [c for c, _ in glued["shown"]]
+    assert captions[1] == "Ours per test fold" and captions[-1] == "What differs"
+    assert captions[2].startswith("The same predictions with the peer's prediction refining")
+    # nothing to refine here (masks and classes agree): the same numbers, said in words
+    assert glued["md"][-1].startswith("With the peer's refining, ours moves from 0.730 to 0.730")
+    assert "ours calls 0 of 8 lesions normal" in glued["md"][-1]
 
 
 def test_peers_curated_without_records_says_so(glued, monkeypatch):
@@ -205,3 +210,82 @@ def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(
     assert "so the release stays as it is. On BUS-BRA, looked at once" in text
     assert text.endswith("(paired difference +0.000 (+0.000 to +0.000)) and 1.000 (1.000-1.000) "
                          "for the release.")
+
+
+def _demo_folder(root: Path) -> Path:
+    from busi_lib.data import busbra
+
+    for i in busbra.DEMO_IDS:
+        for sub, name in (("Images", i), ("Masks", i.replace("bus_", "mask_"))):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub / f"{name}.png").write_bytes(b"png")
+    (root / "bus_data.csv").write_text(busbra.DEMO_TABLE)
+    return root
+
+
+def test_try_model_fetches_the_demo_images_where_busbra_is_missing(glued, monkeypatch,
+                                                                   tmp_path):
+    from busi_lib.data import busbra
+
+    monkeypatch.setattr(try_model_chapter, "locate_busbra", lambda: None)
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo",
+                        lambda: _demo_folder(tmp_path / "demo"))
+    paths, meta, root = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=True)
+    assert root == tmp_path / "demo"
+    assert [p.name for p in paths] == [f"{i}.png" for i in busbra.DEMO_IDS]
+    assert all(p.parent == root / "Images" for p in paths)
+    assert meta.loc["bus_0059-l", "BIRADS"] == 5
+    assert "Medical Physics 2024" in glued["note"][-1]
+    # without leave to download, nothing is fetched and BUSI's examples stand in, said so
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo",
+                        lambda: pytest.fail("fetched without leave"))
+    monkeypatch.setattr(try_model_chapter.transfer, "local_busi_examples",
+                        lambda data_dir, download: [Path("benign (1).png")])
+    paths, meta, root = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=False)
+    assert paths == [Path("benign (1).png")] and meta is None and root is None
+    assert "training images of the model" in glued["note"][-1]
+
+
+def test_try_model_falls_back_to_busi_when_the_demo_cannot_be_fetched(glued, monkeypatch):
+    from busi_lib.data import busbra
+    from busi_lib.errors import DataError
+
+    def offline():
+        raise DataError("could not download x; use your own images instead")
+
+    monkeypatch.setattr(try_model_chapter, "locate_busbra", lambda: None)
+    monkeypatch.setattr(try_model_chapter, "fetch_busbra_demo", offline)
+    monkeypatch.setattr(try_model_chapter.transfer, "local_busi_examples",
+                        lambda data_dir, download: [Path("malignant (1).png")])
+    paths, meta, _ = try_model_chapter.image_paths(list(busbra.DEMO_IDS), download=True)
+    assert paths == [Path("malignant (1).png")] and meta is None
+    assert any("could not be fetched" in n for n in glued["note"])
+
+
+def test_try_model_candidate_holds_busbra_back_until_five_folds_and_uses_its_own_base(
+        glued, monkeypatch):
+    """A candidate built on the release is paired with it once; with 3 of 5 folds it has no
+    verdict, and BUS-BRA is neither loaded nor shown."""
+    def recs(dice, auc):
+        return [{"fold": k, "metrics": {"seg_DC_mean": d, "cls_AUC": a}}
+                for k, (d, a) in enumerate(zip(dice, auc))]
+
+    by = {"robust_grouped_e60": recs([0.73, 0.74, 0.75, 0.73, 0.74], [0.90, 0.89, 0.91, 0.90,
+                                                                      0.90]),
+          "robust_trivial_grouped_e60": recs([0.74, 0.75, 0.75], [0.91, 0.90, 0.91])}
+    monkeypatch.setattr(try_model_chapter, "RELEASE_CANDIDATES", ("robust_trivial_grouped_e60",))
+    monkeypatch.setattr(try_model_chapter, "experiments", lambda profile: set(by))
+    monkeypatch.setattr(try_model_chapter.runs, "experiment_records",
+                        lambda profile, e, **k: by[e])
+    monkeypatch.setattr(try_model_chapter.external, "load_ensemble",
+                        lambda *a, **k: pytest.fail("BUS-BRA read before the verdict"))
+    v = try_model_chapter.candidate("cpu", 42, n_boot=20)["robust_trivial_grouped_e60"]
+    assert not v["replace"] and v["reason"] == "only 3 of 5 folds paired: no verdict yet"
+    assert len(glued["shown"]) == 1
+    paired = glued["shown"][0][1]
+    assert list(paired.index) == ["robust_grouped_e60 (its base, the release)"]
+    assert paired.iloc[0]["folds paired"] == 3
+    assert "BUS-BRA is shown once all five folds" in glued["note"][-1]
+    assert glued["glue"]["try_candidate"] == ("`robust_trivial_grouped_e60` (3 of 5 folds "
+                                              "trained): only 3 of 5 folds paired: no verdict "
+                                              "yet.")

@@ -171,3 +171,33 @@ def test_each_notebook_opens_with_its_bootstrap_cell():
     assert "fetch_data=False" in colab.bootstrap_cell("06_birads")
     assert "fetch_data=False" in colab.bootstrap_cell("10_peers")
     assert "fetch_data=False" not in colab.bootstrap_cell("01_eda")
+
+
+def test_launch_urls_have_colabs_form_and_match_the_built_book():
+    """Each chapter's launch link: Colab's GitHub form, no '/./', the repository and branch of
+    _config.yml, a notebook that exists; and, when the book is built here, the very link of
+    its Colab button."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "_config.yml").read_text())
+    assert cfg["launch_buttons"]["colab_url"] == colab.COLAB_URL
+    from busi_lib.book.build import NOTEBOOKS
+
+    for chapter in NOTEBOOKS:
+        url = colab.launch_url(chapter, cfg["repository"]["url"], cfg["repository"]["branch"])
+        assert "/./" not in url and "//" not in url.split("://", 1)[1]
+        m = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/"
+                         r"([^/]+)/(notebooks/[^/]+\.ipynb)", url)
+        assert m and (root / m.group(4)).is_file(), url
+        assert f"https://github.com/{m.group(1)}/{m.group(2)}" == colab.REPO_URL
+        html = root / "_build" / "html" / "notebooks" / f"{chapter}.html"
+        if html.is_file():
+            assert url in html.read_text(), f"{html} has another Colab link"
+    with pytest.raises(ValueError, match="github.com/<owner>/<name>"):
+        colab.launch_url("01_eda", "https://gitlab.com/a/b")
+    with pytest.raises(ValueError, match="got 'https://github.com/a'"):
+        colab.launch_url("01_eda", "https://github.com/a")

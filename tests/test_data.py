@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from busi_lib.data import busi, images
+from busi_lib.data import busbra, busi, images
 from busi_lib.errors import DataError
 
 
@@ -206,3 +207,94 @@ def test_bundle_round_trip(busi_dir, tmp_path):
     assert b.ids.tolist() == d.ids.tolist()
     with pytest.raises(ConfigError, match="image_size=32; expected image_size=64"):
         busi.load_busi(path, image_size=64)
+
+
+# ----------------------------------------------------------------------------- BUS-BRA demo
+def _release_copier(src_root):
+    """A pooch downloader that copies the file a URL names from a local BUS-BRA folder."""
+    def download(url, output_file, pooch_obj):
+        rel = url.split("/BUSBRA/", 1)[1]
+        shutil.copyfile(Path(src_root) / rel, output_file)
+    return download
+
+
+def _fake_release(tmp_path):
+    """A folder with the demo files' names, whose content is not the release's."""
+    root = tmp_path / "release"
+    for rel in busbra.DEMO_SHA256:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"not the release")
+    return root
+
+
+def test_busbra_demo_table_lists_exactly_the_demo_images_with_their_files():
+    import io
+
+    import pandas as pd
+
+    table = pd.read_csv(io.StringIO(busbra.DEMO_TABLE))
+    assert tuple(table["ID"]) == busbra.DEMO_IDS
+    images = {f"Images/{i}.png" for i in busbra.DEMO_IDS}
+    masks = {f"Masks/{i.replace('bus_', 'mask_')}.png" for i in busbra.DEMO_IDS}
+    assert set(busbra.DEMO_SHA256) == images | masks | {"LICENSE.txt"}
+    # one image of each BI-RADS x pathology pair that BUS-BRA has
+    assert sorted(zip(table["BIRADS"], table["Pathology"])) == [
+        (2, "benign"), (3, "benign"), (3, "malignant"), (4, "benign"), (4, "malignant"),
+        (5, "malignant")]
+
+
+def test_chapter_8_defaults_are_the_demo_images():
+    import json
+
+    from busi_lib.records import PROJECT_ROOT
+
+    nb = json.loads((PROJECT_ROOT / "notebooks" / "08_try_model.ipynb").read_text())
+    src = next("".join(c["source"]) for c in nb["cells"]
+               if "parameters" in c.get("metadata", {}).get("tags", []))
+    line = next(ln for ln in src.splitlines() if ln.startswith("images ="))
+    assert tuple(eval(line.split("=", 1)[1].split("#")[0])) == busbra.DEMO_IDS
+
+
+def test_fetch_busbra_demo_rejects_a_changed_file(tmp_path):
+    with pytest.raises(DataError, match="failed its sha256 check"):
+        busbra.fetch_busbra_demo(tmp_path / "demo", downloader=_release_copier(
+            _fake_release(tmp_path)))
+
+
+def test_fetch_busbra_demo_says_what_to_do_when_offline(tmp_path):
+    def offline(url, output_file, pooch_obj):
+        raise ConnectionError("no network")
+
+    with pytest.raises(DataError, match="could not download .*LICENSE.txt.*own images"):
+        busbra.fetch_busbra_demo(tmp_path / "demo", downloader=offline)
+    with pytest.raises(ValueError, match="ending in '/'"):
+        busbra.fetch_busbra_demo(tmp_path / "demo", url="https://example.org/BUSBRA")
+
+
+@pytest.mark.skipif(busbra.locate_busbra() is None, reason="BUS-BRA not on this machine")
+def test_fetch_busbra_demo_gives_a_folder_read_like_busbra_but_never_found_as_it(
+        tmp_path, monkeypatch):
+    from busi_lib.data.images import read_image, read_mask
+
+    src = busbra.locate_busbra()
+    monkeypatch.setattr(busbra, "default_cache_dir", lambda: tmp_path / "cache")
+    root = busbra.fetch_busbra_demo(downloader=_release_copier(src))
+    assert root == tmp_path / "cache" / "BUS-BRA-demo"
+    for i in busbra.DEMO_IDS:
+        img = read_image(root / "Images" / f"{i}.png")
+        assert img.shape == read_mask(root / "Masks" / f"{i.replace('bus_', 'mask_')}.png").shape
+        assert (img == read_image(src / "Images" / f"{i}.png")).all()
+    assert "Gómez-Flores" in (root / "LICENSE.txt").read_text(encoding="utf-8")
+    # the six rows are the release's own
+    import pandas as pd
+
+    demo = pd.read_csv(root / "bus_data.csv").set_index("ID")
+    full = pd.read_csv(src / "bus_data.csv").set_index("ID").loc[list(busbra.DEMO_IDS)]
+    pd.testing.assert_frame_equal(demo, full)
+    # a second call finds the files in place and fetches nothing
+    def refuse(url, output_file, pooch_obj):
+        raise AssertionError(f"fetched {url} again")
+    assert busbra.fetch_busbra_demo(root, downloader=refuse) == root
+    # and the external test set is never taken from it
+    monkeypatch.delenv("BUSBRA_DATA", raising=False)
+    assert busbra.locate_busbra() != root

@@ -298,3 +298,11 @@ def test_the_same_quantity_agrees_between_chapters():
     busi_pooled = _first_number_after(g8["try_expect"], "pooled AUC of")
     assert abs(busi_fold_mean - busi_pooled) <= 0.01
     assert "out-of-fold" in g8["try_expect"]
+
+
+def test_glued_values_are_plain_text():
+    """No glued value of a rendered chapter carries Markdown marks, which a {glue:text} role
+    would show raw (backticks, bold)."""
+    raw = {(n, k): v for n in NAMES for k, v in _glue_values(n).items()
+           if "`" in v or re.search(r"\*\*\S", v)}
+    assert not raw, f"glued values with raw Markdown: {sorted(raw)}"

@@ -316,3 +316,28 @@ def test_grouped_locked_summary_on_known_values():
     assert s.loc["locked-test ensemble AUC", "fold models"] == 2
     assert list(peers.grouped_locked_summary(oof, None, None)["metric"]) == [
         "pooled out-of-fold AUC"]
+
+
+def test_peer_refine_makes_mask_and_class_agree_as_their_code_does():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    pred = pd.DataFrame({
+        "true_class": ["benign", "malignant", "normal", "normal", "benign"],
+        "dice": [0.8, 0.7, 0.0, 1.0, 0.0],
+        "pred_area_frac": [0.10, 0.05, 0.02, 0.0, 0.0],
+        "pred_class": ["normal", "malignant", "normal", "benign", "benign"],
+        "prob_malignant": [0.1, 0.9, 0.2, 0.3, 0.4]})
+    got = peers.peer_refine(pred)
+    # a lesion called normal loses its mask (Dice 0); a normal called normal gets an empty mask
+    assert got["dice"].tolist() == [0.0, 0.7, 0.0, 1.0, 0.0]
+    assert got["pred_area_frac"].tolist() == [0.0, 0.05, 0.0, 0.0, 0.0]
+    # an empty mask makes the class normal; the probabilities are untouched
+    assert got["pred_class"].tolist() == ["normal", "malignant", "normal", "normal", "normal"]
+    assert got["prob_malignant"].equals(pred["prob_malignant"])
+    assert pred["pred_class"].tolist()[3] == "benign"                 # the input is not changed
+    m = peers.curated_fold_metrics(got.assign(fold=0)).iloc[0]
+    assert m["Dice, normal images"] == 1.0 and m["3-class accuracy"] == 0.6
+    with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
+        peers.peer_refine(pred.drop(columns="pred_class"))

@@ -72,3 +72,21 @@ def test_planned_folds_and_provenance():
     line = runs.provenance([rec])
     assert "fold(s) 2 of the 5-fold split" in line and "commit ccccccc" in line
     assert runs.provenance([], "seg_only") == "`seg_only`: no records"
+
+
+def test_glued_text_carries_no_raw_markdown(monkeypatch):
+    """A {glue:text} role shows its value as plain text: glue drops code backticks and bold or
+    italic asterisks from text, and leaves arithmetic and other values alone."""
+    import sys
+    import types
+
+    from busi_lib.book import booktext
+
+    got = {}
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=False: got.__setitem__(name, value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    booktext.glue("claim", "contradicted by `base_unet` and **`base_fpn`**; *not* 2 * 3")
+    booktext.glue("n", 3)
+    assert got == {"claim": "contradicted by base_unet and base_fpn; not 2 * 3", "n": 3}
+    assert booktext.plain("4**2 and a * b") == "4**2 and a * b"

@@ -325,7 +325,54 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
     ref = [tune.trial_config(t) for t in tune.RELEASE_SEEDED_REFERENCE]
     assert [c["train_seed"] for c in ref] == [None, 1, 2]
     assert all(c["epochs"] == 60 and c["aug_intensity"] for c in ref)
-    (trials,) = tune.RELEASE_SEEDED_CANDIDATES.values()
-    for t, r in zip(trials, ref):
-        cfg = tune.trial_config(t)
-        assert {k for k in cfg if cfg[k] != r[k]} == {"aug_policy"}, t
+    assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop"]
+    for (name, trials), policy in zip(tune.RELEASE_SEEDED_CANDIDATES.items(),
+                                      ("trivial", "lesion_crop")):
+        for t, r in zip(trials, ref):
+            cfg = tune.trial_config(t)
+            assert {k for k in cfg if cfg[k] != r[k]} == {"aug_policy"}, t
+            assert cfg["aug_policy"] == policy
+
+
+def _stage8_recs(cand_scores, ref_scores):
+    recs = _seeded_recs(cand_scores, ref_scores)
+    names = dict(zip(("r0", "r1", "r2", "c0", "c1", "c2"),
+                     tune.RELEASE_SEEDED_REFERENCE + next(iter(
+                         tune.RELEASE_SEEDED_CANDIDATES.values()))))
+    return [{**r, "trial": names[r["trial"]]} for r in recs]    # stage 8's only: 9 not run
+
+
+def test_stage8_table_and_rule_on_known_numbers():
+    recs = _stage8_recs((1.80, 1.81, 1.82), (1.60, 1.62, 1.64))
+    t = tune_report.release_seeded_table(recs)
+    assert t.attrs["level"] == 0.95 and set(t["candidate"]) == {"release + trivial"}
+    assert t.attrs["missing"] == ["release + lesion crop"]               # stage 9 not recorded
+    g = t.set_index("signal").loc["shift score"]
+    assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
+    assert tune_report.release_seeded_select(t)["release + trivial"].startswith("kept")
+    # a candidate trial missing: no row, named as missing; a reference trial missing: an error
+    part = tune_report.release_seeded_table(recs[:-1])
+    assert len(part) == 0 and part.attrs["missing"] == ["release + trivial",
+                                                         "release + lesion crop"]
+    with pytest.raises(ConfigError, match="reference"):
+        tune_report.release_seeded_table(recs[1:])
+    assert tune_report.stage_progress(recs[1:], [r["trial"] for r in recs]) == (5, 6)
+
+
+def test_selection_sentence_reports_stage8_verdict_or_progress():
+    from busi_lib.book import transfer
+
+    recs = _stage8_recs((1.50, 1.52, 1.55), (1.60, 1.62, 1.64))
+    t = tune_report.release_seeded_table(recs)
+    view = {"release_seeded": t, "release_verdicts": tune_report.release_seeded_select(t),
+            "release_progress": (6, 9), "release_missing": t.attrs["missing"]}
+    text = transfer.selection_sentence(view)
+    assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three seeds "
+                           "against three), release + trivial changed the shift score by -0.097")
+    assert "not kept: clean score and shift score below the reference" in text
+    assert text.endswith("release + lesion crop has no verdict yet (6 of the 9 trials of stages "
+                         "8 and 9 recorded).")
+    text = transfer.selection_sentence({"release_progress": (2, 9), "release_missing": [
+        "release + trivial", "release + lesion crop"]})
+    assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
+                    "verdict yet (2 of the 9 trials of stages 8 and 9 recorded).")

@@ -50,7 +50,8 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
          "the same calls on the keep-list's order (their file order assumed)"),
         ("network", "multi-task nnU-Net-style network, width 24, deep supervision, "
          "prediction-refining module", "our Residual-U-Net (width 16) with its classification "
-         "head on the decoder and a crop of the predicted lesion"),
+         "head on the decoder and a crop of the predicted lesion; their refining applied to "
+         "our predictions in a second table (peer_refine)"),
         ("training", "Adam 1e-4, plateau decay, up to 200 epochs, best epoch on validation",
          "the released recipe: 60 epochs, cosine schedule, the last epoch; the validation "
          "part is held out and only monitored"),
@@ -109,6 +110,36 @@ def curated_fold_metrics(pred: pd.DataFrame) -> pd.DataFrame:
                                                g["prob_malignant"]),
             "images": int(len(g))})
     return pd.DataFrame(rows)
+
+
+def peer_refine(pred: pd.DataFrame) -> pd.DataFrame:
+    """The Curated-BUSI peer's *prediction refining*, applied to per-image predictions.
+
+    Their code (``src/utils/models.py``, switched on in their ``src/config.yaml`` by
+    ``overlap_seg_based_on_class`` and ``overlap_class_based_on_seg``) makes mask and class agree
+    after inference, with no parameter to tune:
+
+    - an image **classified normal** gets an empty mask (a lesion image then scores Dice 0, a
+      normal image Dice 1);
+    - an image whose mask (thresholded at 0.5, before the first rule) is **empty** is classified
+      normal.
+
+    Both rules read the network's raw outputs, so their order does not matter. Returns a copy
+    of ``pred`` with ``dice``, ``pred_area_frac`` and ``pred_class`` refined; the probabilities
+    (and so the AUC) are unchanged.
+    """
+    need = {"true_class", "dice", "pred_area_frac", "pred_class"}
+    if not need <= set(pred.columns):
+        raise ConfigError(f"predictions lack columns {sorted(need - set(pred.columns))}; "
+                          "expected those of a 3-class multi-task experiment")
+    out = pred.copy()
+    empty = out["pred_area_frac"].fillna(0).to_numpy() <= 0
+    called_normal = (out["pred_class"] == "normal").to_numpy()
+    lesion = (out["true_class"] != "normal").to_numpy()
+    out.loc[called_normal & lesion, "dice"] = 0.0
+    out.loc[called_normal, "pred_area_frac"] = 0.0
+    out.loc[empty, "pred_class"] = "normal"
+    return out
 
 
 def curated_summary(per_fold: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

@@ -22,7 +22,9 @@ import pandas as pd
 from busi_lib.errors import ConfigError
 from busi_lib.experiments.shift import SHIFTS, shift_score
 from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE, FINAL_TRIAL,
-                                       DATA_REFERENCE, DATA_TRIALS, MIN_GAIN, ROBUST_CANDIDATES,
+                                       DATA_REFERENCE, DATA_TRIALS, MIN_GAIN,
+                                       RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
+                                       ROBUST_CANDIDATES,
                                        ROBUST_FOLLOW_UP, ROBUST_REFERENCE, SCORE_EPOCHS,
                                        SEED_TRIALS, SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS,
                                        tuning_dir)
@@ -440,3 +442,29 @@ def confirm_select(table: pd.DataFrame) -> dict[str, str]:
     (stage 6 looked at four candidates and this one was picked for its promise, so a plain
     95 % interval would overstate the evidence). ``table`` is :func:`confirm_table`'s."""
     return seeded_select(table)
+
+
+def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
+    """Stages 8 and 9: :func:`seeded_table` for the candidates on the released recipe (strong
+    augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion),
+    each three seeds against the recipe's three, 95 % intervals. Raises :class:`ConfigError`
+    while a reference trial is not recorded; a candidate with a trial missing is left out
+    (``attrs["missing"]``)."""
+    return seeded_table(recs, reference=RELEASE_SEEDED_REFERENCE,
+                        candidates=RELEASE_SEEDED_CANDIDATES, level=0.95)
+
+
+def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
+    """The rule of stages 8 and 9 (each fixed 2026-12-03 and committed before any of that
+    stage's trials ran): the rule of :func:`seeded_select` at 95 %, per candidate, on
+    :func:`release_seeded_table`'s table. Only a candidate kept here goes on to the five
+    grouped folds, where
+    :func:`busi_lib.analysis.comparisons.release_verdict` decides the release."""
+    return seeded_select(table)
+
+
+def stage_progress(recs: list[dict], trials) -> tuple[int, int]:
+    """``(recorded, total)`` of a stage's trials, to say how far an unfinished stage is."""
+    names = {r["trial"] for r in recs}
+    trials = list(trials)
+    return sum(t in names for t in trials), len(trials)

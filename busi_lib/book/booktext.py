@@ -6,6 +6,7 @@ bfloat16 check.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -15,13 +16,20 @@ from busi_lib.book.cost import bench_precision, bench_size_width, latest_trainin
 from busi_lib.book.view import metric_label, pct
 
 
+def plain(text: str) -> str:
+    """``text`` without Markdown's inline marks (code backticks, bold and italic asterisks): a
+    ``{glue:text}`` role shows its value as plain text, so marks would show raw."""
+    return re.sub(r"\*{1,2}(?=\S)(.+?)(?<=\S)\*{1,2}", r"\1", text.replace("`", ""))
+
+
 def glue(name: str, value, display: bool = False):
-    """``myst_nb.glue`` when available (the book build), else nothing (e.g. on Colab)."""
+    """``myst_nb.glue`` when available (the book build), else nothing (e.g. on Colab). A text
+    value is glued as :func:`plain` text."""
     try:
         from myst_nb import glue as _glue
     except ImportError:
         return None
-    _glue(name, value, display=display)
+    _glue(name, plain(value) if isinstance(value, str) else value, display=display)
     return None
 
 

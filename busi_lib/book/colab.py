@@ -36,6 +36,23 @@ LIGHT_DEPS = {"pooch": "pooch>=1.8,<2", "papermill": "papermill>=2.6,<3",
               "skimage": "scikit-image>=0.24,<0.27", "albumentations": "albumentations==2.0.8",
               "usaugment": "usaugment==1.0.1", "imagehash": "imagehash>=4.3,<5"}
 
+#: Google Colab's launch prefix (``launch_buttons: colab_url`` of ``_config.yml``).
+COLAB_URL = "https://colab.research.google.com"
+
+
+def launch_url(chapter: str, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
+    """The Colab launch link of a chapter, of the form the book's Colab button has:
+    ``<COLAB_URL>/github/<owner>/<name>/blob/<branch>/notebooks/<chapter>.ipynb``.
+
+    Raises ``ValueError`` for a repository URL that is not ``https://github.com/<owner>/<name>``
+    (Colab opens notebooks from GitHub only)."""
+    prefix = "https://github.com/"
+    parts = repo_url[len(prefix):].strip("/").split("/") if repo_url.startswith(prefix) else []
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"repo_url must be https://github.com/<owner>/<name>, got {repo_url!r}")
+    return f"{COLAB_URL}/github/{parts[0]}/{parts[1]}/blob/{branch}/notebooks/{chapter}.ipynb"
+
+
 #: The chapters that read only the records (and the release), never BUSI's images: on Colab
 #: their first cell does not download BUSI.
 WITHOUT_BUSI = ("04_baselines", "06_birads", "10_peers")

@@ -24,7 +24,8 @@ from busi_lib.errors import DataError
 from busi_lib.eval import fusion, operating
 from busi_lib.eval.inference import prepare_image
 from busi_lib.eval.metrics import fast_auc
-from busi_lib.experiments.tune import SEEDED_CANDIDATES, SEEDED_REFERENCE
+from busi_lib.experiments.tune import (RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
+                                       SEEDED_CANDIDATES, SEEDED_REFERENCE)
 
 #: Okabe-Ito: blue, vermilion, bluish green, orange, sky blue, reddish purple, black.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#000000")
@@ -61,6 +62,17 @@ def selection_view(profile: str, results_dir=None) -> dict[str, Any] | None:
         c = None
     out["confirm"] = c if c is not None and len(c) else None
     out["confirm_verdicts"] = tune_report.confirm_select(c) if out["confirm"] is not None else {}
+    try:                                       # stages 8-9: candidates on the released recipe
+        r8 = tune_report.release_seeded_table(recs)
+    except Exception:                          # a reference trial is not recorded here
+        r8 = None
+    out["release_seeded"] = r8 if r8 is not None and len(r8) else None
+    out["release_verdicts"] = (tune_report.release_seeded_select(r8)
+                               if out["release_seeded"] is not None else {})
+    out["release_missing"] = (r8.attrs.get("missing", []) if r8 is not None
+                              else list(RELEASE_SEEDED_CANDIDATES))
+    stage8 = RELEASE_SEEDED_REFERENCE + sum(RELEASE_SEEDED_CANDIDATES.values(), ())
+    out["release_progress"] = tune_report.stage_progress(recs, stage8)
     if out["fusion"] is None and out["seeded"] is None:
         return None
     out["sentence"] = selection_sentence(out)
@@ -104,6 +116,20 @@ def selection_sentence(view: dict[str, Any]) -> str:
                      f"picked it from four): shift score {sh['difference']:+.3f} "
                      f"({sh['low']:+.3f} to {sh['high']:+.3f}), clean score "
                      f"{t.loc['clean score', 'difference']:+.3f}: {verdict}")
+    for name, verdict in (view.get("release_verdicts") or {}).items():
+        t = view["release_seeded"].set_index(["candidate", "signal"]).loc[name]
+        sh, cl = t.loc["shift score"], t.loc["clean score"]
+        parts.append(f"on the released recipe (strong augmentation, 60 epochs; three seeds "
+                     f"against three), {name} changed the shift score by "
+                     f"{sh['difference']:+.3f} ({sh['low']:+.3f} to {sh['high']:+.3f}) and the "
+                     f"clean score by {cl['difference']:+.3f} ({cl['low']:+.3f} to "
+                     f"{cl['high']:+.3f}): {verdict}")
+    pending = [n for n in (view.get("release_missing") or [])]
+    done, total = view.get("release_progress") or (0, 0)
+    if pending and 0 < done < total:
+        parts.append(f"on the released recipe, {' and '.join(pending)} "
+                     f"{'has' if len(pending) == 1 else 'have'} no verdict yet ({done} of the "
+                     f"{total} trials of stages 8 and 9 recorded)")
     for name in view.get("diverged") or []:
         parts.append(f"candidate {name}: the training of a seed diverged, so it has no verdict")
     missing = view.get("missing") or []

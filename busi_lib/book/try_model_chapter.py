@@ -22,8 +22,9 @@ from busi_lib.book import booktext, colab, figures, runs, transfer, view
 from busi_lib.book.runs import short_commit
 from busi_lib.config import RELEASE_CANDIDATES, RELEASED_EXPERIMENT, experiments
 from busi_lib.experiments import external
-from busi_lib.data.busbra import locate_busbra
+from busi_lib.data.busbra import BUSBRA_CITATION, DEMO_IDS, fetch_busbra_demo, locate_busbra
 from busi_lib.data.images import read_mask
+from busi_lib.errors import DataError
 from busi_lib.eval.metrics import fast_auc, group_resamples, grouped_bootstrap_auc
 from busi_lib.serve.predictor import bench_text, latest_bench
 from busi_lib.serve.userimage import overlay
@@ -58,10 +59,26 @@ def model_table(predictor, demo: bool, profile: str) -> None:
               "The model used, and the preprocessing it applies (the same as in training)")
 
 
-def image_paths(images, data_dir=None) -> tuple[list[Path], pd.DataFrame | None, Path | None]:
+def image_paths(images, data_dir=None, *, download: bool | None = None
+                ) -> tuple[list[Path], pd.DataFrame | None, Path | None]:
     """``(paths, BUS-BRA table or None, BUS-BRA folder or None)``: files as given, BUS-BRA IDs
-    as their files; when none exists here (e.g. Colab without BUS-BRA), BUSI examples."""
+    as their files.
+
+    When BUS-BRA is not on this machine (e.g. on Colab) and ``download`` is true (default: on
+    Colab), chapter 8's six default BUS-BRA images are fetched from a public copy of the release
+    (:func:`busi_lib.data.busbra.fetch_busbra_demo`, checked by sha256). When none of the images
+    can be had, BUSI examples are shown instead, and said to be training images."""
     busbra = locate_busbra()
+    download = colab.on_colab() if download is None else download
+    wanted = [i for i in images if not Path(i).exists()]
+    if busbra is None and download and wanted and set(wanted) <= set(DEMO_IDS):
+        try:
+            busbra = fetch_busbra_demo()
+            view.note("BUS-BRA is not on this machine: its six demonstration images were fetched "
+                      "from a public copy of the release (licence in "
+                      f"`{busbra / 'LICENSE.txt'}`). Cite: {BUSBRA_CITATION}.")
+        except DataError as exc:
+            view.note(f"the BUS-BRA demonstration images could not be fetched: {exc}")
     meta = pd.read_csv(busbra / "bus_data.csv").set_index("ID") if busbra is not None else None
     paths = []
     for item in images:
@@ -70,7 +87,7 @@ def image_paths(images, data_dir=None) -> tuple[list[Path], pd.DataFrame | None,
             p = busbra / "Images" / f"{item}.png"
         paths.append(p)
     if paths and not any(p.exists() for p in paths):
-        fallback = transfer.local_busi_examples(data_dir, download=colab.on_colab())
+        fallback = transfer.local_busi_examples(data_dir, download=download)
         if fallback:
             view.note("none of the images was found here (BUS-BRA is not on this machine), so "
                       "the chapter shows BUSI images instead: training images of the model, not "
@@ -187,7 +204,7 @@ def what_to_expect(rel: dict | None, predictor) -> dict | None:
 
 
 def selection(profile: str) -> None:
-    """How the release was chosen: the fusion rules and stage 6, from the records."""
+    """How the release was chosen: the fusion rules and stages 6 to 8, from the records."""
     sel = transfer.selection_view(profile)
     if sel is None:
         view.note(f"no selection is recorded for profile `{profile}` (the published `cpu` book "
@@ -206,9 +223,17 @@ def selection(profile: str) -> None:
         view.show(transfer.seeded_display(sel["confirm"]), "Stage 7: the closest stage-6 "
                   "candidate confirmed with five training seeds per side (Welch interval at "
                   f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
+    if sel.get("release_seeded") is not None:
+        view.show(transfer.seeded_display(sel["release_seeded"]), "Stages 8 and 9: candidates "
+                  "on the released recipe (strong augmentation, 60 epochs), three training seeds "
+                  "each against the recipe's three (Welch 95% interval)")
 
 
-#: The recipe each release candidate was built on (its own reference).
+#: The recipe each release candidate was built on (its own reference), by candidate; one
+#: not listed was built on ``multitask_grouped``.
+CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped",
+                   "robust_trivial_grouped_e60": RELEASED_EXPERIMENT}
+#: ... the default one.
 CANDIDATE_BASE = "multitask_grouped"
 
 
@@ -239,38 +264,44 @@ def _paired_busbra(profile: str, base: str, other: str, seed: int, n_boot: int) 
     return f"{fast_auc(y, pb) - fast_auc(y, pa):+.3f} ({lo:+.3f} to {hi:+.3f})"
 
 
-def _busbra_words(bb: pd.DataFrame, name: str) -> str:
+def _busbra_words(bb: pd.DataFrame, name: str, base: str) -> str:
     col = "Δ AUC against the candidate's base (paired, 95% CI)"
     auc = bb["BUS-BRA AUC (95% CI)"]
     if auc.loc[name] == "not recorded":
         return ""
-    return (f" On BUS-BRA, looked at once afterwards and used for nothing, its AUC is "
-            f"{auc.loc[name]} against {auc.loc[CANDIDATE_BASE]} for {CANDIDATE_BASE} (paired "
-            f"difference {bb.loc[name, col]}) and {auc.loc[RELEASED_EXPERIMENT]} for the "
-            "release.")
+    text = (f" On BUS-BRA, looked at once afterwards and used for nothing, its AUC is "
+            f"{auc.loc[name]} against {auc.loc[base]} for {base} (paired difference "
+            f"{bb.loc[name, col]})")
+    if base != RELEASED_EXPERIMENT:
+        text += f" and {auc.loc[RELEASED_EXPERIMENT]} for the release"
+    return text + "."
 
 
 def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
-    """Stage 7's kept candidate trained on the grouped folds: paired fold by fold with the
-    recipe it was built on and with the release; the release rule's verdict
-    (:func:`busi_lib.analysis.comparisons.release_verdict`); BUS-BRA, looked at once, beside
-    them (reported, never used). Returns the verdicts by candidate."""
-    out = {}
+    """Each release candidate (:data:`busi_lib.config.RELEASE_CANDIDATES`) trained on the
+    grouped folds: paired fold by fold with the recipe it was built on
+    (:data:`CANDIDATE_BASES`) and with the release; the release rule's verdict
+    (:func:`busi_lib.analysis.comparisons.release_verdict`); BUS-BRA beside them, reported and
+    never used, and shown only once all five folds are paired and the verdict is fixed.
+    Returns the verdicts by candidate."""
+    out, sentences = {}, []
     names = [n for n in RELEASE_CANDIDATES if n in experiments(profile)]
     if not names:
-        booktext.glue("try_candidate", f"profile `{profile}` defines no candidate.")
+        sentences.append(f"profile `{profile}` defines no candidate.")
     for name in names:
+        base = CANDIDATE_BASES.get(name, CANDIDATE_BASE)
+        refs = list(dict.fromkeys((base, RELEASED_EXPERIMENT)))
         cand = runs.experiment_records(profile, name, seed=seed)
         if not cand:
-            booktext.glue("try_candidate", f"`{name}` is not trained yet.")
+            sentences.append(f"`{name}` is not trained yet.")
             view.md(f"`{name}`: no fold recorded yet.")
             continue
-        recs = {e: runs.experiment_records(profile, e, seed=seed)
-                for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT)}
+        recs = {e: runs.experiment_records(profile, e, seed=seed) for e in refs}
         recs[name] = cand
         rows = []
-        for ref in (CANDIDATE_BASE, RELEASED_EXPERIMENT):
-            row = {"against": ref}
+        for ref in refs:
+            row = {"against": ref + (" (its base, the release)" if ref == base ==
+                                     RELEASED_EXPERIMENT else "")}
             for label, key in (("Dice", "seg_DC_mean"), ("AUC", "cls_AUC")):
                 c = compare(recs[ref], cand, key)
                 row[f"Δ {label} (95% CI)"] = (f"{c['mean']:+.3f} ({c['low']:+.3f} to "
@@ -279,22 +310,28 @@ def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
             rows.append(row)
         view.show(pd.DataFrame(rows).set_index("against"), f"`{name}` on BUSI's grouped test "
                   "folds, paired fold by fold (t intervals of the differences)")
-        bb = pd.DataFrame([{"experiment": e, **_busbra_row(profile, e, recs[e], n_boot, seed)}
-                           for e in (CANDIDATE_BASE, RELEASED_EXPERIMENT, name)])
-        bb["Δ AUC against the candidate's base (paired, 95% CI)"] = [
-            _paired_busbra(profile, CANDIDATE_BASE, e, seed, n_boot) if e != CANDIDATE_BASE
-            else "—" for e in bb["experiment"]]
-        view.show(bb.set_index("experiment"), "BUS-BRA, looked at once after the rule's "
-                  "verdict was fixed: the fold models' mean (patient-bootstrap interval)")
         v = comparisons.release_verdict(recs[RELEASED_EXPERIMENT], cand)
         out[name] = v
-        booktext.glue("try_candidate", (
+        if v["reason"].endswith("no verdict yet"):
+            view.note(f"`{name}`: {v['reason']}. BUS-BRA is shown once all five folds are "
+                      "paired and the verdict is fixed.")
+            sentences.append(f"`{name}` ({len(cand)} of 5 folds trained): {v['reason']}.")
+            continue
+        bb = pd.DataFrame([{"experiment": e, **_busbra_row(profile, e, recs[e], n_boot, seed)}
+                           for e in (*refs, name)])
+        bb["Δ AUC against the candidate's base (paired, 95% CI)"] = [
+            _paired_busbra(profile, base, e, seed, n_boot) if e != base else "—"
+            for e in bb["experiment"]]
+        view.show(bb.set_index("experiment"), "BUS-BRA, looked at once after the rule's "
+                  "verdict was fixed: the fold models' mean (patient-bootstrap interval)")
+        sentences.append(
             f"`{name}` ({len(cand)} of 5 folds) against the release: Dice "
             f"{v['dice']['mean']:+.3f} ({v['dice']['low']:+.3f} to {v['dice']['high']:+.3f}), "
             f"AUC {v['auc']['mean']:+.3f} ({v['auc']['low']:+.3f} to {v['auc']['high']:+.3f}): "
             f"{v['reason']}, so the release "
             + ("changes to it." if v["replace"] else "stays as it is.")
-            + _busbra_words(bb.set_index("experiment"), name)))
+            + _busbra_words(bb.set_index("experiment"), name, base))
+    booktext.glue("try_candidate", " ".join(sentences))
     return out
 
 

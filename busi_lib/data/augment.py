@@ -219,3 +219,59 @@ def trivial_augment(images: np.ndarray, masks: np.ndarray, rng: np.random.Genera
         np.random.set_state(state)
         random.setstate(py_state)
     return out_i, out_m, names
+
+
+# ----------------------------------------------------------------------------- lesion crops
+def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The lesion's bounding box ``(x_min, y_min, x_max, y_max)`` (pascal_voc: ends exclusive)
+    of a 2-D 0/1 mask, or ``None`` when the mask is empty."""
+    rows, cols = np.nonzero(np.asarray(mask))
+    if rows.size == 0:
+        return None
+    return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
+
+
+def lesion_crop(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator, *,
+                p: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``aug_policy="lesion_crop"``: with probability ``p`` per image, a random crop that keeps
+    the whole lesion, resized back to the image's size (so its aspect ratio and zoom vary), by
+    albumentations' ``RandomSizedBBoxSafeCrop`` on the lesion's box. BUS-BRA's images, unlike
+    BUSI's full frames, are cropped around the lesion; this shows the network such framings in
+    training. An image with an empty mask gets albumentations' plain random crop.
+
+    Parameters
+    ----------
+    images : (N, H, W, 1) float32 in [0, 1]
+    masks : (N, H, W) or (N, H, W, 1) 0/1
+    rng : numpy Generator; the only source of randomness (albumentations is seeded from it)
+    p : float in [0, 1]
+
+    Returns
+    -------
+    images, masks (same shapes, masks binary) and a boolean array: which images were cropped.
+    """
+    import albumentations as A
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 1 or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}: expected "
+                         "float (N, H, W, 1) in [0, 1]")
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p={p!r}: expected a probability in [0, 1]")
+    h, w = images.shape[1:3]
+    out_i, out_m = images.copy(), np.array(masks, copy=True)
+    crop = rng.random(len(images)) < p
+    seeds = rng.integers(0, 2**31 - 1, len(images))
+    for k in np.flatnonzero(crop):
+        mk = np.asarray(masks[k]).astype(np.uint8).reshape(h, w)
+        box = lesion_box(mk)
+        t = A.Compose([A.RandomSizedBBoxSafeCrop(height=h, width=w, erosion_rate=0.0, p=1.0)],
+                      bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]),
+                      seed=int(seeds[k]), p=1.0)
+        r = t(image=np.ascontiguousarray(images[k, ..., 0]), mask=mk,
+              bboxes=[box] if box else [], labels=[0] if box else [])
+        out_i[k] = np.clip(np.asarray(r["image"], np.float32), 0, 1).reshape(h, w, 1)
+        out_m[k] = (np.asarray(r["mask"]) > 0).astype(out_m.dtype).reshape(np.shape(masks[k]))
+    return out_i, out_m, crop

@@ -25,7 +25,7 @@ import pandas as pd
 
 from busi_lib import records
 from busi_lib.config import setting
-from busi_lib.data.augment import augment_batch, epoch_rng, trivial_augment
+from busi_lib.data.augment import augment_batch, epoch_rng, lesion_crop, trivial_augment
 from busi_lib.errors import ConfigError
 from busi_lib.eval.inference import binarize, standardize, targets, to_input
 from busi_lib.eval.metrics import (classification_metrics, per_image_segmentation,
@@ -92,8 +92,9 @@ def epoch_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, rng: np.rando
                              intensity=setting(cfg, "aug_intensity"),
                              noise=setting(cfg, "aug_noise"))
         if cfg["aug_policy"] == "trivial":
-
             x, m, _ = trivial_augment(x, m, rng)
+        elif cfg["aug_policy"] == "lesion_crop":
+            x, m, _ = lesion_crop(x, m, rng)
     x = standardize(x, setting(cfg, "normalize"))
     if cfg["in_channels"] == 3:
         x = np.repeat(x, 3, axis=-1)

@@ -171,6 +171,14 @@ TRIALS: dict[str, tuple[int, dict]] = {
     **{f"s8_release_trivial{sfx}": (8, {**COMBO, **STRONG_AUG, "epochs": 60,
                                         "aug_policy": "trivial", **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # stage 9 (issue 26; defined and committed 2026-12-03 before its trials ran, while stage 8
+    # ran; the same rule, seeded_select at 95 %, against stage 8's reference): random crops that
+    # keep the whole lesion, resized back (aspect ratio and zoom vary), on the released recipe.
+    # Why this candidate: BUS-BRA's images are framed around the lesion, BUSI's are full frames,
+    # and a public BUSI classifier reports a transfer gain from such crops (issue 26)
+    **{f"s9_release_crop{sfx}": (9, {**COMBO, **STRONG_AUG, "epochs": 60,
+                                     "aug_policy": "lesion_crop", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
 #: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
 #: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
@@ -191,11 +199,13 @@ CONFIRM_REFERENCE = SEEDED_REFERENCE + ("s7_recipe_s3", "s7_recipe_s4")
 CONFIRM_CANDIDATES: dict[str, tuple[str, ...]] = {
     "trivial": SEEDED_CANDIDATES["trivial"] + ("s7_trivial_s3", "s7_trivial_s4")}
 CONFIRM_LEVEL = 1 - 0.05 / len(SEEDED_CANDIDATES)
-#: Stage 8: stage 7's policy on the released recipe, three seeds a side (not run yet).
+#: Stages 8 and 9: candidates on the released recipe, three seeds each against the same three
+#: seeds of that recipe (stage 8: stage 7's policy; stage 9: crops that keep the lesion).
 RELEASE_SEEDED_REFERENCE = ("robust_aug_e60", "s8_release_s1", "s8_release_s2")
 RELEASE_SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
     "release + trivial": ("s8_release_trivial", "s8_release_trivial_s1",
-                          "s8_release_trivial_s2")}
+                          "s8_release_trivial_s2"),
+    "release + lesion crop": ("s9_release_crop", "s9_release_crop_s1", "s9_release_crop_s2")}
 #: Stage 5's trials and their full-data point
 #: (see :func:`busi_lib.analysis.tune_report.learning_curve_table`).
 DATA_TRIALS = ("data25", "data50", "data75")
