@@ -133,6 +133,7 @@ ROBUST_RECIPE: dict[str, Any] = {"aug_scale": 0.15, "aug_intensity": True, "aug_
 ROBUST_EPOCHS: dict[str, dict[str, int]] = {"robust_grouped": {"cpu": 40},
                                             "robust_grouped_e60": {"cpu": 60},
                                             "robust_trivial_grouped_e60": {"cpu": 60},
+                                            "robust_crop_grouped_e60": {"cpu": 60},
                                             "peer_curated": {"cpu": 60},
                                             "peer_segbench": {"cpu": 60},
                                             "peer_segbench_128": {"cpu": 60},
@@ -236,6 +237,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # -0.017), so it is not trained
     "robust_trivial_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                    "aug_policy": "trivial"},
+    # issue 26, stage 9's candidate (crops that keep the lesion, on the released recipe),
+    # defined before stage 9's verdict, trained only if that verdict keeps it; paired with the
+    # release (its base) under busi_lib.analysis.comparisons.release_verdict
+    "robust_crop_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                "aug_policy": "lesion_crop"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},

@@ -233,7 +233,8 @@ def selection(profile: str) -> None:
 #: The recipe each release candidate was built on (its own reference), by candidate; one
 #: not listed was built on ``multitask_grouped``.
 CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped",
-                   "robust_trivial_grouped_e60": RELEASED_EXPERIMENT}
+                   "robust_trivial_grouped_e60": RELEASED_EXPERIMENT,
+                   "robust_crop_grouped_e60": RELEASED_EXPERIMENT}
 #: ... the default one.
 CANDIDATE_BASE = "multitask_grouped"
 
