@@ -239,7 +239,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
                                    "aug_policy": "trivial"},
     # issue 26, stage 9's candidate (crops that keep the lesion, on the released recipe),
     # defined before stage 9's verdict, trained only if that verdict keeps it; paired with the
-    # release (its base) under busi_lib.analysis.comparisons.release_verdict
+    # release (its base) under busi_lib.analysis.comparisons.release_verdict. Stage 9 did not
+    # keep it (no difference clears the seed noise: clean score -0.012, -0.050 to +0.025), so it
+    # is not trained
     "robust_crop_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                 "aug_policy": "lesion_crop"},
     "ablation_reference": {"split": "grouped"},
