@@ -399,3 +399,16 @@ def test_release_recipe_sentence_for_the_introduction():
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
     assert text.endswith("(6 of the 9 trials of stages 8 and 9 recorded).")
     assert text in transfer.selection_sentence(view)
+
+
+def test_release_recipe_sentence_names_the_recipe_once_for_two_candidates():
+    import pandas as pd
+
+    from busi_lib.book import transfer
+
+    t = tune_report.release_seeded_table(_stage8_recs((1.50, 1.52, 1.55), (1.60, 1.62, 1.64)))
+    both = pd.concat([t, t.assign(candidate="release + lesion crop")], ignore_index=True)
+    view = {"release_seeded": both, "release_verdicts": tune_report.release_seeded_select(both)}
+    text = transfer.release_recipe_sentence(view)
+    assert text.count("on the released recipe") + text.count("On the released recipe") == 1
+    assert "; release + lesion crop changed the shift score by -0.097" in text

@@ -134,8 +134,9 @@ def release_recipe_parts(view: dict[str, Any]) -> list[str]:
     for name, verdict in (view.get("release_verdicts") or {}).items():
         t = view["release_seeded"].set_index(["candidate", "signal"]).loc[name]
         sh, cl = t.loc["shift score"], t.loc["clean score"]
-        parts.append(f"on the released recipe (strong augmentation, 60 epochs; three seeds "
-                     f"against three), {name} changed the shift score by "
+        prefix = ("" if parts else "on the released recipe (strong augmentation, 60 epochs; "
+                  "three seeds against three), ")
+        parts.append(f"{prefix}{name} changed the shift score by "
                      f"{sh['difference']:+.3f} ({sh['low']:+.3f} to {sh['high']:+.3f}) and the "
                      f"clean score by {cl['difference']:+.3f} ({cl['low']:+.3f} to "
                      f"{cl['high']:+.3f}): {verdict}")
