@@ -143,13 +143,14 @@ def peer_refine(pred: pd.DataFrame) -> pd.DataFrame:
 
 
 def curated_summary(per_fold: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Ours (mean over the test folds with its *t* interval) beside the peer's reported value,
-    one row per metric; ``aim`` says whether our mean reaches the peer's value and, where it
+    """Ours (mean over the test folds with its *t* interval, cut to [0, 1] where it overshoots:
+    every metric is a fraction) beside the peer's reported value, one row per metric; ``aim`` says whether our mean reaches the peer's value and, where it
     does not, whether the interval does."""
     reported = PEER_REPORTED["peer_curated"]["metrics"]
     rows = []
     for m in CURATED_METRICS:
         mean, lo, hi = t_interval(per_fold[m], level)
+        lo, hi = max(lo, 0.0), min(hi, 1.0)        # every metric here is a fraction
         peer = reported.get(m, np.nan)
         aim = _aim(mean, hi, peer)
         rows.append({"metric": m, "ours, mean of folds": mean, "low": lo, "high": hi,
