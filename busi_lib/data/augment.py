@@ -152,6 +152,18 @@ def _trivial_ops():
 _OPS: dict | None = None
 
 
+def _checked(images, masks) -> np.ndarray:
+    """``images`` as an array, after checking that they are float ``(N, H, W, 1)`` and as many
+    as ``masks`` (the input of the library policies)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 1 or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}: expected "
+                         "float (N, H, W, 1) in [0, 1]")
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
+    return images
+
+
 def scan_mask(image: np.ndarray, level: float = 0.02) -> np.ndarray:
     """The scanned region of a [0, 1] grey image ``(H, W)``: pixels above ``level`` with the
     holes of that region filled (the ultrasound transforms act inside it only)."""
@@ -176,12 +188,7 @@ def trivial_augment(images: np.ndarray, masks: np.ndarray, rng: np.random.Genera
     the operation applied to each image.
     """
     global _OPS
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 1 or not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}: expected "
-                         "float (N, H, W, 1) in [0, 1]")
-    if len(images) != len(masks):
-        raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
+    images = _checked(images, masks)
     if _OPS is None:
         _OPS = _trivial_ops()
     import albumentations as A
@@ -252,12 +259,7 @@ def lesion_crop(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
     """
     import albumentations as A
 
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 1 or not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}: expected "
-                         "float (N, H, W, 1) in [0, 1]")
-    if len(images) != len(masks):
-        raise ValueError(f"{len(images)} images but {len(masks)} masks: expected as many")
+    images = _checked(images, masks)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p={p!r}: expected a probability in [0, 1]")
     h, w = images.shape[1:3]
