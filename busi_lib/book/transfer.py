@@ -140,7 +140,7 @@ def release_recipe_parts(view: dict[str, Any]) -> list[str]:
                      f"{sh['difference']:+.3f} ({sh['low']:+.3f} to {sh['high']:+.3f}) and the "
                      f"clean score by {cl['difference']:+.3f} ({cl['low']:+.3f} to "
                      f"{cl['high']:+.3f}): {verdict}")
-    pending = [n for n in (view.get("release_missing") or [])]
+    pending = view.get("release_missing") or []
     done, total = view.get("release_progress") or (0, 0)
     if pending and 0 < done < total:
         parts.append(f"on the released recipe, {' and '.join(pending)} "

@@ -230,13 +230,9 @@ def selection(profile: str) -> None:
                   "each against the recipe's three (Welch 95% interval)")
 
 
-#: The recipe each release candidate was built on (its own reference), by candidate; one
-#: not listed was built on ``multitask_grouped``.
-CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped",
-                   "robust_trivial_grouped_e60": RELEASED_EXPERIMENT,
-                   "robust_crop_grouped_e60": RELEASED_EXPERIMENT}
-#: ... the default one.
-CANDIDATE_BASE = "multitask_grouped"
+#: The recipe a release candidate was built on (its own reference), where that is not the
+#: release itself (stages 8 and 9 built theirs on the release).
+CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped"}
 
 
 def _busbra_row(profile: str, experiment: str, recs: list[dict], n_boot: int, seed: int) -> dict:
@@ -291,7 +287,7 @@ def candidate(profile: str, seed: int = 42, n_boot: int = 1000) -> dict | None:
     if not names:
         sentences.append(f"profile `{profile}` defines no candidate.")
     for name in names:
-        base = CANDIDATE_BASES.get(name, CANDIDATE_BASE)
+        base = CANDIDATE_BASES.get(name, RELEASED_EXPERIMENT)
         refs = list(dict.fromkeys((base, RELEASED_EXPERIMENT)))
         cand = runs.experiment_records(profile, name, seed=seed)
         if not cand:
