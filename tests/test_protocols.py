@@ -344,3 +344,79 @@ def test_peer_refine_makes_mask_and_class_agree_as_their_code_does():
     assert m["Dice, normal images"] == 1.0 and m["3-class accuracy"] == 0.6
     with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
         peers.peer_refine(pred.drop(columns="pred_class"))
+
+
+def test_three_class_call_undoes_the_class_weights():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    pred = pd.DataFrame({"prob_benign": [0.40, 0.2], "prob_malignant": [0.15, 0.3],
+                         "prob_normal": [0.45, 0.5]})
+    w = [0.5, 0.7, 1.8]
+    assert peers.three_class_call(pred, w, "arg-max").tolist() == ["normal", "normal"]
+    # 0.40 / 0.5 = 0.80 > 0.45 / 1.8 = 0.25; 0.3 / 0.7 = 0.43 > 0.2 / 0.5 = 0.40 > 0.28
+    assert peers.three_class_call(pred, w, "class weights undone").tolist() == ["benign",
+                                                                                "malignant"]
+    with pytest.raises(ConfigError, match="call='max'"):
+        peers.three_class_call(pred, w, "max")
+    with pytest.raises(ConfigError, match=r"class_weights=\[1, 2\]: expected 3 positive"):
+        peers.three_class_call(pred, [1, 2], "arg-max")
+    with pytest.raises(ConfigError, match=r"lack columns \['prob_normal'\]"):
+        peers.three_class_call(pred.drop(columns="prob_normal"), w, "arg-max")
+
+
+def test_the_class_call_is_chosen_on_validation_by_its_rule():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    w = {0: [0.5, 0.7, 1.8], 1: [0.5, 0.7, 1.8]}
+    # lesions with a normal probability just above theirs: arg-max calls them normal
+    lesion = {"prob_benign": 0.40, "prob_malignant": 0.15, "prob_normal": 0.45}
+    normal = {"prob_benign": 0.05, "prob_malignant": 0.05, "prob_normal": 0.90}
+    rows = ([{"fold": k, "true_class": "benign", **lesion} for k in (0, 1) for _ in range(20)]
+            + [{"fold": k, "true_class": "normal", **normal} for k in (0, 1) for _ in range(10)])
+    got = peers.choose_class_call(pd.DataFrame(rows), w, n_boot=200)
+    assert got["accuracy"] == {"arg-max": pytest.approx(20 / 60),
+                               "class weights undone": pytest.approx(1.0)}
+    assert got["low"] > 0 and got["chosen"] == "class weights undone" and got["n"] == 60
+    # no difference: arg-max stays
+    same = pd.DataFrame([{"fold": 0, "true_class": "normal", **normal}] * 10)
+    assert peers.choose_class_call(same, w, n_boot=200)["chosen"] == "arg-max"
+    with pytest.raises(ConfigError, match=r"no class weights for folds \[2\]"):
+        peers.choose_class_call(same.assign(fold=2), w)
+    with pytest.raises(ConfigError, match="--validation-predictions"):
+        peers.choose_class_call(pd.DataFrame(), w)
+
+
+def test_class_call_sentence_and_table_follow_the_choice():
+    from busi_lib.book import peers_chapter
+
+    choice = {"accuracy": {"arg-max": 0.70, "class weights undone": 0.78}, "difference": 0.08,
+              "low": 0.03, "high": 0.13, "n": 270, "folds": 4,
+              "chosen": "class weights undone"}
+    text = peers_chapter.class_call_sentence(choice)
+    assert text.startswith("On the 270 validation images of the 4 folds, undoing the training's "
+                           "class weights changed the 3-class accuracy by +0.080 (paired "
+                           "bootstrap 95 % interval +0.030 to +0.130), so the test folds are "
+                           "called with the class weights undone")
+    t = peers_chapter.class_call_table(choice)
+    assert t["chosen"].tolist() == ["", "yes"]
+    flat = {**choice, "low": -0.01, "chosen": "arg-max"}
+    assert "called by the arg-max" in peers_chapter.class_call_sentence(flat)
+    assert peers_chapter.class_call_table(flat)["chosen"].tolist() == ["yes", ""]
+
+
+def test_apply_class_call_uses_each_folds_own_weights():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    p = {"prob_benign": 0.40, "prob_malignant": 0.15, "prob_normal": 0.45, "pred_class": "x"}
+    pred = pd.DataFrame([{"fold": 0, **p}, {"fold": 1, **p}])
+    got = peers.apply_class_call(pred, {0: [0.5, 0.7, 1.8], 1: [1.0, 1.0, 0.5]},
+                                 "class weights undone")
+    assert got["pred_class"].tolist() == ["benign", "normal"] and pred["pred_class"][0] == "x"
+    with pytest.raises(ConfigError, match="no class weights for fold 1"):
+        peers.apply_class_call(pred, {0: [1, 1, 1]}, "arg-max")

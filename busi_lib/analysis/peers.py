@@ -54,7 +54,8 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
          "our predictions in a second table (peer_refine)"),
         ("training", "Adam 1e-4, plateau decay, up to 200 epochs, best epoch on validation",
          "the released recipe: 60 epochs, cosine schedule, the last epoch; the validation "
-         "part is held out and only monitored"),
+         "part is held out, monitored, and used for one choice only: the three-class call "
+         "(choose_class_call)"),
         ("imbalance", "deterministic oversampling of the malignant class",
          "class-weighted focal loss"),
         ("augmentation", "flips and rotation", "flips, rotation, scale, intensity and noise"),
@@ -224,3 +225,86 @@ def grouped_locked_summary(oof: pd.DataFrame, locked: pd.DataFrame | None,
         add("BUS-BRA ensemble AUC", busbra["pathology"] == "malignant", busbra["prob_malignant"],
             busbra["case"], "BUS-BRA ensemble AUC", oof["fold"].nunique())
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- three-class call
+#: The three-class calls compared on the curated protocol's validation parts (issue 29): the
+#: arg-max of the network's probabilities, and the arg-max after the training's class weights
+#: are undone (``p_c / w_c``: a loss weighted by ``w_c`` raises each class's predicted
+#: probability roughly in that proportion, which makes the network call the rare normal class
+#: on lesions).
+CLASS_CALLS = ("arg-max", "class weights undone")
+
+
+def three_class_call(pred: pd.DataFrame, class_weights, call: str,
+                     classes=("benign", "malignant", "normal")) -> np.ndarray:
+    """The class called for each image of ``pred`` (columns ``prob_<class>``) by ``call``, one
+    of :data:`CLASS_CALLS`; ``class_weights`` in the order of ``classes`` (a fold record's
+    ``class_weights``)."""
+    if call not in CLASS_CALLS:
+        raise ConfigError(f"call={call!r}: expected one of {CLASS_CALLS}")
+    cols = [f"prob_{c}" for c in classes]
+    if not set(cols) <= set(pred.columns):
+        raise ConfigError(f"predictions lack columns {sorted(set(cols) - set(pred.columns))}; "
+                          "expected those of a 3-class experiment")
+    w = np.asarray(class_weights, float)
+    if w.shape != (len(classes),) or not (w > 0).all():
+        raise ConfigError(f"class_weights={list(class_weights)!r}: expected {len(classes)} "
+                          "positive weights")
+    p = pred[cols].to_numpy(float)
+    if call == "class weights undone":
+        p = p / w
+    return np.asarray(classes)[p.argmax(axis=1)]
+
+
+def choose_class_call(val: pd.DataFrame, weights: dict[int, list], n_boot: int = 2000,
+                      seed: int = 0, level: float = 0.95) -> dict:
+    """The rule for the curated protocol's three-class call, fixed 2026-12-04 before any
+    validation prediction was written: on the validation parts of all folds pooled (each image
+    called by its own fold's model), the 3-class accuracy of each call of :data:`CLASS_CALLS`,
+    and a paired percentile bootstrap interval (over images) of the difference *weights undone
+    minus arg-max*. The test folds get "class weights undone" when that interval is above
+    zero, and "arg-max" otherwise. No test image is read.
+
+    Parameters
+    ----------
+    val : the folds' validation predictions (``fold``, ``true_class``, ``prob_<class>``)
+    weights : fold -> that fold's training class weights (its record's ``class_weights``)
+
+    Returns
+    -------
+    dict with ``accuracy`` (call -> pooled accuracy), ``difference``, ``low``, ``high``,
+    ``n`` (images), ``folds`` and ``chosen``.
+    """
+    if val is None or not len(val):
+        raise ConfigError("no validation predictions: expected fold<k>_validation.csv tables "
+                          "(python -m busi_lib.experiments.crossval --validation-predictions)")
+    missing = sorted(set(val["fold"]) - set(weights))
+    if missing:
+        raise ConfigError(f"no class weights for folds {missing}: expected every fold's record")
+    right = {}
+    for call in CLASS_CALLS:
+        called = np.concatenate([three_class_call(g, weights[k], call)
+                                 for k, g in val.groupby("fold", sort=True)])
+        truth = np.concatenate([g["true_class"].to_numpy() for _, g in
+                                val.groupby("fold", sort=True)])
+        right[call] = (called == truth).astype(float)
+    diff = right[CLASS_CALLS[1]] - right[CLASS_CALLS[0]]
+    rng = np.random.default_rng(seed)
+    boot = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n_boot)])
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return {"accuracy": {c: float(r.mean()) for c, r in right.items()},
+            "difference": float(diff.mean()), "low": float(lo), "high": float(hi),
+            "n": int(len(diff)), "folds": int(val["fold"].nunique()),
+            "chosen": CLASS_CALLS[1] if lo > 0 else CLASS_CALLS[0]}
+
+
+def apply_class_call(pred: pd.DataFrame, weights: dict[int, list], call: str) -> pd.DataFrame:
+    """A copy of the folds' predictions ``pred`` (with ``fold``) whose ``pred_class`` is made by
+    ``call`` with each fold's own training class weights."""
+    out = pred.copy()
+    for k, g in out.groupby("fold"):
+        if k not in weights:
+            raise ConfigError(f"no class weights for fold {k}: expected every fold's record")
+        out.loc[g.index, "pred_class"] = three_class_call(g, weights[k], call)
+    return out
