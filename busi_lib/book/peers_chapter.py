@@ -84,24 +84,29 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
 
 
 def class_call_table(choice: dict) -> pd.DataFrame:
-    """:func:`busi_lib.analysis.peers.choose_class_call`'s accuracies, one row per call."""
-    return pd.DataFrame([{"three-class call": c, "3-class accuracy, validation parts": a,
-                          "chosen": "yes" if c == choice["chosen"] else ""}
-                         for c, a in choice["accuracy"].items()])
+    """:func:`busi_lib.analysis.peers.choose_class_call`'s result, one row per call."""
+    rows = []
+    for c, a in choice["accuracy"].items():
+        d = choice["candidates"].get(c)
+        rows.append({"three-class call": c, "3-class accuracy, validation parts": a,
+                     "difference from arg-max": "" if d is None else
+                     f"{d['difference']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}, "
+                     f"{d['level']:.1%})",
+                     "chosen": "yes" if c == choice["chosen"] else ""})
+    return pd.DataFrame(rows)
 
 
 def class_call_sentence(choice: dict) -> str:
     """The choice of the three-class call, in one sentence."""
-    a, b = peers.CLASS_CALLS
-    kept = choice["chosen"] == b
-    return (f"On the {choice['n']} validation images of the {choice['folds']} folds, undoing "
-            f"the training's class weights changed the 3-class accuracy by "
-            f"{choice['difference']:+.3f} (paired bootstrap 95 % interval "
-            f"{choice['low']:+.3f} to {choice['high']:+.3f}), so the test folds are called "
-            + ("with the class weights undone (the rule, fixed before the validation "
-               "predictions existed: an interval above zero)." if kept else
-               "by the arg-max (the rule, fixed before the validation predictions existed, "
-               "asks for an interval above zero)."))
+    said = [f"{c} changed it by {d['difference']:+.3f} ({d['level']:.1%} interval "
+            f"{d['low']:+.3f} to {d['high']:+.3f})" for c, d in choice["candidates"].items()]
+    chosen = choice["chosen"]
+    return (f"On the {choice['n']} validation images of the {choice['folds']} folds, the "
+            f"arg-max call has a 3-class accuracy of {choice['accuracy']['arg-max']:.3f}; "
+            + "; ".join(said) + ". "
+            + ("No interval is above zero, so the test folds are called by the arg-max"
+               if chosen == "arg-max" else f"So the test folds are called by {chosen}")
+            + " (each rule was fixed before the numbers it judges existed).")
 
 
 def refining_sentence(pred: pd.DataFrame, raw: pd.DataFrame, refined: pd.DataFrame) -> str:
