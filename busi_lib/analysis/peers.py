@@ -56,8 +56,9 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
          "the released recipe: 60 epochs, cosine schedule, the last epoch; the validation "
          "part is held out, monitored, and used for one choice only: the three-class call "
          "(choose_class_call)"),
-        ("imbalance", "deterministic oversampling of the malignant class",
-         "class-weighted focal loss"),
+        ("imbalance", "deterministic oversampling (their deterministic_oversampling: each "
+         "class repeated round(1 / its share) times, about x2 benign, x3 malignant, x7 normal)",
+         "class-weighted focal loss (balanced weights, about 0.5, 0.7 and 1.8)"),
         ("augmentation", "flips and rotation", "flips, rotation, scale, intensity and noise"),
         ("pretraining", "none", "none"),
     ],
