@@ -81,7 +81,9 @@ DEFAULTS: dict[str, Any] = {
     "aug_policy": "none",     # "none"; "trivial": after the above, one operation per image
                               # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL);
                               # "lesion_crop": a random crop keeping the lesion, half the images
-                              # (busi_lib.data.augment.lesion_crop)
+                              # (busi_lib.data.augment.lesion_crop); "context_swap": half
+                              # the lesions moved into another image's surroundings
+                              # (busi_lib.data.augment.context_swap)
     # inference (applied to the test fold and to BUS-BRA)
     "tta": False,             # average with the horizontally flipped image
     "mask_threshold": 0.5,
@@ -244,6 +246,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # is not trained
     "robust_crop_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                 "aug_policy": "lesion_crop"},
+    # issue 26, stage 10's candidate (lesions moved into other images' surroundings, on the
+    # released recipe), defined 2026-12-04 before stage 10's verdict and trained only if that
+    # verdict keeps it; paired with the release (its base) under the same rule as stage 9's
+    "robust_swap_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                "aug_policy": "context_swap"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
@@ -363,7 +370,7 @@ CHOICES = {
     "schedule": ("step", "cosine"),
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
-    "aug_policy": ("none", "trivial", "lesion_crop"),
+    "aug_policy": ("none", "trivial", "lesion_crop", "context_swap"),
     "crop_context": ("keep", "mask"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),

@@ -16,6 +16,7 @@ half-written record that a later run would trust.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +32,15 @@ from busi_lib.errors import ConfigError, DataError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 def results_root(results_dir: str | os.PathLike | None = None) -> Path:
     """``results_dir``, else ``$BUSI_RESULTS``, else ``<project>/results``."""
@@ -177,6 +187,11 @@ def load_divergences(profile: str, experiment: str, results_dir=None) -> list[di
     out = [json.loads(p.read_text()) for p in folder.glob("diverged_fold*.json")]
     return sorted((r for r in out if not (folder / f"fold{r['fold']}.json").is_file()),
                   key=lambda r: r["fold"])
+
+
+#: The kind (file ``fold<k>_<kind>.csv``) of a fold model's predictions on its fold's
+#: validation part (protocols with one), for choices that must not read a test fold.
+VALIDATION_KIND = "validation"
 
 
 def load_predictions(profile: str, experiment: str, results_dir=None, kind: str = "predictions"

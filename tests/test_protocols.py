@@ -344,3 +344,106 @@ def test_peer_refine_makes_mask_and_class_agree_as_their_code_does():
     assert m["Dice, normal images"] == 1.0 and m["3-class accuracy"] == 0.6
     with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
         peers.peer_refine(pred.drop(columns="pred_class"))
+
+
+def test_three_class_calls_on_known_values():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    pred = pd.DataFrame({"prob_benign": [0.40, 0.2, 0.1], "prob_malignant": [0.15, 0.3, 0.2],
+                         "prob_normal": [0.45, 0.5, 0.7], "pred_area_frac": [0.1, 0.0, 0.2]})
+    w = [0.5, 0.7, 1.8]
+    assert peers.three_class_call(pred, w, "arg-max").tolist() == ["normal"] * 3
+    # 0.40 / 0.5 = 0.80 > 0.45 / 1.8 = 0.25; 0.3 / 0.7 = 0.43 > 0.2 / 0.5 = 0.40 > 0.28;
+    # 0.7 / 1.8 = 0.39 > 0.2 / 0.7 = 0.29 > 0.1 / 0.5 = 0.2
+    assert peers.three_class_call(pred, w, "class weights undone").tolist() == [
+        "benign", "malignant", "normal"]
+    # normal exactly when the mask is empty, else the likelier lesion class
+    assert peers.three_class_call(pred, w, "mask decides normal").tolist() == [
+        "benign", "normal", "malignant"]
+    with pytest.raises(ConfigError, match="call='max'"):
+        peers.three_class_call(pred, w, "max")
+    with pytest.raises(ConfigError, match=r"class_weights=\[1, 2\]: expected 3 positive"):
+        peers.three_class_call(pred, [1, 2], "arg-max")
+    with pytest.raises(ConfigError, match=r"lack columns \['prob_normal'\]"):
+        peers.three_class_call(pred.drop(columns="prob_normal"), w, "arg-max")
+    with pytest.raises(ConfigError, match=r"lack columns \['pred_area_frac'\]"):
+        peers.three_class_call(pred.drop(columns="pred_area_frac"), w, "mask decides normal")
+
+
+def test_the_class_call_is_chosen_on_validation_by_its_rule():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    w = {0: [0.5, 0.7, 1.8], 1: [0.5, 0.7, 1.8]}
+    # lesions with a normal probability just above theirs (arg-max calls them normal) and
+    # no mask; normals with a clear normal probability and no mask
+    lesion = {"prob_benign": 0.40, "prob_malignant": 0.15, "prob_normal": 0.45,
+              "pred_area_frac": 0.0}
+    normal = {"prob_benign": 0.05, "prob_malignant": 0.05, "prob_normal": 0.90,
+              "pred_area_frac": 0.0}
+    rows = ([{"fold": k, "true_class": "benign", **lesion} for k in (0, 1) for _ in range(20)]
+            + [{"fold": k, "true_class": "normal", **normal} for k in (0, 1) for _ in range(10)])
+    got = peers.choose_class_call(pd.DataFrame(rows), w, n_boot=200)
+    assert got["accuracy"] == {"arg-max": pytest.approx(20 / 60),
+                               "class weights undone": pytest.approx(1.0),
+                               "mask decides normal": pytest.approx(20 / 60)}
+    c = got["candidates"]
+    assert c["class weights undone"]["kept"] and c["class weights undone"]["low"] > 0
+    assert not c["mask decides normal"]["kept"] and c["mask decides normal"]["level"] == 0.975
+    assert got["chosen"] == "class weights undone" and got["n"] == 60 and got["folds"] == 2
+    # the lesions get a mask: both candidates kept, the more accurate one chosen
+    masked = pd.DataFrame(rows).assign(pred_area_frac=lambda d: np.where(
+        d["true_class"] == "benign", 0.1, 0.0))
+    both = peers.choose_class_call(masked, w, n_boot=200)
+    assert all(v["kept"] for v in both["candidates"].values())
+    assert both["accuracy"]["mask decides normal"] == 1.0
+    # no difference: arg-max stays
+    same = pd.DataFrame([{"fold": 0, "true_class": "normal", **normal}] * 10)
+    assert peers.choose_class_call(same, w, n_boot=200)["chosen"] == "arg-max"
+    with pytest.raises(ConfigError, match=r"no class weights for folds \[2\]"):
+        peers.choose_class_call(same.assign(fold=2), w)
+    with pytest.raises(ConfigError, match="--validation-predictions"):
+        peers.choose_class_call(pd.DataFrame(), w)
+
+
+def test_class_call_sentence_and_table_follow_the_choice():
+    from busi_lib.book import peers_chapter
+
+    choice = {"accuracy": {"arg-max": 0.70, "class weights undone": 0.69,
+                           "mask decides normal": 0.78},
+              "candidates": {
+                  "class weights undone": {"difference": -0.01, "low": -0.07, "high": 0.05,
+                                           "level": 0.95, "kept": False},
+                  "mask decides normal": {"difference": 0.08, "low": 0.03, "high": 0.13,
+                                          "level": 0.975, "kept": True}},
+              "n": 272, "folds": 4, "chosen": "mask decides normal"}
+    text = peers_chapter.class_call_sentence(choice)
+    assert text == ("On the 272 validation images of the 4 folds, the arg-max call has a "
+                    "3-class accuracy of 0.700; class weights undone changed it by -0.010 "
+                    "(95.0% interval -0.070 to +0.050); mask decides normal changed it by "
+                    "+0.080 (97.5% interval +0.030 to +0.130). So the test folds are called by "
+                    "mask decides normal (each rule was fixed before the numbers it judges "
+                    "existed).")
+    t = peers_chapter.class_call_table(choice)
+    assert t["chosen"].tolist() == ["", "", "yes"]
+    assert t["difference from arg-max"].tolist()[2] == "+0.080 (+0.030 to +0.130, 97.5%)"
+    flat = {**choice, "chosen": "arg-max"}
+    assert "No interval is above zero, so the test folds are called by the arg-max" in (
+        peers_chapter.class_call_sentence(flat))
+
+
+def test_apply_class_call_uses_each_folds_own_weights():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    p = {"prob_benign": 0.40, "prob_malignant": 0.15, "prob_normal": 0.45, "pred_class": "x"}
+    pred = pd.DataFrame([{"fold": 0, **p}, {"fold": 1, **p}])
+    got = peers.apply_class_call(pred, {0: [0.5, 0.7, 1.8], 1: [1.0, 1.0, 0.5]},
+                                 "class weights undone")
+    assert got["pred_class"].tolist() == ["benign", "normal"] and pred["pred_class"][0] == "x"
+    with pytest.raises(ConfigError, match="no class weights for fold 1"):
+        peers.apply_class_call(pred, {0: [1, 1, 1]}, "arg-max")

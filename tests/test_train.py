@@ -196,3 +196,51 @@ def test_diverged_training_is_stopped_recorded_as_a_failure_and_skipped(tiny_dat
     monkeypatch.setattr(crossval, "train_fold", lambda *a, **k: pytest.fail("retrained"))
     assert crossval.run_cv("smoke", "multitask", data_dir=tiny_data, results_dir=res, verbose=0,
                         **TINY) == []
+
+
+def test_validation_predictions_score_exactly_the_validation_part(reference, tiny_data,
+                                                                   tmp_path, monkeypatch):
+    """The fold model scores the rows of its fold's validation part and nothing else (never a
+    test image); a second call writes nothing; a folds table without a validation part and a
+    missing fold model are refused with what to do."""
+    import shutil
+
+    import numpy as np
+
+    from synthetic import spy_model_inputs
+
+    rec, res = reference
+    work = tmp_path / "res"
+    shutil.copytree(res, work)
+    folder = work / "smoke" / "multitask"
+    with pytest.raises(ConfigError, match="fold 0 has no validation part"):
+        crossval.validation_predictions("smoke", "multitask", data_dir=tiny_data,
+                                        results_dir=work, verbose=False, **TINY)
+    real_parts = crossval.fold_parts
+
+    def with_val(folds, k):                     # a protocol with a validation part
+        train, _, test = real_parts(folds, k)
+        return train[3:], train[:3], test
+    monkeypatch.setattr(crossval, "fold_parts", with_val)
+    seen = spy_model_inputs(monkeypatch)
+    written = crossval.validation_predictions("smoke", "multitask", data_dir=tiny_data,
+                                              results_dir=work, verbose=False, **TINY)
+    assert written == [folder / "fold0_validation.csv"]
+    val = pd.read_csv(written[0])
+    assert len(val) == 3 and not set(val["id"]) & set(_preds(work)["id"])
+    assert len(seen) == 1 and len(seen[0]) == 3
+    log = json.loads((folder / "validation.json").read_text())
+    assert log["0"]["n"] == 3 and len(log["0"]["model_sha256"]) == 64
+    # the test-fold tables are untouched and do not pick the validation table up
+    from busi_lib.records import load_predictions
+    assert len(load_predictions("smoke", "multitask", work)) == 8
+    assert np.array_equal(load_predictions("smoke", "multitask", work, kind="validation")["id"],
+                          val["id"])
+    assert crossval.validation_predictions("smoke", "multitask", data_dir=tiny_data,
+                                           results_dir=work, verbose=False, **TINY) == []
+    written[0].unlink()
+    (folder / "models" / "fold0.keras").unlink()
+    with pytest.raises(ConfigError, match="fold0.keras not found: the fold models are not "
+                                          "committed"):
+        crossval.validation_predictions("smoke", "multitask", data_dir=tiny_data,
+                                        results_dir=work, verbose=False, **TINY)

@@ -325,9 +325,10 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
     ref = [tune.trial_config(t) for t in tune.RELEASE_SEEDED_REFERENCE]
     assert [c["train_seed"] for c in ref] == [None, 1, 2]
     assert all(c["epochs"] == 60 and c["aug_intensity"] for c in ref)
-    assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop"]
+    assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop",
+                                                    "release + context swap"]
     for (name, trials), policy in zip(tune.RELEASE_SEEDED_CANDIDATES.items(),
-                                      ("trivial", "lesion_crop")):
+                                      ("trivial", "lesion_crop", "context_swap")):
         for t, r in zip(trials, ref):
             cfg = tune.trial_config(t)
             assert {k for k in cfg if cfg[k] != r[k]} == {"aug_policy"}, t
@@ -346,14 +347,16 @@ def test_stage8_table_and_rule_on_known_numbers():
     recs = _stage8_recs((1.80, 1.81, 1.82), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     assert t.attrs["level"] == 0.95 and set(t["candidate"]) == {"release + trivial"}
-    assert t.attrs["missing"] == ["release + lesion crop"]               # stage 9 not recorded
+    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9, 10 not run
+                                  "release + context swap"]
     g = t.set_index("signal").loc["shift score"]
     assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
     assert tune_report.release_seeded_select(t)["release + trivial"].startswith("kept")
     # a candidate trial missing: no row, named as missing; a reference trial missing: an error
     part = tune_report.release_seeded_table(recs[:-1])
     assert len(part) == 0 and part.attrs["missing"] == ["release + trivial",
-                                                         "release + lesion crop"]
+                                                         "release + lesion crop",
+                                                         "release + context swap"]
     with pytest.raises(ConfigError, match="reference"):
         tune_report.release_seeded_table(recs[1:])
     assert tune_report.stage_progress(recs[1:], [r["trial"] for r in recs]) == (5, 6)
@@ -365,17 +368,17 @@ def test_selection_sentence_reports_stage8_verdict_or_progress():
     recs = _stage8_recs((1.50, 1.52, 1.55), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     view = {"release_seeded": t, "release_verdicts": tune_report.release_seeded_select(t),
-            "release_progress": (6, 9), "release_missing": t.attrs["missing"]}
+            "release_progress": (6, 12), "release_missing": t.attrs["missing"][:1]}
     text = transfer.selection_sentence(view)
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three seeds "
                            "against three), release + trivial changed the shift score by -0.097")
     assert "not kept: clean score and shift score below the reference" in text
-    assert text.endswith("release + lesion crop has no verdict yet (6 of the 9 trials of stages "
-                         "8 and 9 recorded).")
-    text = transfer.selection_sentence({"release_progress": (2, 9), "release_missing": [
+    assert text.endswith("release + lesion crop has no verdict yet (6 of the 12 trials of stages "
+                         "8 to 10 recorded).")
+    text = transfer.selection_sentence({"release_progress": (2, 12), "release_missing": [
         "release + trivial", "release + lesion crop"]})
     assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
-                    "verdict yet (2 of the 9 trials of stages 8 and 9 recorded).")
+                    "verdict yet (2 of the 12 trials of stages 8 to 10 recorded).")
 
 
 def test_every_stage_has_its_own_look_in_the_cost_figure():
@@ -394,10 +397,10 @@ def test_release_recipe_sentence_for_the_introduction():
     recs = _stage8_recs((1.50, 1.52, 1.55), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     view = {"release_seeded": t, "release_verdicts": tune_report.release_seeded_select(t),
-            "release_progress": (6, 9), "release_missing": t.attrs["missing"]}
+            "release_progress": (6, 12), "release_missing": t.attrs["missing"]}
     text = transfer.release_recipe_sentence(view)
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
-    assert text.endswith("(6 of the 9 trials of stages 8 and 9 recorded).")
+    assert text.endswith("(6 of the 12 trials of stages 8 to 10 recorded).")
     assert text in transfer.selection_sentence(view)
 
 
@@ -412,3 +415,24 @@ def test_release_recipe_sentence_names_the_recipe_once_for_two_candidates():
     text = transfer.release_recipe_sentence(view)
     assert text.count("on the released recipe") + text.count("On the released recipe") == 1
     assert "; release + lesion crop changed the shift score by -0.097" in text
+
+
+def test_stage10_counts_less_context_as_a_gain_for_its_candidate_only():
+    """The same numbers -- scores within the noise, the AUC with the lesion hidden clearly
+    lower -- keep the context-swap candidate and not stage 8's; a score below the reference
+    still rejects it."""
+    ref = (1.60, 1.62, 1.64)
+    kw = dict(reference=("r0", "r1", "r2"))
+    lower = dict(hidden=(0.60, 0.61, 0.62))
+    for name, expected in (("release + context swap",
+                            "kept: less reliant on the lesion's surroundings"),
+                           ("release + trivial", "not kept: no difference clears the seed noise")):
+        t = tune_report.seeded_table(_seeded_recs((1.58, 1.63, 1.65), ref, **lower),
+                                     candidates={name: ("c0", "c1", "c2")}, **kw)
+        assert t.set_index("signal").loc["AUC, lesion hidden", "high"] < 0
+        assert tune_report.release_seeded_select(t) == {name: expected}
+    t = tune_report.seeded_table(_seeded_recs((1.40, 1.41, 1.42), ref, **lower),
+                                 candidates={"release + context swap": ("c0", "c1", "c2")}, **kw)
+    assert tune_report.release_seeded_select(t)["release + context swap"].startswith(
+        "not kept: clean score and shift score below the reference")
+    assert tune.CONTEXT_CANDIDATES == ("release + context swap",)

@@ -54,9 +54,11 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
          "our predictions in a second table (peer_refine)"),
         ("training", "Adam 1e-4, plateau decay, up to 200 epochs, best epoch on validation",
          "the released recipe: 60 epochs, cosine schedule, the last epoch; the validation "
-         "part is held out and only monitored"),
-        ("imbalance", "deterministic oversampling of the malignant class",
-         "class-weighted focal loss"),
+         "part is held out, monitored, and used for one choice only: the three-class call "
+         "(choose_class_call)"),
+        ("imbalance", "deterministic oversampling (their deterministic_oversampling: each "
+         "class repeated round(1 / its share) times, about x2 benign, x3 malignant, x7 normal)",
+         "class-weighted focal loss (balanced weights, about 0.5, 0.7 and 1.8)"),
         ("augmentation", "flips and rotation", "flips, rotation, scale, intensity and noise"),
         ("pretraining", "none", "none"),
     ],
@@ -224,3 +226,105 @@ def grouped_locked_summary(oof: pd.DataFrame, locked: pd.DataFrame | None,
         add("BUS-BRA ensemble AUC", busbra["pathology"] == "malignant", busbra["prob_malignant"],
             busbra["case"], "BUS-BRA ensemble AUC", oof["fold"].nunique())
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- three-class call
+#: The three-class calls compared on the curated protocol's validation parts (issue 29):
+#:
+#: - "arg-max": the arg-max of the network's class probabilities (the default);
+#: - "class weights undone": the arg-max after the training's class weights are undone
+#:   (``p_c / w_c``: a loss weighted by ``w_c`` raises each class's predicted probability
+#:   roughly in that proportion, which could make the network call the rare normal class on
+#:   lesions);
+#: - "mask decides normal": normal exactly when the predicted mask is empty, and otherwise the
+#:   likelier of benign and malignant (the peer's second refining rule, made the only way to
+#:   call an image normal).
+CLASS_CALLS = ("arg-max", "class weights undone", "mask decides normal")
+#: The level of each candidate's interval against "arg-max", in the order the rules were fixed
+#: (2026-12-04): "class weights undone" before any validation prediction existed (95 %); "mask
+#: decides normal" after that verdict (not kept) and before any predicted mask of the
+#: validation parts was looked at, at 1 - 0.05 / 2 for the second look at the same images.
+CLASS_CALL_LEVELS = {"class weights undone": 0.95, "mask decides normal": 0.975}
+
+
+def three_class_call(pred: pd.DataFrame, class_weights, call: str,
+                     classes=("benign", "malignant", "normal")) -> np.ndarray:
+    """The class called for each image of ``pred`` (columns ``prob_<class>``, and
+    ``pred_area_frac`` for "mask decides normal") by ``call``, one of :data:`CLASS_CALLS`;
+    ``class_weights`` in the order of ``classes`` (a fold record's ``class_weights``)."""
+    if call not in CLASS_CALLS:
+        raise ConfigError(f"call={call!r}: expected one of {CLASS_CALLS}")
+    cols = [f"prob_{c}" for c in classes]
+    need = set(cols) | ({"pred_area_frac"} if call == "mask decides normal" else set())
+    if not need <= set(pred.columns):
+        raise ConfigError(f"predictions lack columns {sorted(need - set(pred.columns))}; "
+                          "expected those of a 3-class multi-task experiment")
+    w = np.asarray(class_weights, float)
+    if w.shape != (len(classes),) or not (w > 0).all():
+        raise ConfigError(f"class_weights={list(class_weights)!r}: expected {len(classes)} "
+                          "positive weights")
+    p = pred[cols].to_numpy(float)
+    if call == "class weights undone":
+        p = p / w
+    if call == "mask decides normal":
+        lesion = [c != "normal" for c in classes]
+        called = np.asarray(classes)[lesion][p[:, lesion].argmax(axis=1)]
+        empty = pred["pred_area_frac"].fillna(0).to_numpy() <= 0
+        return np.where(empty, "normal", called)
+    return np.asarray(classes)[p.argmax(axis=1)]
+
+
+def choose_class_call(val: pd.DataFrame, weights: dict[int, list], n_boot: int = 2000,
+                      seed: int = 0) -> dict:
+    """The rule for the curated protocol's three-class call: on the validation parts of all
+    folds pooled (each image called by its own fold's model), the 3-class accuracy of each
+    call of :data:`CLASS_CALLS`, and for each candidate of :data:`CLASS_CALL_LEVELS` a paired
+    percentile bootstrap interval (over images, at that candidate's level) of its difference
+    from "arg-max". A candidate is kept when its interval is above zero; the test folds get the
+    kept candidate with the highest accuracy, or "arg-max" when none is kept. No test image is
+    read.
+
+    Parameters
+    ----------
+    val : the folds' validation predictions (``fold``, ``true_class``, ``prob_<class>``,
+        ``pred_area_frac``)
+    weights : fold -> that fold's training class weights (its record's ``class_weights``)
+
+    Returns
+    -------
+    dict with ``accuracy`` (call -> pooled accuracy), ``candidates`` (call -> ``difference``,
+    ``low``, ``high``, ``level``, ``kept``), ``n`` (images), ``folds`` and ``chosen``.
+    """
+    if val is None or not len(val):
+        raise ConfigError("no validation predictions: expected fold<k>_validation.csv tables "
+                          "(python -m busi_lib.experiments.crossval --validation-predictions)")
+    missing = sorted(set(val["fold"]) - set(weights))
+    if missing:
+        raise ConfigError(f"no class weights for folds {missing}: expected every fold's record")
+    parts = [(k, g) for k, g in val.groupby("fold", sort=True)]
+    truth = np.concatenate([g["true_class"].to_numpy() for _, g in parts])
+    right = {call: (np.concatenate([three_class_call(g, weights[k], call) for k, g in parts])
+                    == truth).astype(float) for call in CLASS_CALLS}
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(truth), (n_boot, len(truth)))
+    cands = {}
+    for call, level in CLASS_CALL_LEVELS.items():
+        diff = right[call] - right[CLASS_CALLS[0]]
+        lo, hi = np.quantile(diff[draws].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+        cands[call] = {"difference": float(diff.mean()), "low": float(lo), "high": float(hi),
+                       "level": level, "kept": bool(lo > 0)}
+    acc = {c: float(r.mean()) for c, r in right.items()}
+    kept = [c for c in cands if cands[c]["kept"]]
+    return {"accuracy": acc, "candidates": cands, "n": int(len(truth)), "folds": len(parts),
+            "chosen": max(kept, key=acc.get) if kept else CLASS_CALLS[0]}
+
+
+def apply_class_call(pred: pd.DataFrame, weights: dict[int, list], call: str) -> pd.DataFrame:
+    """A copy of the folds' predictions ``pred`` (with ``fold``) whose ``pred_class`` is made by
+    ``call`` with each fold's own training class weights."""
+    out = pred.copy()
+    for k, g in out.groupby("fold"):
+        if k not in weights:
+            raise ConfigError(f"no class weights for fold {k}: expected every fold's record")
+        out.loc[g.index, "pred_class"] = three_class_call(g, weights[k], call)
+    return out

@@ -21,7 +21,8 @@ import pandas as pd
 
 from busi_lib.errors import ConfigError
 from busi_lib.experiments.shift import SHIFTS, shift_score
-from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE, FINAL_TRIAL,
+from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE,
+                                       CONTEXT_CANDIDATES, FINAL_TRIAL,
                                        DATA_REFERENCE, DATA_TRIALS, MIN_GAIN,
                                        RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
                                        ROBUST_CANDIDATES,
@@ -455,8 +456,9 @@ def confirm_select(table: pd.DataFrame) -> dict[str, str]:
 
 
 def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
-    """Stages 8 and 9: :func:`seeded_table` for the candidates on the released recipe (strong
-    augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion),
+    """Stages 8 to 10: :func:`seeded_table` for the candidates on the released recipe (strong
+    augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion,
+    stage 10: lesions moved into other images' surroundings),
     each three seeds against the recipe's three, 95 % intervals. Raises :class:`ConfigError`
     while a reference trial is not recorded; a candidate with a trial missing is left out
     (``attrs["missing"]``)."""
@@ -465,12 +467,32 @@ def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
 
 
 def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
-    """The rule of stages 8 and 9 (each fixed 2026-12-03 and committed before any of that
-    stage's trials ran): the rule of :func:`seeded_select` at 95 %, per candidate, on
-    :func:`release_seeded_table`'s table. Only a candidate kept here goes on to the five
-    grouped folds, where
+    """The rule of stages 8 to 10 (each fixed and committed before any of that stage's trials
+    ran: stages 8 and 9 on 2026-12-03, stage 10 on 2026-12-04), per candidate, on
+    :func:`release_seeded_table`'s table at 95 %: the rule of :func:`seeded_select`, except
+    for the candidates of :data:`~busi_lib.experiments.tune.CONTEXT_CANDIDATES`, made to read
+    the lesion rather than its surroundings. Such a candidate is **kept** when neither score's
+    interval is below zero and either a score's interval is above zero or the AUC with the
+    lesion hidden has its interval below zero (less reliant on the surroundings). Only a
+    candidate kept here goes on to the five grouped folds, where
     :func:`busi_lib.analysis.comparisons.release_verdict` decides the release."""
-    return seeded_select(table)
+    out = seeded_select(table)
+    for name in CONTEXT_CANDIDATES:
+        if name not in out:
+            continue
+        g = table[table["candidate"] == name].set_index("signal")
+        worse = [s for s in ("clean score", "shift score") if g.loc[s, "high"] < 0]
+        better = [s + " above the seed noise" for s in ("clean score", "shift score")
+                  if g.loc[s, "low"] > 0]
+        if g.loc["AUC, lesion hidden", "high"] < 0:
+            better.append("less reliant on the lesion's surroundings")
+        if worse:
+            out[name] = "not kept: " + " and ".join(worse) + " below the reference"
+        elif better:
+            out[name] = "kept: " + " and ".join(better)
+        else:
+            out[name] = "not kept: no difference clears the seed noise"
+    return out
 
 
 def stage_progress(recs: list[dict], trials) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from busi_lib.analysis import peers
 from busi_lib.book import booktext, runs, view
 from busi_lib.config import PEER_EXPERIMENTS, experiments
 from busi_lib.experiments import external
-from busi_lib.records import load_predictions
+from busi_lib.records import VALIDATION_KIND, load_predictions
 
 #: What the chapter says where a value cannot be computed for want of records.
 NA = "not recorded yet"
@@ -39,11 +39,26 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
         view.note(f"`{name}` has no recorded fold yet: ours is {NA}.")
         booktext.glue("peer_curated_opening", f"our network on this protocol is {NA}")
         return None
+    weights = {r["fold"]: r["class_weights"] for r in recs}
+    val = load_predictions(profile, name, runs.results_dir_for(seed), kind=VALIDATION_KIND)
+    val = val[val["fold"].isin(list(weights))] if len(val) else val
+    if len(val) and set(val["fold"]) == set(weights):
+        choice = peers.choose_class_call(val, weights, seed=seed)
+        view.show(class_call_table(choice), "The three-class call, chosen on the validation "
+                  "parts (never a test fold): 3-class accuracy of each call", decimals=3)
+        view.md(class_call_sentence(choice))
+        call = choice["chosen"]
+    else:
+        view.note("The folds' validation predictions are not all recorded, so the three-class "
+                  "call is the arg-max (`python -m busi_lib.experiments.crossval "
+                  "--validation-predictions --experiment peer_curated` writes them).")
+        call = peers.CLASS_CALLS[0]
+    pred = peers.apply_class_call(pred, weights, call)
     per_fold = peers.curated_fold_metrics(pred)
     summary = peers.curated_summary(per_fold, level)
     shown = summary.rename(columns={"low": f"{level:.0%} low", "high": f"{level:.0%} high"})
-    view.show(shown, "Curated BUSI, 4-fold protocol: ours (mean of the test folds, t interval) "
-                     "beside the peer's reported value", decimals=3)
+    view.show(shown, "Curated BUSI, 4-fold protocol: ours (mean of the test folds, t interval; "
+                     f"three-class call: {call}) beside the peer's reported value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
     view.show(per_fold.rename(columns={"fold": "test fold"}).assign(
         **{"test fold": per_fold["fold"] + 1}), "Ours per test fold", decimals=3)
@@ -66,6 +81,32 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
                   f"they report {peer['Dice, benign images']:.3f}, "
                   f"{peer['Dice, malignant images']:.3f} and {peer['3-class accuracy']:.3f}")
     return summary
+
+
+def class_call_table(choice: dict) -> pd.DataFrame:
+    """:func:`busi_lib.analysis.peers.choose_class_call`'s result, one row per call."""
+    rows = []
+    for c, a in choice["accuracy"].items():
+        d = choice["candidates"].get(c)
+        rows.append({"three-class call": c, "3-class accuracy, validation parts": a,
+                     "difference from arg-max": "" if d is None else
+                     f"{d['difference']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}, "
+                     f"{d['level']:.1%})",
+                     "chosen": "yes" if c == choice["chosen"] else ""})
+    return pd.DataFrame(rows)
+
+
+def class_call_sentence(choice: dict) -> str:
+    """The choice of the three-class call, in one sentence."""
+    said = [f"{c} changed it by {d['difference']:+.3f} ({d['level']:.1%} interval "
+            f"{d['low']:+.3f} to {d['high']:+.3f})" for c, d in choice["candidates"].items()]
+    chosen = choice["chosen"]
+    return (f"On the {choice['n']} validation images of the {choice['folds']} folds, the "
+            f"arg-max call has a 3-class accuracy of {choice['accuracy']['arg-max']:.3f}; "
+            + "; ".join(said) + ". "
+            + ("No interval is above zero, so the test folds are called by the arg-max"
+               if chosen == "arg-max" else f"So the test folds are called by {chosen}")
+            + " (each rule was fixed before the numbers it judges existed).")
 
 
 def refining_sentence(pred: pd.DataFrame, raw: pd.DataFrame, refined: pd.DataFrame) -> str:

@@ -25,7 +25,7 @@ from busi_lib.eval import fusion, operating
 from busi_lib.eval.inference import prepare_image
 from busi_lib.eval.metrics import fast_auc
 from busi_lib.experiments.tune import (RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
-                                       SEEDED_CANDIDATES, SEEDED_REFERENCE)
+                                       SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS)
 
 #: Okabe-Ito: blue, vermilion, bluish green, orange, sky blue, reddish purple, black.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#000000")
@@ -127,8 +127,15 @@ def selection_sentence(view: dict[str, Any]) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
+def release_stages() -> str:
+    """The stages of the candidates on the released recipe, in words ("stages 8 to 10")."""
+    st = sorted({TRIALS[t][0] for t in sum(RELEASE_SEEDED_CANDIDATES.values(), ())})
+    return (f"stages {st[0]} and {st[1]}" if len(st) == 2 else
+            f"stages {st[0]} to {st[-1]}" if len(st) > 2 else f"stage {st[0]}")
+
+
 def release_recipe_parts(view: dict[str, Any]) -> list[str]:
-    """Stages 8 and 9 in words: each candidate on the released recipe with its verdict, and
+    """The stages of :func:`release_stages` in words: each candidate on the released recipe with its verdict, and
     those without one yet (clauses for :func:`selection_sentence`)."""
     parts: list[str] = []
     for name, verdict in (view.get("release_verdicts") or {}).items():
@@ -145,7 +152,7 @@ def release_recipe_parts(view: dict[str, Any]) -> list[str]:
     if pending and 0 < done < total:
         parts.append(f"on the released recipe, {' and '.join(pending)} "
                      f"{'has' if len(pending) == 1 else 'have'} no verdict yet ({done} of the "
-                     f"{total} trials of stages 8 and 9 recorded)")
+                     f"{total} trials of {release_stages()} recorded)")
     return parts
 
 

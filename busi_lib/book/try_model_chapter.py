@@ -225,13 +225,14 @@ def selection(profile: str) -> None:
                   "candidate confirmed with five training seeds per side (Welch interval at "
                   f"{100 * sel['confirm'].attrs['level']:.4g}%, for picking it from four)")
     if sel.get("release_seeded") is not None:
-        view.show(transfer.seeded_display(sel["release_seeded"]), "Stages 8 and 9: candidates "
-                  "on the released recipe (strong augmentation, 60 epochs), three training seeds "
-                  "each against the recipe's three (Welch 95% interval)")
+        view.show(transfer.seeded_display(sel["release_seeded"]),
+                  f"{transfer.release_stages().capitalize()}: candidates on the released "
+                  "recipe (strong augmentation, 60 epochs), three training seeds each against "
+                  "the recipe's three (Welch 95% interval)")
 
 
 #: The recipe a release candidate was built on (its own reference), where that is not the
-#: release itself (stages 8 and 9 built theirs on the release).
+#: release itself (stages 8 to 10 built theirs on the release).
 CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped"}
 
 

@@ -277,3 +277,90 @@ def lesion_crop(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
         out_i[k] = np.clip(np.asarray(r["image"], np.float32), 0, 1).reshape(h, w, 1)
         out_m[k] = (np.asarray(r["mask"]) > 0).astype(out_m.dtype).reshape(np.shape(masks[k]))
     return out_i, out_m, crop
+
+
+# ----------------------------------------------------------------------------- context swap
+def _padded_box(box, shape, margin: float) -> tuple[int, int, int, int]:
+    """``box`` widened by ``margin`` of its size on each side, cut to the frame ``shape``."""
+    x0, y0, x1, y1 = box
+    dx, dy = int(np.ceil(margin * (x1 - x0))), int(np.ceil(margin * (y1 - y0)))
+    return max(0, x0 - dx), max(0, y0 - dy), min(shape[1], x1 + dx), min(shape[0], y1 + dy)
+
+
+def context_swap(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator, *,
+                 p: float = 0.5, margin: float = 0.2, max_zoom: float = 1.5
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``aug_policy="context_swap"``: with probability ``p`` per image, its lesion (with a rim
+    of ``margin`` of the lesion's size) moves into another training image, over that image's
+    own lesion; the label stays the moved lesion's. The surroundings then come from an image
+    drawn regardless of its class, so they stop carrying the label: a classifier can only
+    keep its accuracy on such images by reading the lesion (issue 26: with the lesion hidden,
+    the released model's validation AUC stays at 0.85).
+
+    The lesion's patch is zoomed by one factor ``s`` (its shape and aspect ratio kept) so
+    that it covers the other image's lesion box with its rim, and centred on that box: no
+    trace of the other lesion is left, and the mask is the moved lesion's only. The other
+    image is drawn among those whose lesion needs ``1 / max_zoom <= s <= max_zoom``, so a
+    lesion's size changes by at most that factor; an image with no such partner, or with an
+    empty mask, is left as it is. No maintained library has this transform (albumentations'
+    copy-paste transforms paste objects without covering what is there), hence NumPy and
+    :func:`scipy.ndimage.zoom` (bilinear for the image, nearest for the mask).
+
+    Parameters
+    ----------
+    images : (N, H, W, 1) float32 in [0, 1]
+    masks : (N, H, W) or (N, H, W, 1) 0/1
+    rng : numpy Generator; the only source of randomness
+    p : float in [0, 1]
+    margin : float >= 0, the rim around each lesion box, as a share of the box's size
+    max_zoom : float >= 1
+
+    Returns
+    -------
+    images, masks (same shapes, masks binary) and, per image, the index of the image whose
+    surroundings it now has (``-1``: unchanged).
+    """
+    images = _checked(images, masks)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p={p!r}: expected a probability in [0, 1]")
+    if not margin >= 0:
+        raise ValueError(f"margin={margin!r}: expected a share >= 0")
+    if not max_zoom >= 1:
+        raise ValueError(f"max_zoom={max_zoom!r}: expected a factor >= 1")
+    n, h, w = images.shape[:3]
+    flat = np.asarray(masks).reshape(n, h, w)
+    boxes = [lesion_box(flat[k]) for k in range(n)]
+    padded = [None if b is None else _padded_box(b, (h, w), margin) for b in boxes]
+    out_i, out_m = images.copy(), np.array(masks, copy=True)
+    draw = rng.random(n) < p
+    picks = rng.random(n)
+    donors = np.full(n, -1)
+    for k in np.flatnonzero(draw):
+        if padded[k] is None:
+            continue
+        x0, y0, x1, y1 = padded[k]
+        zooms = np.full(n, np.nan)
+        for j in range(n):
+            if j != k and padded[j] is not None:
+                u0, v0, u1, v1 = padded[j]
+                zooms[j] = max((v1 - v0) / (y1 - y0), (u1 - u0) / (x1 - x0))
+        ok = np.flatnonzero((zooms >= 1 / max_zoom) & (zooms <= max_zoom))
+        if ok.size == 0:
+            continue
+        j = int(ok[min(int(picks[k] * ok.size), ok.size - 1)])
+        s = zooms[j]
+        patch = ndimage.zoom(images[k, y0:y1, x0:x1, 0], s, order=1)
+        pmask = ndimage.zoom(flat[k, y0:y1, x0:x1].astype(np.uint8), s, order=0)
+        ph, pw = patch.shape
+        u0, v0, u1, v1 = padded[j]
+        top, left = (v0 + v1 - ph) // 2, (u0 + u1 - pw) // 2     # centred on the other box
+        r0, c0 = max(0, top), max(0, left)
+        r1, c1 = min(h, top + ph), min(w, left + pw)
+        im = images[j, ..., 0].copy()
+        mk = np.zeros((h, w), flat.dtype)
+        im[r0:r1, c0:c1] = patch[r0 - top:r1 - top, c0 - left:c1 - left]
+        mk[r0:r1, c0:c1] = pmask[r0 - top:r1 - top, c0 - left:c1 - left]
+        out_i[k] = np.clip(im, 0, 1)[..., None]
+        out_m[k] = (mk > 0).astype(out_m.dtype).reshape(np.shape(masks[k]))
+        donors[k] = j
+    return out_i, out_m, donors

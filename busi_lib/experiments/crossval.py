@@ -34,6 +34,7 @@ from busi_lib.eval import inference
 from busi_lib.experiments import trainer
 from busi_lib.experiments.external import evaluate_external
 from busi_lib.nn import machine
+from busi_lib.nn.build import load_saved_model
 from busi_lib.nn.quiet import start_backend_quietly
 
 # ----------------------------------------------------------------------------- folds
@@ -152,14 +153,13 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
         if pm is not None:
             records.write_masks(out / f"fold{k}_masks.npz", ids, pm)
         records.write_csv(out / f"fold{k}_predictions.csv", table)
+        if len(val_idx):        # the validation part's predictions: for choices made on it
+            records.write_csv(out / f"fold{k}_{records.VALIDATION_KIND}.csv",
+                              _scored_part(model, cfg, data, val_idx))
         locked = None
         if "locked" in folds.columns:    # a protocol's locked test set: every fold model scores it
             lk = np.nonzero(folds["locked"].to_numpy(bool))[0]
-            lpred = inference.network_outputs(model, cfg, data.images[lk])
-            _, ltable, _ = trainer.evaluate_outputs(cfg, lpred, data.masks[lk], data.labels[lk],
-                                                    data.class_names, orig_sizes=_sizes(data, lk))
-            ltable.insert(0, "id", data.ids[lk])
-            records.write_csv(out / f"fold{k}_locked.csv", ltable)
+            records.write_csv(out / f"fold{k}_locked.csv", _scored_part(model, cfg, data, lk))
             locked = {"n": int(len(lk)), "file": f"fold{k}_locked.csv"}
         external = None
         if cfg["external"]:
@@ -199,6 +199,72 @@ def train_fold(cfg: dict, data, folds: pd.DataFrame, k: int, out: Path, *, profi
             print(f"[{experiment}] fold {k}: done in {time.time() - t_start:.0f} s {shown}",
                   flush=True)
         return rec
+
+
+def _scored_part(model, cfg: dict, data, idx: np.ndarray) -> pd.DataFrame:
+    """The per-image table of ``model`` on the rows ``idx`` (as a fold's test table)."""
+    pred = inference.network_outputs(model, cfg, data.images[idx])
+    _, table, _ = trainer.evaluate_outputs(cfg, pred, data.masks[idx], data.labels[idx],
+                                           data.class_names, orig_sizes=_sizes(data, idx))
+    table.insert(0, "id", data.ids[idx])
+    return table
+
+
+def validation_predictions(profile: str, experiment: str, *, data_dir=None, results_dir=None,
+                           verbose: bool = True, **overrides) -> list[Path]:
+    """Write ``fold<k>_validation.csv``, each recorded fold model's predictions on its fold's
+    validation part, for the folds that lack it (new folds write it as they are trained).
+
+    For choices made on the validation parts, never on a test fold: the rows scored are
+    exactly :func:`~busi_lib.data.protocols.fold_parts`'s validation part. Needs the fold
+    models (``models/fold<k>.keras``, written by training and not committed) and the recorded
+    folds' configuration and data; what was written, by which code, from which model file,
+    goes into ``validation.json``.
+
+    Raises
+    ------
+    ConfigError
+        when the experiment's folds have no validation part, a fold model is missing, or a
+        record was made with another configuration (``overrides``: those it was run with)
+    """
+    cfg = make_config(profile, experiment, **overrides)
+    out = records.experiment_dir(profile, experiment, results_dir)
+    chash = config_hash(cfg)
+    data, folds = prepare(cfg, data_dir, verbose=verbose, results_dir=results_dir,
+                          manifest_dir=out)
+    log_path = out / "validation.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    written = []
+    for rec_path in sorted(out.glob("fold*.json")):
+        rec = json.loads(rec_path.read_text())
+        k = int(rec["fold"])
+        target = out / f"fold{k}_{records.VALIDATION_KIND}.csv"
+        if target.is_file():
+            continue
+        if rec.get("config_hash") != chash or rec.get("data_sha256") != data.data_sha256:
+            raise ConfigError(f"{rec_path} was recorded with another configuration or data "
+                              f"({rec.get('config_hash')}, not {chash}); expected the current one")
+        _, val_idx, _ = fold_parts(folds, k)
+        if not len(val_idx):
+            raise ConfigError(f"{experiment} fold {k} has no validation part: expected a "
+                              "protocol with one (e.g. peer_curated)")
+        model_path = out / "models" / f"fold{k}.keras"
+        if not model_path.is_file():
+            raise ConfigError(f"{model_path} not found: the fold models are not committed; "
+                              "train the fold on this machine (or copy its model) first")
+        model = load_saved_model(model_path)
+        table = _scored_part(model, cfg, data, val_idx)
+        records.write_csv(target, table)
+        log[str(k)] = {"file": target.name, "n": int(len(table)),
+                       "model_sha256": records.sha256_file(model_path),
+                       "git_commit": records.git_commit(),
+                       "machine": machine.machine_info(rec["precision"])}
+        records.write_json(log_path, log)
+        written.append(target)
+        if verbose:
+            print(f"[{experiment}] fold {k}: {len(table)} validation predictions written",
+                  flush=True)
+    return written
 
 
 def _sizes(data, index):
@@ -299,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="train into results/scratch/NAME/ (never read by the book or "
                         "`make results`): try an experiment with --set overrides")
     p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up log lines")
+    p.add_argument("--validation-predictions", action="store_true",
+                   help="write the recorded fold models' predictions on their validation parts "
+                        "(fold<k>_validation.csv) where missing, and train nothing")
     a = p.parse_args(argv)
     start_backend_quietly(a.verbose)
     if a.list:
@@ -327,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = [n for n in names if n not in table]
     if bad:
         raise ConfigError(f"--experiment {bad}: expected names from {sorted(table)} or 'book'")
+    if a.validation_predictions:
+        for name in names:
+            validation_predictions(a.profile, name, data_dir=a.data_dir,
+                                   results_dir=a.results_dir)
+        return 0
     if a.hours is not None and not a.hours > 0:
         raise ConfigError(f"--hours={a.hours}: expected a positive number of hours")
     t0 = time.time()

@@ -25,7 +25,8 @@ import pandas as pd
 
 from busi_lib import records
 from busi_lib.config import setting
-from busi_lib.data.augment import augment_batch, epoch_rng, lesion_crop, trivial_augment
+from busi_lib.data.augment import (augment_batch, context_swap, epoch_rng, lesion_crop,
+                                   trivial_augment)
 from busi_lib.errors import ConfigError
 from busi_lib.eval.inference import binarize, standardize, targets, to_input
 from busi_lib.eval.metrics import (classification_metrics, per_image_segmentation,
@@ -87,6 +88,8 @@ def epoch_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, rng: np.rando
     x = images.astype(np.float32)[..., None] / 255.0
     m = masks
     if cfg["augment"]:
+        if cfg["aug_policy"] == "context_swap":    # first, so the rest acts on the composite
+            x, m, _ = context_swap(x, m, rng)
         x, m = augment_batch(x, m, rng, rotation=cfg["rotation"],
                              scale=setting(cfg, "aug_scale"),
                              intensity=setting(cfg, "aug_intensity"),

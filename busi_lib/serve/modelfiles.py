@@ -16,20 +16,12 @@ import numpy as np
 
 from busi_lib.config import RELEASED_EXPERIMENT
 from busi_lib.errors import DataError
+from busi_lib.records import sha256_file  # noqa: F401  (part of this module's interface)
 
 #: Where released models live; the default model is ``MODELS_DIR / DEFAULT_MODEL``.
 DEFAULT_MODEL = f"{RELEASED_EXPERIMENT}_cpu"
 _WEIGHTS_RE = re.compile(r"^fold(\d+)\.weights\.h5$")
 _CARD_ROW = re.compile(r"^\|\s*`?([\w.\-/]+)`?\s*\|\s*[\d,]+\s*\|\s*`?([0-9a-f]{64})`?\s*\|")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB pieces)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weights_files(model_dir: str | os.PathLike) -> list[Path]:
