@@ -129,7 +129,10 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     made = np.concatenate(occluded) if occluded else shown[:0]
     for img in shown:       # everything shown is a development image, or one with parts hidden
         assert (dev == img).all(axis=(1, 2)).any() or (made == img).all(axis=(1, 2)).any()
-    assert len(occluded) == 2 + len(shift.SHIFTS)    # lesion hidden, lesion alone, shifts
+    # lesion hidden (silhouette, square), lesion alone, shifts
+    assert len(occluded) == len(occlusion.KEEP) + len(shift.SHIFTS)
+    assert set(rec["reliance"]) == {"auc", "auc_no_lesion", "auc_no_lesion_box",
+                                    "auc_lesion_only"}
     assert set(rec["shift"]) == set(shift.SHIFTS)
     assert rec["n_inner_train"] + rec["n_val"] == len(dev)
     assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
