@@ -251,6 +251,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # verdict keeps it; paired with the release (its base) under the same rule as stage 9's
     "robust_swap_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                 "aug_policy": "context_swap"},
+    # issue 26, stage 11's candidate (the released recipe at 192 px), defined 2026-12-04 before
+    # any of its trials ran, trained only if stage 11 keeps it; paired with the release
+    "robust_px192_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                 "image_size": 192},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
