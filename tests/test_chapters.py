@@ -322,3 +322,21 @@ def test_try_model_candidate_holds_busbra_back_until_five_folds_and_uses_its_own
     assert glued["glue"]["try_candidate"] == ("`robust_trivial_grouped_e60` (3 of 5 folds "
                                               "trained): only 3 of 5 folds paired: no verdict "
                                               "yet.")
+
+
+def test_grouped_locked_sentence_sets_ours_beside_their_ranges():
+    summary = pd.DataFrame({"metric": ["pooled out-of-fold AUC", "locked-test ensemble AUC"],
+                            "ours": [0.878, 0.905], "low": [0.843, 0.845],
+                            "high": [0.908, 0.951]})
+    text = peers_chapter.grouped_locked_sentence(summary, 5)
+    assert text == ("with 5 fold models from scratch at 128 px against their ImageNet "
+                    "DenseNet121 at 224 px, ours reaches pooled out-of-fold AUC 0.878 (0.843 to "
+                    "0.908; theirs 0.924 to 0.940), locked-test ensemble AUC 0.905 (0.845 to "
+                    "0.951; theirs 0.969 to 0.977)")
+
+
+def test_grouped_locked_without_records_glues_not_recorded(glued, monkeypatch):
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: [])
+    assert peers_chapter.grouped_locked("cpu", 42) is None
+    assert glued["glue"]["peer_grouped_locked_opening"] == ("our network on this protocol is "
+                                                           "not recorded yet")

@@ -382,6 +382,7 @@ def what_it_looks_at(predictor, ok: list[tuple[Path, dict]], profile: str,
                   "fold models, each on its own test fold): AUC of the network's probability "
                   "with parts of the image hidden (bootstrap over duplicate groups)", decimals=3)
     view.md(transfer.occlusion_sentence(occ_auc))
+    booktext.glue("try_occlusion", transfer.occlusion_sentence(occ_auc))
     rt = transfer.reliance_table(profile)
     if len(rt):
         view.show(rt, "Context reliance on BUSI's inner validation images (mean, and range over "
