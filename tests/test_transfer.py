@@ -114,3 +114,25 @@ def test_release_occlusion_without_busi_is_none(monkeypatch):
         raise DataError("no BUSI data found")
     monkeypatch.setattr(transfer, "locate_data", absent)
     assert transfer.release_occlusion(object()) is None
+
+
+def test_reliance_table_groups_seeds_and_skips_what_is_missing(monkeypatch):
+    from busi_lib.experiments import tune
+
+    def rec(trial, h, box=None):
+        r = {"trial": trial, "reliance": {"auc": 0.9, "auc_no_lesion": h,
+                                          "auc_lesion_only": 0.7}}
+        if box is not None:
+            r["reliance"]["auc_no_lesion_box"] = box
+        return r
+    recs = ([rec(t, h) for t, h in zip(tune.RELEASE_SEEDED_REFERENCE, (0.84, 0.86, 0.88))]
+            + [rec(t, 0.8, 0.7) for t in tune.RELEASE_SEEDED_CANDIDATES["release at 192 px"]])
+    monkeypatch.setattr(T.tune_report, "load_trials", lambda *a, **k: recs)
+    t = T.reliance_table("cpu")
+    assert list(t.index) == ["the released recipe (robust_grouped_e60), 3 seeds",
+                             "the release at 192 px"]
+    row = t.loc["the released recipe (robust_grouped_e60), 3 seeds"]
+    assert row["AUC, lesion hidden (outline left)"] == "0.860 (0.840-0.880)"
+    assert row["trials"] == 3 and pd.isna(row["AUC, square around the lesion hidden"])
+    assert t.loc["the release at 192 px", "AUC, square around the lesion hidden"] == (
+        "0.700 (0.700-0.700)")

@@ -199,13 +199,16 @@ def seeded_display(t: pd.DataFrame) -> pd.DataFrame:
 
 def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
     """Context reliance of the recipes, from the trials' occlusion measurements on the inner
-    validation images: AUC as is, with the lesion hidden, and with only the lesion shown, for
-    the recipe's seeds (before) and the released recipe's trial (after)."""
+    validation images: AUC as is, with the lesion hidden (its outline left as a silhouette),
+    with a square around it hidden (trials from 2026-12-04 on) and with only the lesion shown;
+    for the recipe and its stage-6 candidates, and the released recipe and its candidates of
+    stages 8 on, each over its training seeds (a group without records is left out)."""
 
     groups = {"the recipe (multitask_grouped), 3 seeds": SEEDED_REFERENCE,
-              "the released recipe (robust_grouped_e60), 1 seed": ("robust_aug_e60",),
               **{f"the recipe + stage-6 candidate {name}": trials
-                 for name, trials in SEEDED_CANDIDATES.items()}}
+                 for name, trials in SEEDED_CANDIDATES.items()},
+              "the released recipe (robust_grouped_e60), 3 seeds": RELEASE_SEEDED_REFERENCE,
+              **{f"the {name}": trials for name, trials in RELEASE_SEEDED_CANDIDATES.items()}}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():
@@ -213,7 +216,7 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
         if not rel:
             continue
         row = {"model": label, "trials": len(rel)}
-        for key, name in (("auc", "AUC"), ("auc_no_lesion", "AUC, lesion hidden"),
+        for key, name in (("auc", "AUC"), ("auc_no_lesion", "AUC, lesion hidden (outline left)"),
                           ("auc_no_lesion_box", "AUC, square around the lesion hidden"),
                           ("auc_lesion_only", "AUC, lesion only")):
             if not all(key in r for r in rel):     # measured by trials after 2026-12-04 only
