@@ -78,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
     "aug_scale": 0.0,         # > 0: random zoom by a factor in [1 - s, 1 + s]
     "aug_intensity": False,   # random brightness, contrast and gamma
     "aug_noise": False,       # random Gaussian blur or multiplicative speckle
+    "oversample": "none",     # "none"; "peer": the curated peer's deterministic oversampling
+                              # (busi_lib.data.protocols.peer_oversample), before training
     "aug_policy": "none",     # "none"; "trivial": after the above, one operation per image
                               # from albumentations / usaugment (busi_lib.data.augment.TRIVIAL_POOL);
                               # "lesion_crop": a random crop keeping the lesion, half the images
@@ -105,7 +107,7 @@ LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head
           "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
           "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
           "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32,
-          "aug_policy": "none", "crop_context": "keep"}
+          "aug_policy": "none", "crop_context": "keep", "oversample": "none"}
 
 
 #: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.experiments.tune` on an inner
@@ -251,6 +253,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # verdict keeps it; paired with the release (its base) under the same rule as stage 9's
     "robust_swap_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                 "aug_policy": "context_swap"},
+    # issue 26, stage 11's candidate (the released recipe at 192 px), defined 2026-12-04 before
+    # any of its trials ran, trained only if stage 11 keeps it; paired with the release
+    "robust_px192_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                 "image_size": 192},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
@@ -262,6 +268,12 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # (robust_grouped_e60's configuration) and its training seed
     "peer_curated": {"split": "peer_curated", "n_folds": 4, "seed": 1993, "train_seed": 42,
                      "classes": ["benign", "malignant", "normal"], **ROBUST_RECIPE},
+    # the curated protocol with the peer's deterministic oversampling instead of our class
+    # weights alone (defined 2026-12-04 before any of its folds ran; kept over peer_curated
+    # only by busi_lib.analysis.peers.choose_curated_training, on the validation parts)
+    "peer_curated_os": {"split": "peer_curated", "n_folds": 4, "seed": 1993, "train_seed": 42,
+                        "classes": ["benign", "malignant", "normal"], **ROBUST_RECIPE,
+                        "oversample": "peer"},
     # the segmentation benchmark's three published 70/30 splits at its 256 px, and the same
     # at our 128 px (a quarter of the compute; an approximation of their protocol)
     "peer_segbench": {"split": "peer_segbench", "n_folds": 3, "image_size": 256,
@@ -371,6 +383,7 @@ CHOICES = {
     "aug_intensity": (False, True),
     "aug_noise": (False, True),
     "aug_policy": ("none", "trivial", "lesion_crop", "context_swap"),
+    "oversample": ("none", "peer"),
     "crop_context": ("keep", "mask"),
     "tta": (False, True),
     "postprocess": ("none", "largest_fill"),

@@ -144,20 +144,53 @@ def test_the_bottom_line_figure_is_written_without_a_release(tmp_path, monkeypat
     assert list(rows["data"]) == ["BUSI"] * 4                 # the paper and our three rows
 
 
-def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
-    """Ours from the fold predictions (mean of folds, t interval), the peer's as reported."""
+def _curated_rows(normal_lesions: int = 0):
+    """Four folds of predictions; ``normal_lesions`` benign images per fold called normal by
+    a small margin (their normal probability just above their benign one)."""
     rows = []
     for k, d in enumerate((0.70, 0.72, 0.74, 0.76)):
         rows += [dict(fold=k, true_class="benign", dice=d, pred_area_frac=0.1,
-                      pred_class="benign", prob_malignant=0.2),
+                      pred_class="benign", prob_benign=0.7, prob_malignant=0.2, prob_normal=0.1),
                  dict(fold=k, true_class="malignant", dice=d - 0.1, pred_area_frac=0.1,
-                      pred_class="malignant", prob_malignant=0.8),
+                      pred_class="malignant", prob_benign=0.1, prob_malignant=0.8,
+                      prob_normal=0.1),
                  dict(fold=k, true_class="normal", dice=0.0, pred_area_frac=0.0,
-                      pred_class="normal", prob_malignant=0.1)]
-    recs = [{"fold": k} for k in range(4)]
+                      pred_class="normal", prob_benign=0.05, prob_malignant=0.1,
+                      prob_normal=0.85)]
+        rows += [dict(fold=k, true_class="benign", dice=0.6, pred_area_frac=0.1,
+                      pred_class="normal", prob_benign=0.4, prob_malignant=0.15,
+                      prob_normal=0.45)] * normal_lesions
+    return rows
+
+
+def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch):
+    """Validation predictions where undoing the class weights clearly helps: the chapter shows
+    the choice and the test folds are called that way (the lesions called normal by arg-max
+    become benign)."""
+    recs = [{"fold": k, "class_weights": [0.5, 0.7, 1.8]} for k in range(4)]
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    monkeypatch.setattr(peers_chapter.runs, "predictions",
+                        lambda *a, **k: pd.DataFrame(_curated_rows(normal_lesions=2)))
+    monkeypatch.setattr(peers_chapter, "load_predictions",
+                        lambda *a, **k: pd.DataFrame(_curated_rows(normal_lesions=6)))
+    summary = peers_chapter.curated("cpu", 42).set_index("metric")
+    assert summary.loc["3-class accuracy", "ours, mean of folds"] == pytest.approx(1.0)
+    captions = [c for c, _ in glued["shown"]]
+    assert captions[0].startswith("The three-class call, chosen on the validation parts")
+    assert "three-class call: class weights undone" in captions[1]
+    assert "So the test folds are called by class weights undone" in glued["md"][0]
+    assert not glued["note"]
+
+
+def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
+    """Ours from the fold predictions (mean of folds, t interval), the peer's as reported."""
+    rows = _curated_rows()
+    recs = [{"fold": k, "class_weights": [1.0, 1.0, 1.0]} for k in range(4)]
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
     monkeypatch.setattr(peers_chapter.runs, "predictions", lambda *a, **k: pd.DataFrame(rows))
+    monkeypatch.setattr(peers_chapter, "load_predictions", lambda *a, **k: pd.DataFrame())
     summary = peers_chapter.curated("cpu", 42).set_index("metric")
+    assert "validation predictions are not all recorded" in glued["note"][0]
     assert summary.loc["Dice, benign images", "ours, mean of folds"] == pytest.approx(0.73)
     assert summary.loc["Dice, normal images", "ours, mean of folds"] == pytest.approx(1.0)
     text = glued["glue"]["peer_curated_opening"]
@@ -289,3 +322,21 @@ def test_try_model_candidate_holds_busbra_back_until_five_folds_and_uses_its_own
     assert glued["glue"]["try_candidate"] == ("`robust_trivial_grouped_e60` (3 of 5 folds "
                                               "trained): only 3 of 5 folds paired: no verdict "
                                               "yet.")
+
+
+def test_grouped_locked_sentence_sets_ours_beside_their_ranges():
+    summary = pd.DataFrame({"metric": ["pooled out-of-fold AUC", "locked-test ensemble AUC"],
+                            "ours": [0.878, 0.905], "low": [0.843, 0.845],
+                            "high": [0.908, 0.951]})
+    text = peers_chapter.grouped_locked_sentence(summary, 5)
+    assert text == ("with 5 fold models from scratch at 128 px against their ImageNet "
+                    "DenseNet121 at 224 px, ours reaches pooled out-of-fold AUC 0.878 (0.843 to "
+                    "0.908; theirs 0.924 to 0.940), locked-test ensemble AUC 0.905 (0.845 to "
+                    "0.951; theirs 0.969 to 0.977)")
+
+
+def test_grouped_locked_without_records_glues_not_recorded(glued, monkeypatch):
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: [])
+    assert peers_chapter.grouped_locked("cpu", 42) is None
+    assert glued["glue"]["peer_grouped_locked_opening"] == ("our network on this protocol is "
+                                                           "not recorded yet")

@@ -447,3 +447,60 @@ def test_apply_class_call_uses_each_folds_own_weights():
     assert got["pred_class"].tolist() == ["benign", "normal"] and pred["pred_class"][0] == "x"
     with pytest.raises(ConfigError, match="no class weights for fold 1"):
         peers.apply_class_call(pred, {0: [1, 1, 1]}, "arg-max")
+
+
+def test_peer_oversample_repeats_each_class_round_one_over_its_share():
+    from busi_lib.data.protocols import peer_oversample
+
+    y = np.array([0] * 10 + [1] * 7 + [2] * 3)     # shares 0.5, 0.35, 0.15: x2, x3, x7
+    take = peer_oversample(y)
+    assert (take[:20] == np.arange(20)).all()
+    assert np.bincount(y[take]).tolist() == [20, 21, 21]
+    assert (peer_oversample(y) == take).all()      # deterministic
+    assert (peer_oversample(np.zeros(5, int)) == np.arange(5)).all()   # one class: as is
+    with pytest.raises(ConfigError, match=r"labels of shape \(0,\)"):
+        peer_oversample(np.array([], int))
+
+
+def test_the_trainer_oversamples_when_configured(monkeypatch):
+    from busi_lib.config import config_hash, make_config
+    from busi_lib.experiments import trainer
+
+    cfg = make_config("smoke", "peer_curated_os")
+    assert cfg["oversample"] == "peer" and cfg["classes"] == ["benign", "malignant", "normal"]
+    base = make_config("smoke", "peer_curated")
+    assert {k for k in cfg if cfg[k] != base[k]} == {"oversample"}
+    # a record made before the key existed keeps its hash
+    assert config_hash({k: v for k, v in base.items() if k != "oversample"}) == config_hash(base)
+    seen = {}
+
+    def stop(cfg, ck, chash, weights, steps, label, verbose):
+        seen["weights"], seen["steps"] = weights, steps
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(trainer, "_resume_or_build", stop)
+    y = np.array([0] * 10 + [1] * 7 + [2] * 3)
+    x = np.zeros((20, 8, 8), np.uint8)
+    with pytest.raises(RuntimeError, match="stop here"):
+        trainer.fit_model(cfg, x, x.astype(bool), y, key=0, ckpt_dir=Path("/nonexistent"),
+                          chash="x")
+    assert seen["steps"] == int(np.ceil(62 / cfg["batch_size"]))   # 20 + 10 + 14 + 18 copies
+    assert np.allclose(seen["weights"], seen["weights"][0], atol=0.05)  # about balanced
+
+
+def test_a_retrained_curated_candidate_is_kept_only_above_zero():
+    import pandas as pd
+
+    from busi_lib.analysis import peers
+
+    ids = [f"benign ({i})" for i in range(40)]
+    ref = pd.DataFrame({"fold": [0] * 20 + [1] * 20, "id": ids, "true_class": "benign",
+                        "pred_class": ["benign"] * 20 + ["normal"] * 20})
+    better = ref.assign(pred_class="benign").sample(frac=1, random_state=0)   # any row order
+    got = peers.choose_curated_training(ref, better, n_boot=200)
+    assert got["accuracy"] == {"reference": 0.5, "candidate": 1.0} and got["kept"]
+    assert got["difference"] == 0.5 and got["n"] == 40 and got["folds"] == 2
+    assert not peers.choose_curated_training(ref, ref, n_boot=200)["kept"]
+    with pytest.raises(ConfigError, match="hold other images"):
+        peers.choose_curated_training(ref, better.iloc[1:], n_boot=10)
+    with pytest.raises(ConfigError, match="no candidate validation predictions"):
+        peers.choose_curated_training(ref, pd.DataFrame())

@@ -33,6 +33,30 @@ def test_occlude_hides_what_it_says():
         occlusion.occlude(img, m, "all")
 
 
+def test_the_box_hides_the_outline_that_the_silhouette_keeps():
+    """A tall, thin lesion: hidden as a silhouette its outline (its shape) is still there; a
+    square grown by the margin hides all of it, and the shapes of two lesions of one size
+    can no longer be told apart."""
+    img = np.tile((60 + 2 * np.arange(40, dtype=np.uint8))[None, :, None], (2, 1, 40))
+    img[:, 0:3, :] = 180                              # surroundings that must stay
+    m = np.zeros((2, 40, 40), bool)
+    m[0, 10:30, 18:22] = True                        # tall and thin: 20 x 4
+    m[1, 18:22, 10:30] = True                        # wide and flat: 4 x 20
+    img[m] = 20
+    sil = occlusion.occlude(img, m, "background", dilate=0)
+    flat = [sil[k][m[k]] for k in (0, 1)]            # each lesion one flat grey on a gradient:
+    assert all((f == f[0]).all() for f in flat) and (sil[0] != sil[1]).any()   # shape readable
+    box = occlusion.occlude(img, m, "background_box", margin=0.15)
+    # the square: side 20 * 1.3 = 26, centred on the box (rows 7-33, columns 7-33), one grey
+    for k in (0, 1):
+        assert (box[k][7:33, 7:33] == np.uint8(np.median(img[k]))).all()
+    outside = np.ones((40, 40), bool)
+    outside[7:33, 7:33] = False
+    assert (box[0][outside] == box[1][outside]).all()   # nothing of either shape is left
+    assert (box[:, 0:3] == 180).all()                # the surroundings are kept
+    assert occlusion.KEEP == ("background", "background_box", "lesion")
+
+
 def test_within_size_auc_removes_a_size_shortcut():
     # malignant images are all 500x500, benign 400x600; within each size the score is random
     rng = np.random.default_rng(0)

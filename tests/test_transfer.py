@@ -88,3 +88,51 @@ def test_device_sentence_names_the_range_not_a_direction():
     d = T.device_view(ext)
     assert f"{d['AUC within scanner'].min():.3f}" in text and f"{d['AUC within scanner'].max():.3f}" in text
     assert "above the pooled value on" in text
+
+
+def test_occlusion_sentence_splits_the_silhouettes_auc():
+    import pandas as pd
+
+    from busi_lib.book import transfer
+
+    t = pd.DataFrame({"what the network sees": list(transfer.OCCLUSION_VIEWS.values()),
+                      "AUC": [0.90, 0.80, 0.74, 0.73]})
+    t.attrs.update(images=600, folds=5)
+    text = transfer.occlusion_sentence(t)
+    assert text.startswith("Out of fold on BUSI (600 images), the released classifier keeps an "
+                           "AUC of 0.800 when the lesion is filled with grey but its outline is "
+                           "left")
+    assert "0.740 when a square around it is hidden, and 0.730 with the lesion alone" in text
+    assert "the outline's shape is 20% of what the silhouette keeps above chance" in text  # .06/.3
+    assert transfer.occlusion_sentence(None).startswith("BUSI is not on this machine")
+
+
+def test_release_occlusion_without_busi_is_none(monkeypatch):
+    from busi_lib.book import transfer
+
+    def absent(*a, **k):
+        raise DataError("no BUSI data found")
+    monkeypatch.setattr(transfer, "locate_data", absent)
+    assert transfer.release_occlusion(object()) is None
+
+
+def test_reliance_table_groups_seeds_and_skips_what_is_missing(monkeypatch):
+    from busi_lib.experiments import tune
+
+    def rec(trial, h, box=None):
+        r = {"trial": trial, "reliance": {"auc": 0.9, "auc_no_lesion": h,
+                                          "auc_lesion_only": 0.7}}
+        if box is not None:
+            r["reliance"]["auc_no_lesion_box"] = box
+        return r
+    recs = ([rec(t, h) for t, h in zip(tune.RELEASE_SEEDED_REFERENCE, (0.84, 0.86, 0.88))]
+            + [rec(t, 0.8, 0.7) for t in tune.RELEASE_SEEDED_CANDIDATES["release at 192 px"]])
+    monkeypatch.setattr(T.tune_report, "load_trials", lambda *a, **k: recs)
+    t = T.reliance_table("cpu")
+    assert list(t.index) == ["the released recipe (robust_grouped_e60), 3 seeds",
+                             "the release at 192 px"]
+    row = t.loc["the released recipe (robust_grouped_e60), 3 seeds"]
+    assert row["AUC, lesion hidden (outline left)"] == "0.860 (0.840-0.880)"
+    assert row["trials"] == 3 and pd.isna(row["AUC, square around the lesion hidden"])
+    assert t.loc["the release at 192 px", "AUC, square around the lesion hidden"] == (
+        "0.700 (0.700-0.700)")

@@ -328,3 +328,42 @@ def apply_class_call(pred: pd.DataFrame, weights: dict[int, list], call: str) ->
             raise ConfigError(f"no class weights for fold {k}: expected every fold's record")
         out.loc[g.index, "pred_class"] = three_class_call(g, weights[k], call)
     return out
+
+
+def choose_curated_training(reference: pd.DataFrame, candidate: pd.DataFrame,
+                            n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """The rule for a retrained curated candidate (``peer_curated_os``: the peer's
+    oversampling), fixed 2026-12-04 before any of its folds ran: on the validation parts of all
+    folds pooled, the 3-class accuracy (arg-max) of the candidate's fold models and of
+    ``peer_curated``'s on the same images, and a paired percentile bootstrap interval (over
+    images) of the difference. The candidate replaces ``peer_curated`` in the chapter only
+    when that interval is above zero. No test image is read.
+
+    Parameters
+    ----------
+    reference, candidate : the two experiments' validation predictions (``fold``, ``id``,
+        ``true_class``, ``pred_class``), the same images in each fold
+
+    Returns
+    -------
+    dict with ``accuracy`` (``reference`` and ``candidate``), ``difference``, ``low``,
+    ``high``, ``n``, ``folds`` and ``kept``.
+    """
+    for name, t in (("reference", reference), ("candidate", candidate)):
+        if t is None or not len(t):
+            raise ConfigError(f"no {name} validation predictions: expected fold<k>_validation.csv "
+                              "tables of both experiments")
+    key = ["fold", "id"]
+    ref, cand = (t.sort_values(key).reset_index(drop=True) for t in (reference, candidate))
+    if not ref[key].equals(cand[key]):
+        raise ConfigError("the two experiments' validation parts hold other images; expected "
+                          "the same protocol, folds and seed")
+    right = {n: (t["pred_class"] == t["true_class"]).to_numpy(float)
+             for n, t in (("reference", ref), ("candidate", cand))}
+    diff = right["candidate"] - right["reference"]
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return {"accuracy": {n: float(r.mean()) for n, r in right.items()},
+            "difference": float(diff.mean()), "low": float(lo), "high": float(hi),
+            "n": int(len(diff)), "folds": int(ref["fold"].nunique()), "kept": bool(lo > 0)}

@@ -133,9 +133,11 @@ def grouped_locked(profile: str, seed: int, n_boot: int = 1000) -> pd.DataFrame 
     name = "peer_grouped_locked"
     rep = peers.PEER_REPORTED[name]
     if name not in experiments(profile):
+        booktext.glue("peer_grouped_locked_opening", f"profile `{profile}` does not define it")
         return None
     recs = runs.experiment_records(profile, name, seed=seed)
     if not recs:
+        booktext.glue("peer_grouped_locked_opening", f"our network on this protocol is {NA}")
         view.md(f"`{name}`: ours is {NA}.")
         view.show(_reported_rows(name), f"Reported by {rep['peer']}")
         view.md(f"Source: {rep['source']}.")
@@ -150,7 +152,19 @@ def grouped_locked(profile: str, seed: int, n_boot: int = 1000) -> pd.DataFrame 
               f"Grouped folds with a locked test set: ours ({len(recs)} fold model(s); bootstrap "
               f"intervals, {n_boot} resamples) beside the peer's reported range", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    booktext.glue("peer_grouped_locked_opening", grouped_locked_sentence(summary, len(recs)))
     return summary
+
+
+def grouped_locked_sentence(summary: pd.DataFrame, n_models: int) -> str:
+    """The grouped, locked-test comparison in one sentence (for the introduction)."""
+    s = summary.set_index("metric")
+    rep = peers.PEER_REPORTED["peer_grouped_locked"]["metrics"]
+    parts = [f"{m} {s.loc[m, 'ours']:.3f} ({s.loc[m, 'low']:.3f} to {s.loc[m, 'high']:.3f}; "
+             f"theirs {rep[m][0]:.3f} to {rep[m][1]:.3f})" for m in s.index if m in rep]
+    return (f"with {n_models} fold model{'' if n_models == 1 else 's'} from scratch at 128 px "
+            f"against their ImageNet "
+            f"DenseNet121 at 224 px, ours reaches " + ", ".join(parts))
 
 
 def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataFrame]:

@@ -20,10 +20,13 @@ import pandas as pd
 from busi_lib.analysis import fusion_selection, tune_report
 from busi_lib.config import RELEASED_EXPERIMENT, setting
 from busi_lib.data.busi import locate_data
+from busi_lib.data.protocols import fold_parts
+from busi_lib.data.splits import prepare
 from busi_lib.errors import DataError
 from busi_lib.eval import fusion, operating
 from busi_lib.eval.inference import prepare_image
-from busi_lib.eval.metrics import fast_auc
+from busi_lib.eval.metrics import fast_auc, grouped_bootstrap_auc
+from busi_lib.eval.occlusion import occluded_probabilities
 from busi_lib.experiments.tune import (RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
                                        SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS)
 
@@ -196,13 +199,16 @@ def seeded_display(t: pd.DataFrame) -> pd.DataFrame:
 
 def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
     """Context reliance of the recipes, from the trials' occlusion measurements on the inner
-    validation images: AUC as is, with the lesion hidden, and with only the lesion shown, for
-    the recipe's seeds (before) and the released recipe's trial (after)."""
+    validation images: AUC as is, with the lesion hidden (its outline left as a silhouette),
+    with a square around it hidden (trials from 2026-12-04 on) and with only the lesion shown;
+    for the recipe and its stage-6 candidates, and the released recipe and its candidates of
+    stages 8 on, each over its training seeds (a group without records is left out)."""
 
     groups = {"the recipe (multitask_grouped), 3 seeds": SEEDED_REFERENCE,
-              "the released recipe (robust_grouped_e60), 1 seed": ("robust_aug_e60",),
               **{f"the recipe + stage-6 candidate {name}": trials
-                 for name, trials in SEEDED_CANDIDATES.items()}}
+                 for name, trials in SEEDED_CANDIDATES.items()},
+              "the released recipe (robust_grouped_e60), 3 seeds": RELEASE_SEEDED_REFERENCE,
+              **{f"the {name}": trials for name, trials in RELEASE_SEEDED_CANDIDATES.items()}}
     by = {r["trial"]: r for r in tune_report.load_trials(profile, results_dir)}
     rows = []
     for label, trials in groups.items():
@@ -210,8 +216,11 @@ def reliance_table(profile: str, results_dir=None) -> pd.DataFrame:
         if not rel:
             continue
         row = {"model": label, "trials": len(rel)}
-        for key, name in (("auc", "AUC"), ("auc_no_lesion", "AUC, lesion hidden"),
+        for key, name in (("auc", "AUC"), ("auc_no_lesion", "AUC, lesion hidden (outline left)"),
+                          ("auc_no_lesion_box", "AUC, square around the lesion hidden"),
                           ("auc_lesion_only", "AUC, lesion only")):
+            if not all(key in r for r in rel):     # measured by trials after 2026-12-04 only
+                continue
             v = np.array([r[key] for r in rel])
             row[name] = f"{v.mean():.3f}" + (f" ({v.min():.3f}-{v.max():.3f})" if len(v) > 1 else "")
         rows.append(row)
@@ -475,3 +484,63 @@ def device_sentence(ext: pd.DataFrame, min_images: int = 20) -> str:
             f"{above} of them. The mean probability of a benign lesion moves from "
             f"{d.loc[b_lo, 'mean p, benign']:.2f} ({b_lo}) to {d.loc[b_hi, 'mean p, benign']:.2f} "
             f"({b_hi}): a threshold fixed on BUSI means different things on each scanner.")
+
+
+# ----------------------------------------------------------------------------- occlusion AUCs
+#: The views of :func:`release_occlusion`, as the table names them.
+OCCLUSION_VIEWS = {
+    "as is": "the image as it is",
+    "background": "lesion hidden, its outline left (a flat grey silhouette)",
+    "background_box": "a square around the lesion hidden (outline and aspect gone)",
+    "lesion": "the lesion alone (surroundings black)"}
+
+
+def release_occlusion(predictor, data_dir=None, n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame | None:
+    """What the released classifier reads, out of fold on BUSI: each fold model scores its own
+    grouped test fold as it is and with each occlusion of
+    :func:`busi_lib.eval.occlusion.occlude`, and the AUC of the network's probability is
+    pooled over the folds, with a bootstrap interval over duplicate groups. ``None`` when BUSI
+    is not on this machine. Reads BUSI only (never BUS-BRA)."""
+    try:
+        locate_data(data_dir, download=False)
+    except DataError:
+        return None
+    cfg = predictor.cfg
+    data, folds = prepare(cfg, data_dir)
+    mal = list(data.class_names).index("malignant")
+    probs: dict[str, list] = {v: [] for v in OCCLUSION_VIEWS}
+    y, groups = [], []
+    for k, weights in enumerate(predictor.fold_weights):
+        predictor.model.set_weights(weights)
+        _, _, test = fold_parts(folds, k)
+        p = occluded_probabilities(predictor.model, cfg, data.images[test], data.masks[test])
+        for v in OCCLUSION_VIEWS:
+            probs[v].append(p[v])
+        y.append(data.labels[test] == mal)
+        groups.append(folds["group"].to_numpy()[test] if "group" in folds.columns else test)
+    y, groups = np.concatenate(y), np.concatenate(groups)
+    rows = []
+    for v, label in OCCLUSION_VIEWS.items():
+        auc, lo, hi = grouped_bootstrap_auc(y, np.concatenate(probs[v]), groups, n_boot, seed)
+        rows.append({"what the network sees": label, "AUC": auc, "95% low": lo, "95% high": hi})
+    out = pd.DataFrame(rows)
+    out.attrs.update(images=int(len(y)), folds=len(predictor.fold_weights))
+    return out
+
+
+def occlusion_sentence(t: pd.DataFrame | None) -> str:
+    """:func:`release_occlusion`'s table in two sentences: how much of the AUC with the lesion
+    hidden as a silhouette is the outline's shape, and what is left outside the lesion."""
+    if t is None or not len(t):
+        return "BUSI is not on this machine, so the released model's occlusion AUCs are not shown."
+    a = t.set_index("what the network sees")["AUC"]
+    sil, box, alone = (a[OCCLUSION_VIEWS[k]] for k in ("background", "background_box", "lesion"))
+    share = (sil - box) / (sil - 0.5) if sil > 0.5 else float("nan")
+    return (f"Out of fold on BUSI ({t.attrs['images']} images), the released classifier keeps "
+            f"an AUC of {sil:.3f} when the lesion is filled with grey but its outline is left "
+            f"(the trials' measure of context reliance), {box:.3f} when a square around it is "
+            f"hidden, and {alone:.3f} with the lesion alone. So the outline's shape is "
+            f"{share:.0%} of what the silhouette keeps above chance; the rest comes from "
+            "outside the square, which holds the scanner and the frame but also the shadow or "
+            "enhancement behind the lesion, a BI-RADS feature of the lesion itself.")

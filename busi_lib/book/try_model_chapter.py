@@ -376,6 +376,14 @@ def what_it_looks_at(predictor, ok: list[tuple[Path, dict]], profile: str,
         plt.show()
         view.show(transfer.lesion_share_of_attention(occ),
                   "Share of the probability's fall that lies inside the predicted lesion")
+    occ_auc = transfer.release_occlusion(predictor, data_dir)
+    if occ_auc is not None:
+        view.show(occ_auc.set_index("what the network sees"), "The released classifier out "
+                  f"of fold on BUSI ({occ_auc.attrs['folds']} fold models, each on its own "
+                  "test fold): AUC of the network's probability with parts of the image hidden "
+                  "(bootstrap over duplicate groups)", decimals=3)
+    view.md(transfer.occlusion_sentence(occ_auc))
+    booktext.glue("try_occlusion", transfer.occlusion_sentence(occ_auc))
     rt = transfer.reliance_table(profile)
     if len(rt):
         view.show(rt, "Context reliance on BUSI's inner validation images (mean, and range over "

@@ -302,8 +302,9 @@ def context_swap(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
     trace of the other lesion is left, and the mask is the moved lesion's only. The other
     image is drawn among those whose lesion needs ``1 / max_zoom <= s <= max_zoom``, so a
     lesion's size changes by at most that factor; an image with no such partner, or with an
-    empty mask, is left as it is. No maintained library has this transform (albumentations'
-    copy-paste transforms paste objects without covering what is there), hence NumPy and
+    empty mask, is left as it is. No maintained library has this transform: albumentations'
+    ``OverlayElements`` pastes a patch and adds its mask but keeps the covered image's own
+    mask, and chooses neither the partner nor the zoom; hence NumPy and
     :func:`scipy.ndimage.zoom` (bilinear for the image, nearest for the mask).
 
     Parameters

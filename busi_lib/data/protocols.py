@@ -183,6 +183,27 @@ def segbench_splits(ids: Sequence[str], class_names_of_ids: Sequence[str],
     return out
 
 
+def peer_oversample(labels: Sequence[int]) -> np.ndarray:
+    """The Curated-BUSI peer's *deterministic oversampling* of a training set, as indices.
+
+    Their ``deterministic_oversampling`` (``src/dataset/BUSI_dataloader.py``) repeats each
+    class ``round(1 / its share)`` times in all (rounded half to even, as pandas does): with
+    Curated BUSI's shares about x2 benign, x3 malignant and x7 normal, which makes the classes
+    about equally frequent. Returns every index once, in order, then the extra copies, class by
+    class from the most frequent (ties: the smaller label first).
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or not len(y):
+        raise ConfigError(f"labels of shape {y.shape}: expected a non-empty 1-D array")
+    classes, counts = np.unique(y, return_counts=True)
+    extra = []
+    for c, n in sorted(zip(classes, counts), key=lambda t: (-t[1], t[0])):
+        factor = int(np.round(len(y) / n))
+        if factor > 1:
+            extra.append(np.tile(np.flatnonzero(y == c), factor - 1))
+    return np.concatenate([np.arange(len(y))] + extra)
+
+
 def fold_parts(folds: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(train, val, test)`` row indices of fold (or repeat) ``k``.
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from busi_lib import records
 from busi_lib.config import setting
+from busi_lib.data.protocols import peer_oversample
 from busi_lib.data.augment import (augment_batch, context_swap, epoch_rng, lesion_crop,
                                    trivial_augment)
 from busi_lib.errors import ConfigError
@@ -147,6 +148,9 @@ def fit_model(cfg: dict, images: np.ndarray, masks: np.ndarray, labels: np.ndarr
     resumed checkpoint of such a run is not trained further.
     """
     ck = _Checkpoint(ckpt_dir)
+    if setting(cfg, "oversample") == "peer":     # the curated peer's oversampling, before all
+        take = peer_oversample(labels)
+        images, masks, labels = images[take], masks[take], labels[take]
     weights = class_weights_from_labels(labels, len(cfg["classes"]),
                                         normalize=cfg["class_weight_norm"])
     seed = training_seed(cfg)
