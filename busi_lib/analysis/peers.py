@@ -305,18 +305,28 @@ def choose_class_call(val: pd.DataFrame, weights: dict[int, list], n_boot: int =
     truth = np.concatenate([g["true_class"].to_numpy() for _, g in parts])
     right = {call: (np.concatenate([three_class_call(g, weights[k], call) for k, g in parts])
                     == truth).astype(float) for call in CLASS_CALLS}
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(truth), (n_boot, len(truth)))
+    draws = _paired_draws(len(truth), n_boot, seed)
     cands = {}
     for call, level in CLASS_CALL_LEVELS.items():
         diff = right[call] - right[CLASS_CALLS[0]]
-        lo, hi = np.quantile(diff[draws].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+        lo, hi = _interval(diff, draws, level)
         cands[call] = {"difference": float(diff.mean()), "low": float(lo), "high": float(hi),
                        "level": level, "kept": bool(lo > 0)}
     acc = {c: float(r.mean()) for c, r in right.items()}
     kept = [c for c in cands if cands[c]["kept"]]
     return {"accuracy": acc, "candidates": cands, "n": int(len(truth)), "folds": len(parts),
             "chosen": max(kept, key=acc.get) if kept else CLASS_CALLS[0]}
+
+
+def _paired_draws(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``n_boot`` resamples (rows) of ``n`` paired images, with replacement."""
+    return np.random.default_rng(seed).integers(0, n, (n_boot, n))
+
+
+def _interval(diff: np.ndarray, draws: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval at ``level`` of the mean of ``diff`` over the resamples ``draws``."""
+    lo, hi = np.quantile(diff[draws].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def apply_class_call(pred: pd.DataFrame, weights: dict[int, list], call: str) -> pd.DataFrame:
@@ -361,9 +371,7 @@ def choose_curated_training(reference: pd.DataFrame, candidate: pd.DataFrame,
     right = {n: (t["pred_class"] == t["true_class"]).to_numpy(float)
              for n, t in (("reference", ref), ("candidate", cand))}
     diff = right["candidate"] - right["reference"]
-    rng = np.random.default_rng(seed)
-    boot = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = _interval(diff, _paired_draws(len(diff), n_boot, seed), level)
     return {"accuracy": {n: float(r.mean()) for n, r in right.items()},
             "difference": float(diff.mean()), "low": float(lo), "high": float(hi),
             "n": int(len(diff)), "folds": int(ref["fold"].nunique()), "kept": bool(lo > 0)}

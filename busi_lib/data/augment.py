@@ -332,6 +332,9 @@ def context_swap(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
     flat = np.asarray(masks).reshape(n, h, w)
     boxes = [lesion_box(flat[k]) for k in range(n)]
     padded = [None if b is None else _padded_box(b, (h, w), margin) for b in boxes]
+    # heights and widths of the padded boxes (NaN: no lesion), for every pair's zoom at once
+    hw = np.array([[np.nan, np.nan] if b is None else [b[3] - b[1], b[2] - b[0]]
+                   for b in padded], float)
     out_i, out_m = images.copy(), np.array(masks, copy=True)
     draw = rng.random(n) < p
     picks = rng.random(n)
@@ -340,11 +343,8 @@ def context_swap(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator
         if padded[k] is None:
             continue
         x0, y0, x1, y1 = padded[k]
-        zooms = np.full(n, np.nan)
-        for j in range(n):
-            if j != k and padded[j] is not None:
-                u0, v0, u1, v1 = padded[j]
-                zooms[j] = max((v1 - v0) / (y1 - y0), (u1 - u0) / (x1 - x0))
+        zooms = np.max(hw / hw[k], axis=1)          # NaN for images without a lesion
+        zooms[k] = np.nan
         ok = np.flatnonzero((zooms >= 1 / max_zoom) & (zooms <= max_zoom))
         if ok.size == 0:
             continue
