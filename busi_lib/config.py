@@ -291,8 +291,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 
 #: The peers' protocols the book's chapter *Against the peers* shows (the last of
 #: :data:`BOOK_EXPERIMENTS`).
-PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_grouped_locked", "peer_segbench_128",
-                                     "peer_segbench")
+PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_curated_os", "peer_grouped_locked",
+                                     "peer_segbench_128", "peer_segbench")
 
 #: Every experiment the book shows, in the order ``make results`` runs them: the three main
 #: experiments, the paper's recipe and the robustness recipes, then the ablations with their
