@@ -212,7 +212,7 @@ def test_peers_curated_candidate_with_folds_missing_is_not_judged(glued, monkeyp
     monkeypatch.setattr(peers_chapter, "load_predictions",
                         lambda *a, **k: pytest.fail("read predictions before all folds exist"))
     assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED
-    assert "It has 1 of its 4 folds trained" in glued["md"][-1]
+    assert "1 of its 4 folds are trained" in glued["md"][-1]
     assert not glued["shown"]
 
 
@@ -231,7 +231,7 @@ def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch)
     captions = [c for c, _ in glued["shown"]]
     assert captions[0].startswith("The three-class call, chosen on the validation parts")
     assert "three-class call: class weights undone" in captions[1]
-    assert "It has 0 of its 4 folds trained" in glued["md"][0]
+    assert "None of its 4 folds is trained yet" in glued["md"][0]
     assert "So the test folds are called by class weights undone" in glued["md"][1]
     assert not glued["note"]
 

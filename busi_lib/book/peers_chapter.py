@@ -42,8 +42,9 @@ def curated_training(profile: str, seed: int) -> str:
     what = ("the peer's oversampling (each class repeated about the inverse of its share, as "
             "their loader does) in place of our class weights alone")
     if len(recs) < n_folds:
-        view.md(f"A second training, `{cand}`, uses {what}. It has {len(recs)} of its "
-                f"{n_folds} folds trained; its rule (the pooled validation 3-class accuracy must "
+        done = (f"None of its {n_folds} folds is trained yet" if not recs else
+                f"{len(recs)} of its {n_folds} folds are trained")
+        view.md(f"A second training, `{cand}`, uses {what}. {done}; its rule (the pooled validation 3-class accuracy must "
                 "beat this one's, paired bootstrap interval above zero) is judged when all are.")
         return CURATED
     folds = [r["fold"] for r in recs]
