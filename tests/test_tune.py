@@ -14,6 +14,7 @@ from busi_lib.analysis import tune_report
 from busi_lib.data import splits
 from busi_lib.errors import ConfigError
 from busi_lib.eval import occlusion
+from busi_lib.eval.metrics import fast_auc
 from busi_lib.experiments import shift, tune
 
 TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
@@ -134,6 +135,16 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     assert set(rec["reliance"]) == {"auc", "auc_no_lesion", "auc_no_lesion_box",
                                     "auc_lesion_only"}
     assert set(rec["shift"]) == set(shift.SHIFTS)
+    # each validation image's outcome, the same images and AUCs as the summary
+    per = pd.DataFrame(rec["val_predictions"])
+    assert len(per) == rec["n_val"] and tune._ids_hash(per["id"]) == rec["val_ids_sha256"]
+    assert set(per.columns) == {"id", "true_class", "dice", "prob_malignant", "prob_no_lesion",
+                                "prob_no_lesion_box", "prob_lesion_only"}
+    mal = (per["true_class"] == "malignant").to_numpy()
+    assert fast_auc(mal, per["prob_malignant"].to_numpy()) == pytest.approx(
+        rec["reliance"]["auc"], abs=1e-5)
+    assert fast_auc(mal, per["prob_no_lesion_box"].to_numpy()) == pytest.approx(
+        rec["reliance"]["auc_no_lesion_box"], abs=1e-5)
     assert rec["n_inner_train"] + rec["n_val"] == len(dev)
     assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
     assert {"tta", "postprocess", "mask_threshold", "val_dice"} <= set(

@@ -15,7 +15,9 @@ Each trial writes ``results/<profile>/tuning/<trial>.json``: its configuration a
 overrides it tests, the validation metrics of every epoch, the wall and CPU seconds, the machine
 (CPU model, bf16), the inner split's sizes, and, at the end, the inference choices (flip TTA,
 largest component + hole filling, mask threshold) and the occlusion AUCs (lesion hidden, lesion
-alone; :mod:`busi_lib.analysis.reliance`) measured on the same validation images.
+alone; :mod:`busi_lib.analysis.reliance`) measured on the same validation images, and (trials
+recorded from 2026-12-04 on) each validation image's Dice and probabilities
+(``val_predictions``), so that trials can be compared image by image or ensembled.
 
 Selection rule (fixed before the trials ran): a trial's *score* is the mean over its last
 :data:`SCORE_EPOCHS` epochs of validation Dice plus validation AUC; a change is kept when it
@@ -52,7 +54,7 @@ from busi_lib.data.splits import nested_share, prepare
 from busi_lib.errors import ConfigError
 from busi_lib.eval import inference
 from busi_lib.eval.inference import targets
-from busi_lib.eval.occlusion import occlusion_auc
+from busi_lib.eval.occlusion import AUC_KEYS, KEEP, occluded_probabilities, occlusion_auc
 from busi_lib.experiments import trainer
 from busi_lib.experiments.shift import shift_metrics
 from busi_lib.nn import build, machine
@@ -376,6 +378,26 @@ def inference_choices(model, cfg: dict, val, class_names) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def validation_predictions(model, cfg: dict, val, class_names,
+                           probabilities: dict[str, np.ndarray]) -> dict[str, list]:
+    """Each validation image's outcome, for paired comparisons of trials on the same images
+    and for ensembles of trials: ``id``, ``true_class``, ``dice`` (threshold 0.5, no
+    post-processing, no flip), ``prob_malignant`` and the probability under each occlusion of
+    :data:`~busi_lib.eval.occlusion.KEEP` (``prob_`` + its AUC key without ``auc_``), as
+    columns of lists, rounded to 6 decimals. ``probabilities``: those of
+    :func:`~busi_lib.eval.occlusion.occluded_probabilities` on ``val``."""
+    c = {**cfg, "tta": False, "mask_threshold": 0.5, "postprocess": "none"}
+    pred = inference.network_outputs(model, c, val.images)
+    _, table, _ = trainer.evaluate_outputs(c, pred, val.masks, val.labels, class_names)
+    out = {"id": [str(i) for i in val.ids], "true_class": list(table["true_class"]),
+           "dice": [round(float(v), 6) for v in table["dice"]],
+           "prob_malignant": [round(float(v), 6) for v in probabilities["as is"]]}
+    for keep in KEEP:
+        out["prob_" + AUC_KEYS[keep].removeprefix("auc_")] = [
+            round(float(v), 6) for v in probabilities[keep]]
+    return out
+
+
 def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=None,
               verbose: int = 1, stop_after_epochs: int | None = None, **extra) -> dict | None:
     """Run (or resume, or skip when recorded) trial ``name``; returns its record.
@@ -398,14 +420,16 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
 
     def measure(model):                      # on the validation images, in the same precision
         choices = inference_choices(model, cfg, val, dev.class_names)
-        reliance = shift = None
+        reliance = shift = per_image = None
         if cfg["task"] == "multi":
-
+            probs = occluded_probabilities(model, cfg, val.images, val.masks)
             reliance = occlusion_auc(model, cfg, val.images, val.masks,
-                                     val.labels == list(dev.class_names).index("malignant"))
+                                     val.labels == list(dev.class_names).index("malignant"),
+                                     probabilities=probs)
             shift = shift_metrics(model, cfg, val.images, val.masks, val.labels,
                                   dev.class_names)
-        return choices, reliance, shift
+            per_image = validation_predictions(model, cfg, val, dev.class_names, probs)
+        return choices, reliance, shift, per_image
 
     t0 = time.time()
     model, state, precision, measured = fit_inner(
@@ -413,7 +437,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         stop_after_epochs, lambda m, e: _val_metrics(m, cfg, val, dev.class_names), then=measure)
     if model is None:
         return None
-    choices, reliance, shift = measured
+    choices, reliance, shift, per_image = measured
     hist = state["history"]
     rec = {
         "trial": name, "stage": TRIALS[name][0], "overrides": TRIALS[name][1], "extra": extra,
@@ -430,7 +454,7 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         "score": float("nan") if state.get("diverged_at") else trial_score(hist),
         "diverged_at": state.get("diverged_at"),
         "inference_choices": choices.to_dict("records"),
-        "reliance": reliance, "shift": shift,
+        "reliance": reliance, "shift": shift, "val_predictions": per_image,
         "wall_seconds": time.time() - t0,
     }
     records.write_json(path, rec)
