@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
                               # second look at the image cropped around the predicted mask)
     "crop_context": "keep",   # with gap_crop: "keep" the lesion's surroundings in the crop, or
                               # "mask" them outside a thin rim of the predicted mask
+    "net_size": None,         # None: the U-Net runs at image_size; an integer below it: the
+                              # input is resized to net_size for the U-Net, the mask brought back
+                              # to image_size, and gap_crop's lesion crop reads the full-size
+                              # input (the lesion seen at image_size / net_size times the detail)
     # losses
     "seg_loss": "dice",       # "dice" (Eq. 2) or "dice_bce" (Dice + pixel binary cross-entropy)
     "seg_smooth": 1.0,
@@ -107,7 +111,7 @@ LEGACY = {"train_seed": None, "resize": "squash", "normalize": "none", "cls_head
           "seg_loss": "dice", "schedule": "step", "warmup_epochs": 0, "weight_decay": 0.0,
           "aug_scale": 0.0, "aug_intensity": False, "aug_noise": False, "tta": False,
           "mask_threshold": 0.5, "postprocess": "none", "baseline_width": 32,
-          "aug_policy": "none", "crop_context": "keep", "oversample": "none"}
+          "aug_policy": "none", "crop_context": "keep", "oversample": "none", "net_size": None}
 
 
 #: The training recipe of the ``cpu`` profile, chosen with :mod:`busi_lib.experiments.tune` on an inner
@@ -257,6 +261,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # any of its trials ran, trained only if stage 11 keeps it; paired with the release
     "robust_px192_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                  "image_size": 192},
+    # issue 26, stage 12's candidate (the U-Net at 128 px on 256-px images: the lesion crop at
+    # twice the detail), defined 2026-12-04 before any of its trials ran, trained only if
+    # stage 12 keeps it; paired with the release
+    "robust_crop256_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                   "image_size": 256, "net_size": 128},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
@@ -291,8 +300,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 
 #: The peers' protocols the book's chapter *Against the peers* shows (the last of
 #: :data:`BOOK_EXPERIMENTS`).
-PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_grouped_locked", "peer_segbench_128",
-                                     "peer_segbench")
+PEER_EXPERIMENTS: tuple[str, ...] = ("peer_curated", "peer_curated_os", "peer_grouped_locked",
+                                     "peer_segbench_128", "peer_segbench")
 
 #: Every experiment the book shows, in the order ``make results`` runs them: the three main
 #: experiments, the paper's recipe and the robustness recipes, then the ablations with their
@@ -454,6 +463,11 @@ def validate_config(cfg: dict[str, Any]) -> None:
     need("image_size", isint(cfg["image_size"]) and cfg["image_size"] >= 32
          and cfg["image_size"] % 16 == 0,
          "an integer >= 32 divisible by 16 (the network's total stride)")
+    need("net_size", cfg["net_size"] is None or (
+        isint(cfg["net_size"]) and cfg["net_size"] >= 32 and cfg["net_size"] % 16 == 0
+        and cfg["net_size"] <= cfg["image_size"] and cfg["model"] == "resunet"),
+         f"None, or for the resunet an integer >= 32 divisible by 16 and at most image_size "
+         f"({cfg['image_size']})")
     need("epochs", isint(cfg["epochs"]) and cfg["epochs"] >= 1, "an integer >= 1")
     need("baseline_width", isint(cfg["baseline_width"]) and cfg["baseline_width"] >= 1,
          "a positive integer (or None: the profile's filters[0])")

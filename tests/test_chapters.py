@@ -163,12 +163,65 @@ def _curated_rows(normal_lesions: int = 0):
     return rows
 
 
+def _only_reference(recs):
+    """``runs.experiment_records`` with ``recs`` for every experiment but the curated
+    candidate, which has no fold yet."""
+    return lambda profile, name, **k: [] if name == peers_chapter.CURATED_CANDIDATE else recs
+
+
+def _curated_val(right: int, wrong: int) -> pd.DataFrame:
+    """Validation predictions of four folds: ``right`` images called right, then ``wrong``
+    called wrong, per fold (the same ids in every training)."""
+    rows = []
+    for k in range(4):
+        rows += [dict(fold=k, id=f"v{k}_{i}", true_class="benign",
+                      pred_class="benign" if i < right else "normal",
+                      prob_benign=0.7 if i < right else 0.4, prob_malignant=0.2,
+                      prob_normal=0.1 if i < right else 0.4, pred_area_frac=0.1)
+                 for i in range(right + wrong)]
+    return pd.DataFrame(rows)
+
+
+def test_peers_curated_candidate_replaces_the_reference_only_when_its_rule_keeps_it(
+        glued, monkeypatch):
+    """All four candidate folds recorded: the candidate, clearly better on the validation
+    parts, is shown on the test folds; equal to the reference, it is not."""
+    recs = [{"fold": k, "class_weights": [1.0, 1.0, 1.0]} for k in range(4)]
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    test = {peers_chapter.CURATED: _curated_rows(normal_lesions=3),
+            peers_chapter.CURATED_CANDIDATE: _curated_rows()}
+    monkeypatch.setattr(peers_chapter.runs, "predictions",
+                        lambda profile, name, **k: pd.DataFrame(test[name]))
+    val = {peers_chapter.CURATED: _curated_val(10, 10),
+           peers_chapter.CURATED_CANDIDATE: _curated_val(18, 2)}
+    monkeypatch.setattr(peers_chapter, "load_predictions",
+                        lambda profile, name, *a, **k: val[name])
+    assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED_CANDIDATE
+    assert "so it replaces `peer_curated` below" in glued["md"][-1]
+    summary = peers_chapter.curated("cpu", 42).set_index("metric")
+    assert summary.loc["3-class accuracy", "ours, mean of folds"] == pytest.approx(1.0)
+    assert any("training `peer_curated_os`" in c for c, _ in glued["shown"])
+    val[peers_chapter.CURATED_CANDIDATE] = _curated_val(10, 10)
+    assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED
+    assert "`peer_curated` stays" in glued["md"][-1]
+
+
+def test_peers_curated_candidate_with_folds_missing_is_not_judged(glued, monkeypatch):
+    recs = [{"fold": 0, "class_weights": [1.0, 1.0, 1.0]}]
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    monkeypatch.setattr(peers_chapter, "load_predictions",
+                        lambda *a, **k: pytest.fail("read predictions before all folds exist"))
+    assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED
+    assert "1 of its 4 folds are trained" in glued["md"][-1]
+    assert not glued["shown"]
+
+
 def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch):
     """Validation predictions where undoing the class weights clearly helps: the chapter shows
     the choice and the test folds are called that way (the lesions called normal by arg-max
     become benign)."""
     recs = [{"fold": k, "class_weights": [0.5, 0.7, 1.8]} for k in range(4)]
-    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", _only_reference(recs))
     monkeypatch.setattr(peers_chapter.runs, "predictions",
                         lambda *a, **k: pd.DataFrame(_curated_rows(normal_lesions=2)))
     monkeypatch.setattr(peers_chapter, "load_predictions",
@@ -178,7 +231,8 @@ def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch)
     captions = [c for c, _ in glued["shown"]]
     assert captions[0].startswith("The three-class call, chosen on the validation parts")
     assert "three-class call: class weights undone" in captions[1]
-    assert "So the test folds are called by class weights undone" in glued["md"][0]
+    assert "None of its 4 folds is trained yet" in glued["md"][0]
+    assert "So the test folds are called by class weights undone" in glued["md"][1]
     assert not glued["note"]
 
 
@@ -186,7 +240,7 @@ def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
     """Ours from the fold predictions (mean of folds, t interval), the peer's as reported."""
     rows = _curated_rows()
     recs = [{"fold": k, "class_weights": [1.0, 1.0, 1.0]} for k in range(4)]
-    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", _only_reference(recs))
     monkeypatch.setattr(peers_chapter.runs, "predictions", lambda *a, **k: pd.DataFrame(rows))
     monkeypatch.setattr(peers_chapter, "load_predictions", lambda *a, **k: pd.DataFrame())
     summary = peers_chapter.curated("cpu", 42).set_index("metric")

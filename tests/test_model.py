@@ -121,3 +121,34 @@ def test_lesion_crop_can_hide_the_context():
     with pytest.raises(ConfigError, match="crop_context"):
         build_model(32, filters=(4, 4, 4, 4), bridge_filters=4, cls_head="gap_crop",
                     crop_context="blur")
+
+
+def test_net_size_runs_the_unet_smaller_and_crops_the_full_size_input():
+    """net_size below image_size: the same weights as the network at net_size (resizing has
+    none), a mask at image_size, and a lesion crop at net_size sampled from the full-size
+    input -- so a fine pattern inside the lesion, averaged away at net_size, survives in the
+    crop. Saved and loaded with its out_size; a bad net_size is refused."""
+    import keras
+
+    from busi_lib.nn.model import LesionCrop
+
+    kw = dict(filters=(4, 4, 4, 4), bridge_filters=4, dense_units=4, cls_head="gap_crop")
+    small, big = build_model(32, **kw), build_model(64, net_size=32, **kw)
+    assert small.count_params() == big.count_params()
+    out = big.predict_on_batch(np.random.default_rng(0).random((2, 64, 64, 1), dtype=np.float32))
+    assert out["mask"].shape == (2, 64, 64, 1) and out["label"].shape == (2, 2)
+    assert big.get_layer("lesion_crop").output.shape[1:] == (32, 32, 1)
+    # a one-pixel checkerboard inside a lesion covering a quarter of the side: at half the
+    # size it averages to flat grey, in the crop (twice the detail of that half size) it stays
+    img = np.full((1, 64, 64, 1), 0.5, np.float32)
+    img[0, 24:40, 24:40, 0] = (np.indices((16, 16)).sum(0) % 2).astype(np.float32)
+    mask = np.zeros((1, 64, 64, 1), np.float32)
+    mask[0, 24:40, 24:40, 0] = 1.0
+    crop = np.asarray(LesionCrop(out_size=32)([img, mask]))[0, 8:24, 8:24, 0]
+    flat = np.asarray(keras.ops.image.resize(img, (32, 32)))[0, 12:20, 12:20, 0]
+    assert flat.std() < 0.01 and crop.std() > 0.1
+    layer = LesionCrop.from_config(LesionCrop(out_size=32).get_config())
+    assert layer.out_size == 32 and "out_size" not in LesionCrop().get_config()
+    for bad in (48, 24, 40):                       # above image_size, under 32, not /16
+        with pytest.raises(ConfigError, match="net_size"):
+            build_model(32 if bad == 48 else 64, net_size=bad, **kw)

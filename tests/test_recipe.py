@@ -193,6 +193,8 @@ def test_new_keys_at_legacy_values_leave_the_hash_unchanged():
     ("warmup_epochs", 40, "an integer in [0, epochs)"),
     ("aug_scale", 0.7, "a number in [0, 0.5)"),
     ("mask_threshold", 0, "a probability in (0, 1)"),
+    ("net_size", 256, "at most image_size (128)"),
+    ("net_size", 72, "divisible by 16"),
 ])
 def test_recipe_keys_are_validated(key, value, expected):
     with pytest.raises(ConfigError, match=f"{key}=") as e:

@@ -90,3 +90,19 @@ def test_glued_text_carries_no_raw_markdown(monkeypatch):
     booktext.glue("n", 3)
     assert got == {"claim": "contradicted by base_unet and base_fpn; not 2 * 3", "n": 3}
     assert booktext.plain("4**2 and a * b") == "4**2 and a * b"
+
+
+def test_a_numbered_table_is_shown_without_its_row_numbers(capsys):
+    import pandas as pd
+
+    from busi_lib.book import view
+
+    df = pd.DataFrame({"metric": ["Dice", "AUC"], "ours": [0.7361, 0.9]})
+    view.show(df, "caption")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "**caption**"
+    assert out[1].split() == ["metric", "ours"] and out[2].split() == ["Dice", "0.74"]
+    html = view.Table(view.fmt(df))._repr_html_()
+    assert "<th>0</th>" not in html and "<td>0.74</td>" in html and 'class="dataframe"' in html
+    view.show(df.set_index("metric"))                 # a named index is part of the table
+    assert capsys.readouterr().out.splitlines()[-1].split() == ["AUC", "0.90"]

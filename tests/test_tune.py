@@ -14,6 +14,7 @@ from busi_lib.analysis import tune_report
 from busi_lib.data import splits
 from busi_lib.errors import ConfigError
 from busi_lib.eval import occlusion
+from busi_lib.eval.metrics import fast_auc
 from busi_lib.experiments import shift, tune
 
 TINY = dict(image_size=32, filters=[4, 4, 8, 8], bridge_filters=8, dense_units=8, epochs=2,
@@ -134,6 +135,16 @@ def test_a_trial_never_sees_the_test_fold_or_busbra(tmp_path, monkeypatch):
     assert set(rec["reliance"]) == {"auc", "auc_no_lesion", "auc_no_lesion_box",
                                     "auc_lesion_only"}
     assert set(rec["shift"]) == set(shift.SHIFTS)
+    # each validation image's outcome, the same images and AUCs as the summary
+    per = pd.DataFrame(rec["val_predictions"])
+    assert len(per) == rec["n_val"] and tune._ids_hash(per["id"]) == rec["val_ids_sha256"]
+    assert set(per.columns) == {"id", "true_class", "dice", "prob_malignant", "prob_no_lesion",
+                                "prob_no_lesion_box", "prob_lesion_only"}
+    mal = (per["true_class"] == "malignant").to_numpy()
+    assert fast_auc(mal, per["prob_malignant"].to_numpy()) == pytest.approx(
+        rec["reliance"]["auc"], abs=1e-5)
+    assert fast_auc(mal, per["prob_no_lesion_box"].to_numpy()) == pytest.approx(
+        rec["reliance"]["auc_no_lesion_box"], abs=1e-5)
     assert rec["n_inner_train"] + rec["n_val"] == len(dev)
     assert len(rec["history"]) == 2 and "val_dice" in rec["history"][-1]
     assert {"tta", "postprocess", "mask_threshold", "val_dice"} <= set(
@@ -329,9 +340,11 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
     assert [c["train_seed"] for c in ref] == [None, 1, 2]
     assert all(c["epochs"] == 60 and c["aug_intensity"] for c in ref)
     assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop",
-                                                    "release + context swap", "release at 192 px"]
+                                                    "release + context swap", "release at 192 px",
+                                                    "release + lesion crop at 256 px"]
     changes = ({"aug_policy": "trivial"}, {"aug_policy": "lesion_crop"},
-               {"aug_policy": "context_swap"}, {"image_size": 192})
+               {"aug_policy": "context_swap"}, {"image_size": 192},
+               {"image_size": 256, "net_size": 128})
     for (name, trials), change in zip(tune.RELEASE_SEEDED_CANDIDATES.items(), changes):
         for t, r in zip(trials, ref):
             cfg = tune.trial_config(t)
@@ -350,8 +363,9 @@ def test_stage8_table_and_rule_on_known_numbers():
     recs = _stage8_recs((1.80, 1.81, 1.82), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     assert t.attrs["level"] == 0.95 and set(t["candidate"]) == {"release + trivial"}
-    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-11 not run
-                                  "release + context swap", "release at 192 px"]
+    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-12 not run
+                                  "release + context swap", "release at 192 px",
+                                  "release + lesion crop at 256 px"]
     g = t.set_index("signal").loc["shift score"]
     assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
     assert tune_report.release_seeded_select(t)["release + trivial"].startswith("kept")
@@ -360,7 +374,8 @@ def test_stage8_table_and_rule_on_known_numbers():
     assert len(part) == 0 and part.attrs["missing"] == ["release + trivial",
                                                          "release + lesion crop",
                                                          "release + context swap",
-                                                         "release at 192 px"]
+                                                         "release at 192 px",
+                                                         "release + lesion crop at 256 px"]
     with pytest.raises(ConfigError, match="reference"):
         tune_report.release_seeded_table(recs[1:])
     assert tune_report.stage_progress(recs[1:], [r["trial"] for r in recs]) == (5, 6)
@@ -378,11 +393,11 @@ def test_selection_sentence_reports_stage8_verdict_or_progress():
                            "against three), release + trivial changed the shift score by -0.097")
     assert "not kept: clean score and shift score below the reference" in text
     assert text.endswith("release + lesion crop has no verdict yet (6 of the 12 trials of stages "
-                         "8 to 11 recorded).")
+                         "8 to 12 recorded).")
     text = transfer.selection_sentence({"release_progress": (2, 12), "release_missing": [
         "release + trivial", "release + lesion crop"]})
     assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
-                    "verdict yet (2 of the 12 trials of stages 8 to 11 recorded).")
+                    "verdict yet (2 of the 12 trials of stages 8 to 12 recorded).")
 
 
 def test_every_stage_has_its_own_look_in_the_cost_figure():
@@ -404,7 +419,7 @@ def test_release_recipe_sentence_for_the_introduction():
             "release_progress": (6, 12), "release_missing": t.attrs["missing"]}
     text = transfer.release_recipe_sentence(view)
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
-    assert text.endswith("(6 of the 12 trials of stages 8 to 11 recorded).")
+    assert text.endswith("(6 of the 12 trials of stages 8 to 12 recorded).")
     assert text in transfer.selection_sentence(view)
 
 

@@ -63,6 +63,11 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
         ("pretraining", "none", "none"),
     ],
 }
+#: ``peer_curated_os`` differs from ``peer_curated`` in the handling of imbalance only.
+DIFFERENCES["peer_curated_os"] = [
+    (a, p, "the same oversampling (busi_lib.data.protocols.peer_oversample), then the "
+     "class-weighted focal loss with weights from the oversampled counts (about 1 each)")
+    if a == "imbalance" else (a, p, o) for a, p, o in DIFFERENCES["peer_curated"]]
 
 #: The segmentation benchmark's metrics, from our fold records: (label, record key). Their
 #: code computes IoU over each batch of test images and Dice from it (2 IoU / (1 + IoU)); the

@@ -12,7 +12,7 @@ import pandas as pd
 
 from busi_lib.analysis import peers
 from busi_lib.book import booktext, runs, view
-from busi_lib.config import PEER_EXPERIMENTS, experiments
+from busi_lib.config import PEER_EXPERIMENTS, experiments, make_config
 from busi_lib.experiments import external
 from busi_lib.records import VALIDATION_KIND, load_predictions
 
@@ -24,11 +24,60 @@ def _ci(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.3f} ({lo:.3f} to {hi:.3f})"
 
 
+#: The curated protocol's reference training and its candidate (the peer's oversampling),
+#: judged by :func:`busi_lib.analysis.peers.choose_curated_training`.
+CURATED, CURATED_CANDIDATE = "peer_curated", "peer_curated_os"
+
+
+def curated_training(profile: str, seed: int) -> str:
+    """Which training of the curated protocol the section shows: :data:`CURATED`, or
+    :data:`CURATED_CANDIDATE` once all its folds are recorded and the validation rule
+    (:func:`busi_lib.analysis.peers.choose_curated_training`) keeps it. Shows the rule's table
+    and verdict, or says how far the candidate is."""
+    cand = CURATED_CANDIDATE
+    if cand not in experiments(profile):
+        return CURATED
+    n_folds = make_config(profile, cand)["n_folds"]
+    recs = runs.experiment_records(profile, cand, seed=seed)
+    what = ("the peer's oversampling (each class repeated about the inverse of its share, as "
+            "their loader does) in place of our class weights alone")
+    if len(recs) < n_folds:
+        done = (f"None of its {n_folds} folds is trained yet" if not recs else
+                f"{len(recs)} of its {n_folds} folds are trained")
+        view.md(f"A second training, `{cand}`, uses {what}. {done}; its rule (the pooled validation 3-class accuracy must "
+                "beat this one's, paired bootstrap interval above zero) is judged when all are.")
+        return CURATED
+    folds = [r["fold"] for r in recs]
+    val = {n: load_predictions(profile, n, runs.results_dir_for(seed), kind=VALIDATION_KIND)
+           for n in (CURATED, cand)}
+    val = {n: v[v["fold"].isin(folds)] if len(v) else v for n, v in val.items()}
+    if any(len(v) == 0 or set(v["fold"]) != set(folds) for v in val.values()):
+        view.note(f"`{cand}` is trained but the validation predictions of both trainings are not "
+                  "all recorded, so it is not judged (`python -m busi_lib.experiments.crossval "
+                  f"--validation-predictions --experiment {cand}` writes them).")
+        return CURATED
+    choice = peers.choose_curated_training(val[CURATED], val[cand], seed=seed)
+    acc = choice["accuracy"]
+    view.show(pd.DataFrame([{"training": f"`{CURATED}` (class weights)",
+                             "3-class accuracy, validation parts": acc["reference"]},
+                            {"training": f"`{cand}` (the peer's oversampling)",
+                             "3-class accuracy, validation parts": acc["candidate"]}]),
+              f"Two trainings on the curated protocol, judged on the {choice['n']} validation "
+              "images of the folds (never a test fold)", decimals=3)
+    view.md(f"`{cand}` uses {what}. On the validation parts it changes the 3-class accuracy by "
+            f"{choice['difference']:+.3f} (95 % paired bootstrap interval {choice['low']:+.3f} "
+            f"to {choice['high']:+.3f}), so "
+            + (f"it replaces `{CURATED}` below." if choice["kept"] else
+               f"`{CURATED}` stays (the rule, fixed before its folds ran, asks for an interval "
+               "above zero)."))
+    return cand if choice["kept"] else CURATED
+
+
 def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None:
     """The Curated-BUSI section: ours beside the peer's reported numbers, per fold, and what
     differs. Returns the summary (``None`` without records)."""
-    name = "peer_curated"
-    rep = peers.PEER_REPORTED[name]
+    name = CURATED
+    rep = peers.PEER_REPORTED[CURATED]
     if name not in experiments(profile):
         view.note(f"profile `{profile}` does not define `{name}`.")
         booktext.glue("peer_curated_opening", f"profile `{profile}` does not define it")
@@ -39,6 +88,11 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
         view.note(f"`{name}` has no recorded fold yet: ours is {NA}.")
         booktext.glue("peer_curated_opening", f"our network on this protocol is {NA}")
         return None
+    shown_name = curated_training(profile, seed)
+    if shown_name != name:
+        name = shown_name
+        recs = runs.experiment_records(profile, name, seed=seed)
+        pred = runs.predictions(profile, name, seed=seed, records=recs)
     weights = {r["fold"]: r["class_weights"] for r in recs}
     val = load_predictions(profile, name, runs.results_dir_for(seed), kind=VALIDATION_KIND)
     val = val[val["fold"].isin(list(weights))] if len(val) else val
@@ -51,14 +105,15 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
     else:
         view.note("The folds' validation predictions are not all recorded, so the three-class "
                   "call is the arg-max (`python -m busi_lib.experiments.crossval "
-                  "--validation-predictions --experiment peer_curated` writes them).")
+                  f"--validation-predictions --experiment {name}` writes them).")
         call = peers.CLASS_CALLS[0]
     pred = peers.apply_class_call(pred, weights, call)
     per_fold = peers.curated_fold_metrics(pred)
     summary = peers.curated_summary(per_fold, level)
     shown = summary.rename(columns={"low": f"{level:.0%} low", "high": f"{level:.0%} high"})
     view.show(shown, "Curated BUSI, 4-fold protocol: ours (mean of the test folds, t interval; "
-                     f"three-class call: {call}) beside the peer's reported value", decimals=3)
+                     f"training `{name}`, three-class call: {call}) beside the peer's reported "
+                     "value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
     view.show(per_fold.rename(columns={"fold": "test fold"}).assign(
         **{"test fold": per_fold["fold"] + 1}), "Ours per test fold", decimals=3)

@@ -86,11 +86,29 @@ def fmt(df: pd.DataFrame, decimals: int = 2, fraction_decimals: int = 3,
     return out
 
 
+class Table:
+    """A formatted table displayed without pandas' row numbers: HTML in the book, aligned text
+    in plain Python (and in the text that the nbval references compare)."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+
+    def _repr_html_(self) -> str:
+        return self.df.to_html(index=False, justify="left")
+
+    def __repr__(self) -> str:
+        return self.df.to_string(index=False)
+
+
 def show(df: pd.DataFrame, caption: str | None = None, **kw) -> None:
-    """Display a formatted table (see :func:`fmt`) under a bold caption."""
+    """Display a formatted table (see :func:`fmt`) under a bold caption. A table whose rows
+    are only numbered (a default ``RangeIndex``) is shown without those numbers; a named
+    index is shown."""
     if caption:
         md(f"**{caption}**")
-    _display(fmt(df, **kw))
+    out = fmt(df, **kw)
+    numbered = isinstance(df.index, pd.RangeIndex) and df.index.name is None
+    _display(Table(out) if numbered else out)
 
 
 def pct(name: str, v: float) -> float:

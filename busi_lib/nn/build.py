@@ -25,7 +25,8 @@ def build_for_config(cfg: dict):
                            block=cfg["block"], full_res=cfg["full_res"],
                            dense_units=cfg["dense_units"], dropout=cfg["dropout"],
                            cls_head=setting(cfg, "cls_head"),
-                           crop_context=cfg["crop_context"]), None
+                           crop_context=cfg["crop_context"],
+                           net_size=setting(cfg, "net_size")), None
 
     return build_baseline(cfg["model"], image_size=cfg["image_size"],
                           in_channels=cfg["in_channels"], n_classes=n_cls,

@@ -97,7 +97,7 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
                 n_classes: int = 2, task: str = "multi", cls_from: str = "456",
                 block: str = "residual", full_res: str = "stem", dense_units: int = 256,
                 dropout: float = 0.5, cls_head: str = "gap", crop_context: str = "keep",
-                name: str | None = None) -> keras.Model:
+                net_size: int | None = None, name: str | None = None) -> keras.Model:
     """Build the (multi-task) Residual-U-Net.
 
     Parameters
@@ -129,6 +129,13 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     crop_context : {"keep", "mask"}
         With ``"gap_crop"``: the crop keeps the lesion's surroundings (``"keep"``) or hides them
         outside a thin rim of the predicted mask (``"mask"``, see :class:`LesionCrop`).
+    net_size : int or None
+        Side at which the U-Net runs (``None``: ``image_size``). Below ``image_size``, the input
+        is resized to it (bilinear), the mask logits are brought back to ``image_size``
+        (bilinear), and with ``"gap_crop"`` the lesion crop is sampled from the full-size input
+        and resampled to ``net_size``: the classifier's second look sees the lesion with
+        ``image_size / net_size`` times the detail that the U-Net sees, at the crop encoder's
+        usual cost.
 
     Returns
     -------
@@ -152,10 +159,18 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
     if cls_head == "gap_crop" and task != "multi":
         raise ConfigError(f"cls_head='gap_crop' with task={task!r}: expected task='multi' (the "
                           "crop follows the predicted mask)")
+    net_size = image_size if net_size is None else net_size
+    _check("net_size", net_size, isinstance(net_size, int) and 32 <= net_size <= image_size
+           and net_size % TOTAL_STRIDE == 0,
+           f"None or a multiple of {TOTAL_STRIDE}, at least 32 and at most image_size "
+           f"({image_size})")
     f1, f2, f3, f4 = (int(f) for f in filters)
 
     inputs = keras.Input((image_size, image_size, in_channels), name="image")
-    e1 = residual_unit(inputs, f1, strides=2, block=block, name="enc1")
+    x = inputs
+    if net_size != image_size:
+        x = layers.Resizing(net_size, net_size, interpolation="bilinear", name="to_net_size")(x)
+    e1 = residual_unit(x, f1, strides=2, block=block, name="enc1")
     e2 = residual_unit(e1, f2, strides=2, block=block, name="enc2")
     e3 = residual_unit(e2, f3, strides=2, block=block, name="enc3")
     e4 = residual_unit(e3, f4, strides=2, block=block, name="enc4")               # stage 4
@@ -167,17 +182,21 @@ def build_model(image_size: int = 128, *, in_channels: int = 1,
         d3 = _up_block(d2, e1, f2, block, "dec3")
         skip = None
         if full_res == "stem":
-            skip = conv_bn_relu(inputs, max(f1 // 2, 4), name="stem")
+            skip = conv_bn_relu(x, max(f1 // 2, 4), name="stem")
         elif full_res == "input":
-            skip = inputs
+            skip = x
         d4 = _up_block(d3, skip, f1, block, "dec4")
         m = layers.Conv2D(1, 3, padding="same", name="mask_logits")(d4)
+        if net_size != image_size:
+            m = layers.Resizing(image_size, image_size, interpolation="bilinear",
+                                name="mask_logits_to_image_size")(m)
         outputs["mask"] = layers.Activation("sigmoid", dtype="float32", name="mask")(m)
     if task in ("multi", "cls"):
         feats = [e4] if cls_from == "encoder" else [e4, b, d1]
         pooled = [layers.GlobalAveragePooling2D(name=f"gap_{i}")(f) for i, f in enumerate(feats)]
         if cls_head == "gap_crop":
             crop = LesionCrop(mask_context=crop_context == "mask",
+                              out_size=None if net_size == image_size else net_size,
                               name="lesion_crop")([inputs, outputs["mask"]])
             for i, nf in enumerate((f1, f2, f3, f4)):
                 crop = conv_bn_relu(crop, nf, strides=2, name=f"crop{i + 1}")
@@ -204,17 +223,21 @@ class LesionCrop(layers.Layer):
     mask probabilities dilated by a ``context_px``-pixel max filter, so the crop shows the lesion
     and a thin rim only (a classifier that cannot read the context).
 
-    Inputs ``[image (B, S, S, C), mask (B, S, S, 1)]``; output ``(B, S, S, C)`` float32.
+    Inputs ``[image (B, S, S, C), mask (B, S, S, 1)]``; output ``(B, S, S, C)`` float32, or
+    ``(B, out_size, out_size, C)`` with ``out_size`` (the crop sampled at ``S``, then resized,
+    bilinear).
     """
 
     def __init__(self, margin: float = 0.25, min_half: float = 0.125,
-                 mask_context: bool = False, context_px: int = 7, **kwargs):
+                 mask_context: bool = False, context_px: int = 7, out_size: int | None = None,
+                 **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.margin = float(margin)
         self.min_half = float(min_half)
         self.mask_context = bool(mask_context)
         self.context_px = int(context_px)
+        self.out_size = None if out_size is None else int(out_size)
 
     def call(self, inputs):
         image, mask = inputs
@@ -244,16 +267,26 @@ class LesionCrop(layers.Layer):
         # output pixel (x, y) samples the input at (a0 x + a2, b1 y + b2)
         a0, b1 = 2.0 * hx / w, 2.0 * hy / h
         transform = ops.stack([a0, zero, cx - hx, zero, b1, cy - hy, zero, zero], axis=1)
-        return ops.image.affine_transform(image, transform, interpolation="bilinear",
-                                          fill_mode="constant", fill_value=0.0,
-                                          data_format="channels_last")
+        out = ops.image.affine_transform(image, transform, interpolation="bilinear",
+                                         fill_mode="constant", fill_value=0.0,
+                                         data_format="channels_last")
+        if self.out_size is not None and self.out_size != h:
+            out = ops.image.resize(out, (self.out_size, self.out_size), interpolation="bilinear",
+                                   data_format="channels_last")
+        return out
 
     def compute_output_shape(self, input_shape):
-        return input_shape[0]
+        if self.out_size is None:
+            return input_shape[0]
+        b, _, _, c = input_shape[0]
+        return (b, self.out_size, self.out_size, c)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "min_half": self.min_half,
-                "mask_context": self.mask_context, "context_px": self.context_px}
+        cfg = {**super().get_config(), "margin": self.margin, "min_half": self.min_half,
+               "mask_context": self.mask_context, "context_px": self.context_px}
+        if self.out_size is not None:          # older saved models have no such key
+            cfg["out_size"] = self.out_size
+        return cfg
 
 
 def _up_block(x, skip, filters: int, block: str, name: str):
