@@ -351,6 +351,14 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
             assert {k: cfg[k] for k in cfg if cfg[k] != r[k]} == change, t
 
 
+def test_stage12_reruns_are_the_release_reference_seed_by_seed():
+    for rerun, ref in zip(tune.RELEASE_REFERENCE_RERUN, tune.RELEASE_SEEDED_REFERENCE):
+        assert tune.trial_config(rerun) == tune.trial_config(ref)
+        assert tune.trial_hash(rerun) == tune.trial_hash(ref)
+    assert not set(tune.RELEASE_REFERENCE_RERUN) & set(
+        sum(tune.RELEASE_SEEDED_CANDIDATES.values(), ()))      # judged by no rule
+
+
 def _stage8_recs(cand_scores, ref_scores):
     recs = _seeded_recs(cand_scores, ref_scores)
     names = dict(zip(("r0", "r1", "r2", "c0", "c1", "c2"),
