@@ -351,6 +351,14 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
             assert {k: cfg[k] for k in cfg if cfg[k] != r[k]} == change, t
 
 
+def test_stage12_reruns_are_the_release_reference_seed_by_seed():
+    for rerun, ref in zip(tune.RELEASE_REFERENCE_RERUN, tune.RELEASE_SEEDED_REFERENCE):
+        assert tune.trial_config(rerun) == tune.trial_config(ref)
+        assert tune.trial_hash(rerun) == tune.trial_hash(ref)
+    assert not set(tune.RELEASE_REFERENCE_RERUN) & set(
+        sum(tune.RELEASE_SEEDED_CANDIDATES.values(), ()))      # judged by no rule
+
+
 def _stage8_recs(cand_scores, ref_scores):
     recs = _seeded_recs(cand_scores, ref_scores)
     names = dict(zip(("r0", "r1", "r2", "c0", "c1", "c2"),
@@ -455,3 +463,20 @@ def test_stage10_counts_less_context_as_a_gain_for_its_candidate_only():
     assert tune_report.release_seeded_select(t)["release + context swap"].startswith(
         "not kept: clean score and shift score below the reference")
     assert tune.CONTEXT_CANDIDATES == ("release + context swap",)
+
+
+def test_trial_rerun_table_pairs_each_reference_seed_with_its_rerun():
+    def rec(trial, score, dice):
+        return {"trial": trial, "score": score, "precision": "mixed_bfloat16",
+                "machine": {"cpu": "Xeon"},
+                "history": [{"val_dice": dice, "val_auc": score - dice}] * tune.SCORE_EPOCHS}
+    recs = [rec(tune.RELEASE_SEEDED_REFERENCE[0], 1.70, 0.78),
+            rec(tune.RELEASE_REFERENCE_RERUN[0], 1.69, 0.79),
+            rec(tune.RELEASE_SEEDED_REFERENCE[1], 1.68, 0.78)]          # its rerun not recorded
+    t = tune_report.trial_rerun_table(recs)
+    assert list(t["trial"]) == [tune.RELEASE_SEEDED_REFERENCE[0]]
+    row = t.iloc[0]
+    assert row["score difference"] == pytest.approx(-0.01)
+    assert row["AUC, again"] == pytest.approx(0.90) and row["Dice, first"] == pytest.approx(0.78)
+    assert row["machine, again"] == "mixed_bfloat16, Xeon"
+    assert tune_report.trial_rerun_table([]).empty

@@ -24,7 +24,8 @@ from busi_lib.experiments.shift import SHIFTS, shift_score
 from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE,
                                        CONTEXT_CANDIDATES, FINAL_TRIAL,
                                        DATA_REFERENCE, DATA_TRIALS, MIN_GAIN,
-                                       RELEASE_SEEDED_CANDIDATES, RELEASE_SEEDED_REFERENCE,
+                                       RELEASE_REFERENCE_RERUN, RELEASE_SEEDED_CANDIDATES,
+                                       RELEASE_SEEDED_REFERENCE,
                                        ROBUST_CANDIDATES,
                                        ROBUST_FOLLOW_UP, ROBUST_REFERENCE, SCORE_EPOCHS,
                                        SEED_TRIALS, SEEDED_CANDIDATES, SEEDED_REFERENCE, TRIALS,
@@ -494,6 +495,30 @@ def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
         else:
             out[name] = "not kept: no difference clears the seed noise"
     return out
+
+
+def trial_rerun_table(recs: list[dict]) -> pd.DataFrame:
+    """Trials run twice with the same configuration
+    (:data:`~busi_lib.experiments.tune.RELEASE_REFERENCE_RERUN` against
+    :data:`~busi_lib.experiments.tune.RELEASE_SEEDED_REFERENCE`), one row per pair recorded:
+    each run's score, last-epochs validation Dice and AUC, precision and CPU, and the score's
+    difference. Empty when no pair is recorded."""
+    by = {r["trial"]: r for r in recs}
+    rows = []
+    for orig, again in zip(RELEASE_SEEDED_REFERENCE, RELEASE_REFERENCE_RERUN):
+        if orig not in by or again not in by:
+            continue
+        row = {"trial": orig, "run again as": again}
+        for tag, r in (("first", by[orig]), ("again", by[again])):
+            h = r["history"][-SCORE_EPOCHS:]
+            row[f"score, {tag}"] = r["score"]
+            row[f"Dice, {tag}"] = float(np.mean([e["val_dice"] for e in h]))
+            row[f"AUC, {tag}"] = float(np.mean([e["val_auc"] for e in h]))
+            row[f"machine, {tag}"] = (f"{r.get('precision', '?')}, "
+                                      f"{(r.get('machine') or {}).get('cpu', '?')}")
+        row["score difference"] = row["score, again"] - row["score, first"]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def stage_progress(recs: list[dict], trials) -> tuple[int, int]:

@@ -361,7 +361,13 @@ def training_cost(profile: str, recs: list[dict], recs_g: list[dict],
 
 
 def reruns(profile: str) -> None:
-    """Recorded folds trained again from scratch, against their records."""
+    """Recorded folds trained again from scratch, against their records; then tuning trials
+    run twice (:func:`busi_lib.analysis.tune_report.trial_rerun_table`)."""
+    trials = tune_report.trial_rerun_table(tune_report.load_trials(profile))
+    if len(trials):
+        view.show(trials, "Tuning trials run a second time with the same configuration and "
+                  "seed (the release recipe's reference seeds, run again in stage 12 to record "
+                  "the signals added since)", decimals=3)
     table = repro_checks.rerun_table(profile)
     if table.empty:
         view.note(f"no rerun recorded for profile {profile} yet: run `python -m "

@@ -212,6 +212,13 @@ TRIALS: dict[str, tuple[int, dict]] = {
     **{f"s12_release_crop256{sfx}": (12, {**COMBO, **STRONG_AUG, "epochs": 60,
                                           "image_size": 256, "net_size": 128, **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # stage 12's re-runs of the release recipe's three reference seeds (added 2026-12-04, after
+    # stage 12's candidate trials, judged by nothing): the same configurations as
+    # RELEASE_SEEDED_REFERENCE, run again to record the signals added since those ran (the
+    # AUC with a square around the lesion hidden, each validation image's outcome); their
+    # scores beside the originals' show how far a trial reproduces on another machine
+    **{f"s12_release_rerun{sfx}": (12, {**COMBO, **STRONG_AUG, "epochs": 60, **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
 }
 #: Stage 6: each candidate's trials (three training seeds) and the reference's (the recipe's
 #: stage-4 record and its two reseeds: the same configuration, seeds None, 1, 2).
@@ -237,6 +244,8 @@ CONFIRM_LEVEL = 1 - 0.05 / len(SEEDED_CANDIDATES)
 #: stage 10: lesions moved into other images' surroundings; stage 11: 192 px; stage 12: the
 #: U-Net at 128 px on 256-px images, the lesion crop at twice the detail).
 RELEASE_SEEDED_REFERENCE = ("robust_aug_e60", "s8_release_s1", "s8_release_s2")
+#: The same three configurations run again in stage 12, seed by seed (not part of any rule).
+RELEASE_REFERENCE_RERUN = ("s12_release_rerun", "s12_release_rerun_s1", "s12_release_rerun_s2")
 RELEASE_SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
     "release + trivial": ("s8_release_trivial", "s8_release_trivial_s1",
                           "s8_release_trivial_s2"),
