@@ -60,17 +60,19 @@ def occlude(images: np.ndarray, masks: np.ndarray, keep: str, dilate: int = 3,
     return out
 
 
-def occlusion_auc(model, cfg: dict, images: np.ndarray, masks: np.ndarray, labels,
-                  probabilities: dict[str, np.ndarray] | None = None) -> dict:
+def occlusion_auc(model, cfg: dict, images: np.ndarray, masks: np.ndarray, labels) -> dict:
     """AUC of the malignancy probability on the images as they are (``auc``), with the lesion
     hidden as a grey silhouette (``auc_no_lesion``), with a square around it hidden
     (``auc_no_lesion_box``), and with the lesion only (``auc_lesion_only``); see
-    :func:`occlude`. ``labels``: 1 = malignant. ``probabilities``: those of
-    :func:`occluded_probabilities` when already computed (the model is then not run)."""
-    p = (occluded_probabilities(model, cfg, images, masks) if probabilities is None
-         else probabilities)
-    return {"auc": fast_auc(labels, p["as is"]),
-            **{AUC_KEYS[k]: fast_auc(labels, p[k]) for k in KEEP}}
+    :func:`occlude`. ``labels``: 1 = malignant."""
+    return occlusion_aucs(occluded_probabilities(model, cfg, images, masks), labels)
+
+
+def occlusion_aucs(probabilities: dict[str, np.ndarray], labels) -> dict:
+    """:func:`occlusion_auc` from probabilities already computed by
+    :func:`occluded_probabilities` (the model is not run again)."""
+    return {"auc": fast_auc(labels, probabilities["as is"]),
+            **{AUC_KEYS[k]: fast_auc(labels, probabilities[k]) for k in KEEP}}
 
 
 def occluded_probabilities(model, cfg: dict, images: np.ndarray, masks: np.ndarray

@@ -54,7 +54,7 @@ from busi_lib.data.splits import nested_share, prepare
 from busi_lib.errors import ConfigError
 from busi_lib.eval import inference
 from busi_lib.eval.inference import targets
-from busi_lib.eval.occlusion import AUC_KEYS, KEEP, occluded_probabilities, occlusion_auc
+from busi_lib.eval.occlusion import AUC_KEYS, KEEP, occluded_probabilities, occlusion_aucs
 from busi_lib.experiments import trainer
 from busi_lib.experiments.shift import shift_metrics
 from busi_lib.nn import build, machine
@@ -414,12 +414,13 @@ def validation_predictions(model, cfg: dict, val, class_names,
     c = {**cfg, "tta": False, "mask_threshold": 0.5, "postprocess": "none"}
     pred = inference.network_outputs(model, c, val.images)
     _, table, _ = trainer.evaluate_outputs(c, pred, val.masks, val.labels, class_names)
+    def rounded(values) -> list[float]:
+        return [round(float(v), 6) for v in values]
+
     out = {"id": [str(i) for i in val.ids], "true_class": list(table["true_class"]),
-           "dice": [round(float(v), 6) for v in table["dice"]],
-           "prob_malignant": [round(float(v), 6) for v in probabilities["as is"]]}
+           "dice": rounded(table["dice"]), "prob_malignant": rounded(probabilities["as is"])}
     for keep in KEEP:
-        out["prob_" + AUC_KEYS[keep].removeprefix("auc_")] = [
-            round(float(v), 6) for v in probabilities[keep]]
+        out["prob_" + AUC_KEYS[keep].removeprefix("auc_")] = rounded(probabilities[keep])
     return out
 
 
@@ -448,9 +449,8 @@ def run_trial(name: str, profile: str = "cpu", *, data_dir=None, results_dir=Non
         reliance = shift = per_image = None
         if cfg["task"] == "multi":
             probs = occluded_probabilities(model, cfg, val.images, val.masks)
-            reliance = occlusion_auc(model, cfg, val.images, val.masks,
-                                     val.labels == list(dev.class_names).index("malignant"),
-                                     probabilities=probs)
+            reliance = occlusion_aucs(probs,
+                                      val.labels == list(dev.class_names).index("malignant"))
             shift = shift_metrics(model, cfg, val.images, val.masks, val.labels,
                                   dev.class_names)
             per_image = validation_predictions(model, cfg, val, dev.class_names, probs)
