@@ -266,6 +266,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # stage 12 keeps it; paired with the release
     "robust_crop256_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                                    "image_size": 256, "net_size": 128},
+    # issue 26, stage 13's candidate (the released recipe on histogram-equalised images),
+    # defined 2026-12-04 before any of its trials ran, trained only if stage 13 keeps it;
+    # paired with the release
+    "robust_he_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                              "enhancement": "he"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},

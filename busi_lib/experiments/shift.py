@@ -16,6 +16,7 @@ external set is what finally says whether the choice transfers.
 
     SHIFTS                 name -> what it does
     shift_images(...)      one perturbation of uint8 images (and their masks)
+    perturbed_inputs(...)  the same, as a configuration's network sees it (enhancement again)
     shift_metrics(...)     validation Dice and AUC of a model on every perturbation
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from busi_lib.data.augment import warp
+from busi_lib.data.enhance import enhance
 from busi_lib.errors import ConfigError
 from busi_lib.eval.inference import network_outputs
 from busi_lib.experiments.trainer import evaluate_outputs
@@ -88,19 +90,39 @@ def shift_images(images: np.ndarray, masks: np.ndarray, name: str, seed: int = S
     return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), m
 
 
+def perturbed_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, name: str
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The perturbed copy ``name`` of preprocessed ``uint8`` images as the network of ``cfg``
+    sees it: :func:`shift_images`, then the configuration's enhancement applied again
+    (:func:`busi_lib.data.enhance.enhance`, at the network's size).
+
+    A scanner's gain, contrast or grey map changes the image before the pipeline's own
+    preprocessing does anything, so a pipeline that equalises grey levels (``"he"``) sees the
+    perturbed image equalised again; without this the perturbation would act after the
+    equalisation and the signal could not tell such a pipeline from one without it. For
+    ``enhancement="none"`` this is :func:`shift_images` unchanged.
+    """
+    imgs, mks = shift_images(images, masks, name)
+    method = cfg.get("enhancement", "none")
+    if method != "none":
+        imgs = np.stack([enhance(im, method) for im in imgs])
+    return imgs, mks
+
+
 def shift_metrics(model, cfg: dict, images: np.ndarray, masks: np.ndarray, labels,
                   class_names, shifts=None) -> dict[str, dict[str, float]]:
     """Validation Dice and AUC of ``model`` on each perturbed copy of the images.
 
     Returns ``{shift: {"val_dice": ..., "val_auc": ...}}`` for each name in ``shifts``
-    (default: all of :data:`SHIFTS`), predicted as the trial is evaluated (no test-time
+    (default: all of :data:`SHIFTS`; each made by :func:`perturbed_inputs`), predicted as the
+    trial is evaluated (no test-time
     augmentation, threshold 0.5, no post-processing).
     """
 
     out = {}
     c = {**cfg, "tta": False, "mask_threshold": 0.5, "postprocess": "none"}
     for name in shifts or SHIFTS:
-        imgs, mks = shift_images(images, masks, name)
+        imgs, mks = perturbed_inputs(c, images, masks, name)
         m, _, _ = evaluate_outputs(c, network_outputs(model, c, imgs), mks, labels, class_names)
         out[name] = {"val_dice": float(m.get("seg_DC_mean", float("nan"))),
                      "val_auc": float(m.get("cls_AUC", float("nan")))}

@@ -212,6 +212,18 @@ TRIALS: dict[str, tuple[int, dict]] = {
     **{f"s12_release_crop256{sfx}": (12, {**COMBO, **STRONG_AUG, "epochs": 60,
                                           "image_size": 256, "net_size": 128, **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
+    # stage 13 (issue 26; defined and committed 2026-12-04 before its trials ran; rule:
+    # release_seeded_select, the plain rule of seeded_select at 95 %): the released recipe on
+    # histogram-equalised images (enhancement "he", scikit-image's equalize_hist at full
+    # resolution, before the resize; the predictor does the same). Why: the issue's
+    # intensity normalisation, so that a scanner's gain, dynamic range and grey map cannot
+    # carry the label; per-image z-score (stage 6) only matched mean and spread, HE matches
+    # the whole grey-level distribution to a flat one. Its perturbed validation applies each
+    # perturbation before the equalisation, as a scanner's would be
+    # (busi_lib.experiments.shift.perturbed_inputs)
+    **{f"s13_release_he{sfx}": (13, {**COMBO, **STRONG_AUG, "epochs": 60,
+                                     "enhancement": "he", **seed})
+       for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
     # stage 12's re-runs of the release recipe's three reference seeds (added 2026-12-04, after
     # stage 12's candidate trials, judged by nothing): the same configurations as
     # RELEASE_SEEDED_REFERENCE, run again to record the signals added since those ran (the
@@ -239,10 +251,11 @@ CONFIRM_REFERENCE = SEEDED_REFERENCE + ("s7_recipe_s3", "s7_recipe_s4")
 CONFIRM_CANDIDATES: dict[str, tuple[str, ...]] = {
     "trivial": SEEDED_CANDIDATES["trivial"] + ("s7_trivial_s3", "s7_trivial_s4")}
 CONFIRM_LEVEL = 1 - 0.05 / len(SEEDED_CANDIDATES)
-#: Stages 8 to 12: candidates on the released recipe, three seeds each against the same three
+#: Stages 8 to 13: candidates on the released recipe, three seeds each against the same three
 #: seeds of that recipe (stage 8: stage 7's policy; stage 9: crops that keep the lesion;
 #: stage 10: lesions moved into other images' surroundings; stage 11: 192 px; stage 12: the
-#: U-Net at 128 px on 256-px images, the lesion crop at twice the detail).
+#: U-Net at 128 px on 256-px images, the lesion crop at twice the detail; stage 13: images
+#: histogram-equalised).
 RELEASE_SEEDED_REFERENCE = ("robust_aug_e60", "s8_release_s1", "s8_release_s2")
 #: The same three configurations run again in stage 12, seed by seed (not part of any rule).
 RELEASE_REFERENCE_RERUN = ("s12_release_rerun", "s12_release_rerun_s1", "s12_release_rerun_s2")
@@ -255,7 +268,9 @@ RELEASE_SEEDED_CANDIDATES: dict[str, tuple[str, ...]] = {
     "release at 192 px": ("s11_release_px192", "s11_release_px192_s1",
                           "s11_release_px192_s2"),
     "release + lesion crop at 256 px": ("s12_release_crop256", "s12_release_crop256_s1",
-                                        "s12_release_crop256_s2")}
+                                        "s12_release_crop256_s2"),
+    "release + histogram equalisation": ("s13_release_he", "s13_release_he_s1",
+                                         "s13_release_he_s2")}
 #: Candidates made to take the label away from the lesion's surroundings: for them a lower AUC
 #: with the lesion hidden (its interval below zero) is a gain too (stage 10's rule, committed
 #: before its trials ran).
