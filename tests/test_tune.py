@@ -342,10 +342,12 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
     assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop",
                                                     "release + context swap", "release at 192 px",
                                                     "release + lesion crop at 256 px",
-                                                    "release + histogram equalisation"]
+                                                    "release + histogram equalisation",
+                                                    "release + marks inpainted"]
     changes = ({"aug_policy": "trivial"}, {"aug_policy": "lesion_crop"},
                {"aug_policy": "context_swap"}, {"image_size": 192},
-               {"image_size": 256, "net_size": 128}, {"enhancement": "he"})
+               {"image_size": 256, "net_size": 128}, {"enhancement": "he"},
+               {"enhancement": "unmark"})
     for (name, trials), change in zip(tune.RELEASE_SEEDED_CANDIDATES.items(), changes):
         for t, r in zip(trials, ref):
             cfg = tune.trial_config(t)
@@ -372,10 +374,11 @@ def test_stage8_table_and_rule_on_known_numbers():
     recs = _stage8_recs((1.80, 1.81, 1.82), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     assert t.attrs["level"] == 0.95 and set(t["candidate"]) == {"release + trivial"}
-    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-13 not run
+    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-14 not run
                                   "release + context swap", "release at 192 px",
                                   "release + lesion crop at 256 px",
-                                  "release + histogram equalisation"]
+                                  "release + histogram equalisation",
+                                  "release + marks inpainted"]
     g = t.set_index("signal").loc["shift score"]
     assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
     assert tune_report.release_seeded_select(t)["release + trivial"].startswith("kept")
@@ -386,7 +389,8 @@ def test_stage8_table_and_rule_on_known_numbers():
                                                          "release + context swap",
                                                          "release at 192 px",
                                                          "release + lesion crop at 256 px",
-                                                         "release + histogram equalisation"]
+                                                         "release + histogram equalisation",
+                                  "release + marks inpainted"]
     with pytest.raises(ConfigError, match="reference"):
         tune_report.release_seeded_table(recs[1:])
     assert tune_report.stage_progress(recs[1:], [r["trial"] for r in recs]) == (5, 6)
@@ -404,11 +408,11 @@ def test_selection_sentence_reports_stage8_verdict_or_progress():
                            "against three), release + trivial changed the shift score by -0.097")
     assert "not kept: clean score and shift score below the reference" in text
     assert text.endswith("release + lesion crop has no verdict yet (6 of the 12 trials of stages "
-                         "8 to 13 recorded).")
+                         "8 to 14 recorded).")
     text = transfer.selection_sentence({"release_progress": (2, 12), "release_missing": [
         "release + trivial", "release + lesion crop"]})
     assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
-                    "verdict yet (2 of the 12 trials of stages 8 to 13 recorded).")
+                    "verdict yet (2 of the 12 trials of stages 8 to 14 recorded).")
 
 
 def test_every_stage_has_its_own_look_in_the_cost_figure():
@@ -430,7 +434,7 @@ def test_release_recipe_sentence_for_the_introduction():
             "release_progress": (6, 12), "release_missing": t.attrs["missing"]}
     text = transfer.release_recipe_sentence(view)
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
-    assert text.endswith("(6 of the 12 trials of stages 8 to 13 recorded).")
+    assert text.endswith("(6 of the 12 trials of stages 8 to 14 recorded).")
     assert text in transfer.selection_sentence(view)
 
 

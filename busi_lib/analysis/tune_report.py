@@ -457,10 +457,11 @@ def confirm_select(table: pd.DataFrame) -> dict[str, str]:
 
 
 def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
-    """Stages 8 to 13: :func:`seeded_table` for the candidates on the released recipe (strong
+    """Stages 8 to 14: :func:`seeded_table` for the candidates on the released recipe (strong
     augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion,
     stage 10: lesions moved into other images' surroundings, stage 11: 192 px, stage 12: the
-    lesion crop at twice the detail, stage 13: histogram-equalised images),
+    lesion crop at twice the detail, stage 13: histogram-equalised images, stage 14: burnt-in
+    marks inpainted),
     each three seeds against the recipe's three, 95 % intervals. Raises :class:`ConfigError`
     while a reference trial is not recorded; a candidate with a trial missing is left out
     (``attrs["missing"]``)."""
@@ -469,8 +470,8 @@ def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
 
 
 def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
-    """The rule of stages 8 to 13 (each fixed and committed before any of that stage's trials
-    ran: stages 8 and 9 on 2026-12-03, stages 10 to 13 on 2026-12-04), per candidate, on
+    """The rule of stages 8 to 14 (each fixed and committed before any of that stage's trials
+    ran: stages 8 and 9 on 2026-12-03, stages 10 to 14 on 2026-12-04), per candidate, on
     :func:`release_seeded_table`'s table at 95 %: the rule of :func:`seeded_select`, except
     for the candidates of :data:`~busi_lib.experiments.tune.CONTEXT_CANDIDATES`, made to read
     the lesion rather than its surroundings. Such a candidate is **kept** when neither score's
