@@ -487,3 +487,38 @@ def test_trial_rerun_table_pairs_each_reference_seed_with_its_rerun():
     assert row["AUC, again"] == pytest.approx(0.90) and row["Dice, first"] == pytest.approx(0.78)
     assert row["machine, again"] == "mixed_bfloat16, Xeon"
     assert tune_report.trial_rerun_table([]).empty
+
+
+def _with_predictions(name, probs, ids=None, classes=None):
+    ids = ids or [f"i{k}" for k in range(len(probs))]
+    classes = classes or ["benign", "malignant"] * (len(probs) // 2)
+    return {"trial": name, "val_predictions": {"id": ids, "true_class": classes,
+                                               "prob_malignant": list(probs)}}
+
+
+def test_seed_ensemble_table_on_known_numbers():
+    # four images, benign / malignant alternating; seed 1 ranks one pair wrong, seed 2
+    # another, seed 3 none: each seed's AUC 0.75, 0.75, 1.0; their mean ranks all right
+    ref = tune.RELEASE_REFERENCE_RERUN
+    recs = [_with_predictions(ref[0], [0.6, 0.5, 0.1, 0.9]),
+            _with_predictions(ref[1], [0.1, 0.9, 0.6, 0.5]),
+            _with_predictions(ref[2], [0.2, 0.8, 0.3, 0.7])]
+    t = tune_report.seed_ensemble_table(recs)
+    assert list(t["recipe"]) == ["release recipe (reference seeds, run again)"]
+    row = t.iloc[0]
+    assert row["AUC, each seed (mean)"] == pytest.approx((0.75 + 0.75 + 1.0) / 3)
+    assert (row["lowest"], row["highest"]) == (0.75, 1.0)
+    assert row["AUC, seeds averaged"] == pytest.approx(1.0)
+    assert row["difference"] == pytest.approx(1.0 - 2.5 / 3)
+    assert "smaller than the spread between seeds" in tune_report.seed_ensemble_sentence(t)
+    # three seeds each wrong on another pair (AUC 0.75 each, no spread); averaged, all right
+    third = [_with_predictions(ref[2], [0.6, 0.9, 0.1, 0.5])]
+    t3 = tune_report.seed_ensemble_table(recs[:2] + third)
+    assert t3.iloc[0]["lowest"] == t3.iloc[0]["highest"] == 0.75
+    assert t3.iloc[0]["AUC, seeds averaged"] == pytest.approx(1.0)
+    assert "as large as the spread between seeds" in tune_report.seed_ensemble_sentence(t3)
+    # a trial without predictions: no row; other images: an error
+    assert tune_report.seed_ensemble_table(recs[:2] + [{"trial": ref[2]}]).empty
+    bad = recs[:2] + [_with_predictions(ref[2], [0.2, 0.8, 0.3, 0.7], ids=list("abcd"))]
+    with pytest.raises(ConfigError, match="validation images differ"):
+        tune_report.seed_ensemble_table(bad)
