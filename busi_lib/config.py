@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     # data
     "image_size": 128,
     "classes": ["benign", "malignant"],
-    "enhancement": "ghe",
+    "enhancement": "ghe",     # at full resolution: "none", "he", "clahe", "ghe" (contrast) or
+                              # "unmark" (burnt-in text and calipers inpainted)
     "resize": "squash",       # "squash" (the paper: stretch to the square) or "pad" (keep aspect)
     "normalize": "none",      # "none" (x / 255, the paper) or "zscore" (per image)
     "max_per_class": None,
@@ -271,6 +272,11 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # paired with the release
     "robust_he_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
                               "enhancement": "he"},
+    # issue 26, stage 14's candidate (burnt-in text and calipers inpainted), defined
+    # 2026-12-04 before any of its trials ran, trained only if stage 14 keeps it; paired
+    # with the release
+    "robust_unmark_grouped_e60": {"split": "grouped", "external": True, **ROBUST_RECIPE,
+                                  "enhancement": "unmark"},
     "ablation_reference": {"split": "grouped"},
     **{f"ablation_reference_s{s}": {"split": "grouped", "train_seed": s} for s in REFERENCE_SEEDS},
     **{name: {"split": "grouped", **ov} for name, ov in ABLATIONS.items()},
@@ -379,7 +385,7 @@ def book_experiments(profile: str) -> tuple[str, ...]:
 
 #: Allowed values of the configuration keys that take one of a few (``busi-train --list`` shows them).
 CHOICES = {
-    "enhancement": ("none", "he", "clahe", "ghe"),
+    "enhancement": ("none", "he", "clahe", "ghe", "unmark"),
     "split": ("random", "grouped", "curated", "peer_curated", "peer_segbench",
               "peer_grouped_locked"),
     "full_res": ("stem", "input", "none"),

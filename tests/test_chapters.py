@@ -212,7 +212,7 @@ def test_peers_curated_candidate_with_folds_missing_is_not_judged(glued, monkeyp
     monkeypatch.setattr(peers_chapter, "load_predictions",
                         lambda *a, **k: pytest.fail("read predictions before all folds exist"))
     assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED
-    assert "1 of its 4 folds are trained" in glued["md"][-1]
+    assert "1 of its 4 folds is trained" in glued["md"][-1]
     assert not glued["shown"]
 
 

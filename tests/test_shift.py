@@ -46,8 +46,9 @@ def test_perturbed_inputs_equalise_again_after_a_scanner_change():
         gap_he = np.abs(seen.astype(float) - clean).mean()
         gap_raw = np.abs(raw.astype(float) - clean).mean()
         assert gap_he < 4 and gap_raw > 4 * gap_he, (name, gap_he, gap_raw)
-    same, _ = shift.perturbed_inputs({"enhancement": "none"}, img, mask, "gain_low")
-    np.testing.assert_array_equal(same, shift.shift_images(img, mask, "gain_low")[0])
+    for method in ("none", "unmark"):                   # nothing applied again
+        same, _ = shift.perturbed_inputs({"enhancement": method}, img, mask, "gain_low")
+        np.testing.assert_array_equal(same, shift.shift_images(img, mask, "gain_low")[0])
 
 
 def test_zoom_moves_the_mask_with_the_image():

@@ -136,3 +136,24 @@ def test_reliance_table_groups_seeds_and_skips_what_is_missing(monkeypatch):
     assert row["trials"] == 3 and pd.isna(row["AUC, square around the lesion hidden"])
     assert t.loc["the release at 192 px", "AUC, square around the lesion hidden"] == (
         "0.700 (0.700-0.700)")
+
+
+def test_plot_marks_shows_found_marks_above_the_inpainted_image(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from PIL import Image
+    from tests.synthetic import make_busi
+
+    root = make_busi(tmp_path / "busi", n_benign=2, n_malignant=1, size=(60, 80))
+    img = np.asarray(Image.open(root / "benign" / "benign (2).png").convert("L")).copy()
+    img[30, 20:31] = img[25:36, 25] = 255                      # a caliper
+    Image.fromarray(img).save(root / "benign" / "benign (2).png")
+    fig = T.plot_marks(root, names=("benign/benign (1).png", "benign/benign (2).png",
+                                    "benign/no such image.png"))
+    assert fig is not None and len(fig.axes) == 4              # two images, two rows
+    shown = fig.axes[1].images[0].get_array()                  # image 2, marks in vermillion
+    assert tuple(shown[30, 25]) == (213, 94, 0)
+    after = fig.axes[3].images[0].get_array()
+    assert after[30, 25] < 200                                  # inpainted
+    assert T.plot_marks(root, names=("benign/no such image.png",)) is None
+    assert T.plot_marks(tmp_path / "empty") is None

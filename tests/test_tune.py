@@ -342,10 +342,12 @@ def test_stage8_pairs_the_release_recipe_seed_by_seed():
     assert list(tune.RELEASE_SEEDED_CANDIDATES) == ["release + trivial", "release + lesion crop",
                                                     "release + context swap", "release at 192 px",
                                                     "release + lesion crop at 256 px",
-                                                    "release + histogram equalisation"]
+                                                    "release + histogram equalisation",
+                                                    "release + marks inpainted"]
     changes = ({"aug_policy": "trivial"}, {"aug_policy": "lesion_crop"},
                {"aug_policy": "context_swap"}, {"image_size": 192},
-               {"image_size": 256, "net_size": 128}, {"enhancement": "he"})
+               {"image_size": 256, "net_size": 128}, {"enhancement": "he"},
+               {"enhancement": "unmark"})
     for (name, trials), change in zip(tune.RELEASE_SEEDED_CANDIDATES.items(), changes):
         for t, r in zip(trials, ref):
             cfg = tune.trial_config(t)
@@ -372,10 +374,11 @@ def test_stage8_table_and_rule_on_known_numbers():
     recs = _stage8_recs((1.80, 1.81, 1.82), (1.60, 1.62, 1.64))
     t = tune_report.release_seeded_table(recs)
     assert t.attrs["level"] == 0.95 and set(t["candidate"]) == {"release + trivial"}
-    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-13 not run
+    assert t.attrs["missing"] == ["release + lesion crop",               # stages 9-14 not run
                                   "release + context swap", "release at 192 px",
                                   "release + lesion crop at 256 px",
-                                  "release + histogram equalisation"]
+                                  "release + histogram equalisation",
+                                  "release + marks inpainted"]
     g = t.set_index("signal").loc["shift score"]
     assert g["difference"] == pytest.approx(0.19) and g["low"] > 0
     assert tune_report.release_seeded_select(t)["release + trivial"].startswith("kept")
@@ -386,7 +389,8 @@ def test_stage8_table_and_rule_on_known_numbers():
                                                          "release + context swap",
                                                          "release at 192 px",
                                                          "release + lesion crop at 256 px",
-                                                         "release + histogram equalisation"]
+                                                         "release + histogram equalisation",
+                                  "release + marks inpainted"]
     with pytest.raises(ConfigError, match="reference"):
         tune_report.release_seeded_table(recs[1:])
     assert tune_report.stage_progress(recs[1:], [r["trial"] for r in recs]) == (5, 6)
@@ -404,11 +408,11 @@ def test_selection_sentence_reports_stage8_verdict_or_progress():
                            "against three), release + trivial changed the shift score by -0.097")
     assert "not kept: clean score and shift score below the reference" in text
     assert text.endswith("release + lesion crop has no verdict yet (6 of the 12 trials of stages "
-                         "8 to 13 recorded).")
+                         "8 to 14 recorded).")
     text = transfer.selection_sentence({"release_progress": (2, 12), "release_missing": [
         "release + trivial", "release + lesion crop"]})
     assert text == ("On the released recipe, release + trivial and release + lesion crop have no "
-                    "verdict yet (2 of the 12 trials of stages 8 to 13 recorded).")
+                    "verdict yet (2 of the 12 trials of stages 8 to 14 recorded).")
 
 
 def test_every_stage_has_its_own_look_in_the_cost_figure():
@@ -430,7 +434,7 @@ def test_release_recipe_sentence_for_the_introduction():
             "release_progress": (6, 12), "release_missing": t.attrs["missing"]}
     text = transfer.release_recipe_sentence(view)
     assert text.startswith("On the released recipe (strong augmentation, 60 epochs; three")
-    assert text.endswith("(6 of the 12 trials of stages 8 to 13 recorded).")
+    assert text.endswith("(6 of the 12 trials of stages 8 to 14 recorded).")
     assert text in transfer.selection_sentence(view)
 
 
@@ -483,3 +487,38 @@ def test_trial_rerun_table_pairs_each_reference_seed_with_its_rerun():
     assert row["AUC, again"] == pytest.approx(0.90) and row["Dice, first"] == pytest.approx(0.78)
     assert row["machine, again"] == "mixed_bfloat16, Xeon"
     assert tune_report.trial_rerun_table([]).empty
+
+
+def _with_predictions(name, probs, ids=None, classes=None):
+    ids = ids or [f"i{k}" for k in range(len(probs))]
+    classes = classes or ["benign", "malignant"] * (len(probs) // 2)
+    return {"trial": name, "val_predictions": {"id": ids, "true_class": classes,
+                                               "prob_malignant": list(probs)}}
+
+
+def test_seed_ensemble_table_on_known_numbers():
+    # four images, benign / malignant alternating; seed 1 ranks one pair wrong, seed 2
+    # another, seed 3 none: each seed's AUC 0.75, 0.75, 1.0; their mean ranks all right
+    ref = tune.RELEASE_REFERENCE_RERUN
+    recs = [_with_predictions(ref[0], [0.6, 0.5, 0.1, 0.9]),
+            _with_predictions(ref[1], [0.1, 0.9, 0.6, 0.5]),
+            _with_predictions(ref[2], [0.2, 0.8, 0.3, 0.7])]
+    t = tune_report.seed_ensemble_table(recs)
+    assert list(t["recipe"]) == ["release recipe (reference seeds, run again)"]
+    row = t.iloc[0]
+    assert row["AUC, each seed (mean)"] == pytest.approx((0.75 + 0.75 + 1.0) / 3)
+    assert (row["lowest"], row["highest"]) == (0.75, 1.0)
+    assert row["AUC, seeds averaged"] == pytest.approx(1.0)
+    assert row["difference"] == pytest.approx(1.0 - 2.5 / 3)
+    assert "smaller than the spread between seeds" in tune_report.seed_ensemble_sentence(t)
+    # three seeds each wrong on another pair (AUC 0.75 each, no spread); averaged, all right
+    third = [_with_predictions(ref[2], [0.6, 0.9, 0.1, 0.5])]
+    t3 = tune_report.seed_ensemble_table(recs[:2] + third)
+    assert t3.iloc[0]["lowest"] == t3.iloc[0]["highest"] == 0.75
+    assert t3.iloc[0]["AUC, seeds averaged"] == pytest.approx(1.0)
+    assert "as large as the spread between seeds" in tune_report.seed_ensemble_sentence(t3)
+    # a trial without predictions: no row; other images: an error
+    assert tune_report.seed_ensemble_table(recs[:2] + [{"trial": ref[2]}]).empty
+    bad = recs[:2] + [_with_predictions(ref[2], [0.2, 0.8, 0.3, 0.7], ids=list("abcd"))]
+    with pytest.raises(ConfigError, match="validation images differ"):
+        tune_report.seed_ensemble_table(bad)

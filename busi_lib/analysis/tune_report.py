@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from busi_lib.errors import ConfigError
+from busi_lib.eval.metrics import fast_auc
 from busi_lib.experiments.shift import SHIFTS, shift_score
 from busi_lib.experiments.tune import (CONFIRM_CANDIDATES, CONFIRM_LEVEL, CONFIRM_REFERENCE,
                                        CONTEXT_CANDIDATES, FINAL_TRIAL,
@@ -457,10 +458,11 @@ def confirm_select(table: pd.DataFrame) -> dict[str, str]:
 
 
 def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
-    """Stages 8 to 13: :func:`seeded_table` for the candidates on the released recipe (strong
+    """Stages 8 to 14: :func:`seeded_table` for the candidates on the released recipe (strong
     augmentation, 60 epochs; stage 8: stage 7's policy, stage 9: crops that keep the lesion,
     stage 10: lesions moved into other images' surroundings, stage 11: 192 px, stage 12: the
-    lesion crop at twice the detail, stage 13: histogram-equalised images),
+    lesion crop at twice the detail, stage 13: histogram-equalised images, stage 14: burnt-in
+    marks inpainted),
     each three seeds against the recipe's three, 95 % intervals. Raises :class:`ConfigError`
     while a reference trial is not recorded; a candidate with a trial missing is left out
     (``attrs["missing"]``)."""
@@ -469,8 +471,8 @@ def release_seeded_table(recs: list[dict]) -> pd.DataFrame:
 
 
 def release_seeded_select(table: pd.DataFrame) -> dict[str, str]:
-    """The rule of stages 8 to 13 (each fixed and committed before any of that stage's trials
-    ran: stages 8 and 9 on 2026-12-03, stages 10 to 13 on 2026-12-04), per candidate, on
+    """The rule of stages 8 to 14 (each fixed and committed before any of that stage's trials
+    ran: stages 8 and 9 on 2026-12-03, stages 10 to 14 on 2026-12-04), per candidate, on
     :func:`release_seeded_table`'s table at 95 %: the rule of :func:`seeded_select`, except
     for the candidates of :data:`~busi_lib.experiments.tune.CONTEXT_CANDIDATES`, made to read
     the lesion rather than its surroundings. Such a candidate is **kept** when neither score's
@@ -519,6 +521,58 @@ def trial_rerun_table(recs: list[dict]) -> pd.DataFrame:
         row["score difference"] = row["score, again"] - row["score, first"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def seed_ensemble_table(recs: list[dict]) -> pd.DataFrame:
+    """Would averaging training seeds help? For the release recipe's reference seeds (their
+    re-runs, :data:`~busi_lib.experiments.tune.RELEASE_REFERENCE_RERUN`) and each candidate of
+    :data:`~busi_lib.experiments.tune.RELEASE_SEEDED_CANDIDATES` whose three trials all
+    recorded each validation image's probability (``val_predictions``): the validation AUC of
+    each seed (mean, lowest, highest), the AUC of the three seeds' probabilities averaged per
+    image, and the difference. The same images in every trial (checked). Judged by no rule:
+    exploratory. Empty when no such group is recorded."""
+    by = {r["trial"]: r for r in recs}
+    groups = {"release recipe (reference seeds, run again)": RELEASE_REFERENCE_RERUN,
+              **RELEASE_SEEDED_CANDIDATES}
+    rows = []
+    for name, trials in groups.items():
+        preds = [by.get(t, {}).get("val_predictions") for t in trials]
+        if not all(preds):
+            continue
+        if any(p["id"] != preds[0]["id"] or p["true_class"] != preds[0]["true_class"]
+               for p in preds):
+            raise ConfigError(f"{name}: its trials' validation images differ; expected the "
+                              "same inner validation split")
+        y = (np.asarray(preds[0]["true_class"]) == "malignant").astype(int)
+        probs = np.array([p["prob_malignant"] for p in preds], float)
+        each = [fast_auc(y, p) for p in probs]
+        both = fast_auc(y, probs.mean(axis=0))
+        rows.append({"recipe": name, "seeds": len(trials), "images": len(y),
+                     "AUC, each seed (mean)": float(np.mean(each)),
+                     "lowest": float(min(each)), "highest": float(max(each)),
+                     "AUC, seeds averaged": float(both),
+                     "difference": float(both - np.mean(each))})
+    return pd.DataFrame(rows)
+
+
+def seed_ensemble_sentence(table: pd.DataFrame) -> str:
+    """What :func:`seed_ensemble_table` says, in a sentence: the range of the differences
+    against the spread between seeds."""
+    if table.empty:
+        return "No three seeds of one recipe have recorded their validation predictions."
+    lo, hi = table["difference"].min(), table["difference"].max()
+    spread = float((table["highest"] - table["lowest"]).mean())
+    n = len(table)
+    text = (f"Averaging the three seeds' probabilities changed the validation AUC by "
+            + (f"{lo:+.3f}" if n == 1 else f"{lo:+.3f} to {hi:+.3f}")
+            + f" against the seeds' mean ({n} recipe{'s' if n > 1 else ''}, "
+            f"{int(table['images'].iloc[0])} images), while one seed's AUC differs from "
+            f"another's by {spread:.3f} on average (highest minus lowest). ")
+    if max(abs(lo), abs(hi)) < spread:
+        return text + ("The change is smaller than the spread between seeds: on these images, "
+                       "averaging training seeds is not a lead.")
+    return text + ("The change is as large as the spread between seeds: a lead, to be judged "
+                   "by a rule written before its own trials.")
 
 
 def stage_progress(recs: list[dict], trials) -> tuple[int, int]:

@@ -43,7 +43,8 @@ def curated_training(profile: str, seed: int) -> str:
             "their loader does) in place of our class weights alone")
     if len(recs) < n_folds:
         done = (f"None of its {n_folds} folds is trained yet" if not recs else
-                f"{len(recs)} of its {n_folds} folds are trained")
+                f"{len(recs)} of its {n_folds} folds {'is' if len(recs) == 1 else 'are'} "
+                "trained")
         view.md(f"A second training, `{cand}`, uses {what}. {done}; its rule (the pooled validation 3-class accuracy must "
                 "beat this one's, paired bootstrap interval above zero) is judged when all are.")
         return CURATED

@@ -113,6 +113,19 @@ def robustness(trials: list[dict]) -> None:
                 + (" (identical)." if diff == 0 else "."))
 
 
+def seed_ensembles(trials: list[dict]) -> None:
+    """Three training seeds' probabilities averaged against each seed alone, on the inner
+    validation images (:func:`busi_lib.analysis.tune_report.seed_ensemble_table`)."""
+    table = tune_report.seed_ensemble_table(trials)
+    if table.empty:
+        view.note("no three seeds of one recipe have recorded their validation predictions.")
+        return
+    view.show(table.set_index("recipe"), "Validation AUC of each training seed and of the "
+              "three seeds' probabilities averaged (inner validation images; exploratory, no "
+              "rule)", decimals=3)
+    view.md(tune_report.seed_ensemble_sentence(table))
+
+
 def learning_curve(trials: list[dict]) -> None:
     """Stage 5: the recipe on shares of the inner-training images, and the seed noise."""
     lc = tune_report.learning_curve_table(trials)

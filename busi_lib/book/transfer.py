@@ -20,6 +20,8 @@ import pandas as pd
 from busi_lib.analysis import fusion_selection, tune_report
 from busi_lib.config import RELEASED_EXPERIMENT, setting
 from busi_lib.data.busi import locate_data
+from busi_lib.data.images import read_image
+from busi_lib.data.marks import mark_mask, remove_marks
 from busi_lib.data.protocols import fold_parts
 from busi_lib.data.splits import prepare
 from busi_lib.errors import DataError
@@ -425,6 +427,45 @@ def lesion_share_of_attention(items) -> pd.DataFrame:
                      "share of the fall inside the lesion (%)":
                          100 * float(pos[mask].sum() / total) if total > 0 else np.nan})
     return pd.DataFrame(rows).set_index("image") if rows else pd.DataFrame()
+
+
+#: BUSI images that show the kinds of burnt-in marks stage 14 removes (text on black, text and
+#: calipers on tissue, calipers drawn across a small lesion): a display choice, made by eye.
+MARKS_EXAMPLES = ("benign/benign (60).png", "benign/benign (426).png",
+                  "benign/benign (246).png")
+
+
+def plot_marks(data_dir=None, names=MARKS_EXAMPLES, download: bool = False):
+    """Stage 14's preprocessing on a few BUSI images: each image with the marks found
+    (:func:`busi_lib.data.marks.mark_mask`, in vermillion) above the image they are inpainted
+    from (:func:`busi_lib.data.marks.remove_marks`). ``None`` when BUSI is not found."""
+    import matplotlib.pyplot as plt
+
+    try:
+        root = locate_data(data_dir, download=download)
+    except DataError:
+        return None
+    paths = [root / n for n in names if (root / n).is_file()]
+    if not paths:
+        return None
+    fig, axes = plt.subplots(2, len(paths), figsize=(3.2 * len(paths), 5.4), squeeze=False)
+    for j, p in enumerate(paths):
+        img = read_image(p)
+        found = mark_mask(img)
+        shown = np.repeat(img[..., None], 3, axis=2).copy()
+        shown[found] = (213, 94, 0)
+        axes[0, j].imshow(shown)
+        axes[1, j].imshow(remove_marks(img), cmap="gray", vmin=0, vmax=255)
+        axes[0, j].set_title(f"BUSI {p.stem}: {100 * found.mean():.1f} % of pixels", fontsize=8)
+        for ax in axes[:, j]:
+            ax.axis("off")
+    axes[0, 0].text(-0.04, 0.5, "marks found", rotation=90, va="center", ha="right",
+                    transform=axes[0, 0].transAxes, fontsize=9)
+    axes[1, 0].text(-0.04, 0.5, "inpainted", rotation=90, va="center", ha="right",
+                    transform=axes[1, 0].transAxes, fontsize=9)
+    fig.suptitle("Stage 14: burnt-in text and calipers found (vermillion) and inpainted",
+                  fontsize=9)
+    return fig
 
 
 def local_busi_examples(data_dir=None, per_class: int = 1, download: bool = False) -> list[Path]:

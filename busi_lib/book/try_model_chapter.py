@@ -231,6 +231,15 @@ def selection(profile: str) -> None:
                   "the recipe's three (Welch 95% interval)")
 
 
+def marks(data_dir=None) -> None:
+    """Stage 14's preprocessing shown on BUSI images (or a note when BUSI is not found)."""
+    fig = transfer.plot_marks(data_dir, download=colab.on_colab())
+    if fig is None:
+        view.note("BUSI was not found, so stage 14's preprocessing is not shown here.")
+        return
+    plt.show()
+
+
 #: The recipe a release candidate was built on (its own reference), where that is not the
 #: release itself (stages 8 to 10 built theirs on the release).
 CANDIDATE_BASES = {"trivial_grouped": "multitask_grouped"}

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from busi_lib.data.enhance import METHODS, enhance
+from busi_lib.data.enhance import PREPROCESSING, enhance
 from busi_lib.data.images import check_resize, pixel_sha256, read_image, read_mask, resize_pair
 from busi_lib.errors import ConfigError, DataError
 from busi_lib.records import PROJECT_ROOT, atomic_write_text
@@ -383,8 +383,8 @@ def load_busi(data_dir: str | os.PathLike | None = None, *, image_size: int = 12
     """
 
     check_resize(image_size, resize)
-    if enhancement not in METHODS:
-        raise ConfigError(f"enhancement={enhancement!r}: expected one of {list(METHODS)}")
+    if enhancement not in PREPROCESSING:
+        raise ConfigError(f"enhancement={enhancement!r}: expected one of {list(PREPROCESSING)}")
     if data_dir is not None and str(data_dir).endswith(".npz"):
         return load_bundle(data_dir, image_size=image_size, classes=classes,
                            enhancement=enhancement, max_per_class=max_per_class, resize=resize)

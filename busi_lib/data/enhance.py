@@ -48,13 +48,19 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from busi_lib.data.marks import remove_marks
 from busi_lib.errors import ConfigError
 
-__all__ = ["METHODS", "LOCAL_MEASURES", "enhance", "ghe", "ghe_steps",
+__all__ = ["METHODS", "PREPROCESSING", "LOCAL_MEASURES", "enhance", "ghe", "ghe_steps",
            "lesion_contrast", "contrast_table"]
 
-#: Names accepted by :func:`enhance` (``method=``).
+#: The contrast enhancements (``method=`` of :func:`enhance`; the tables and figures of the
+#: enhancement chapter compare these).
 METHODS = ("none", "he", "clahe", "ghe")
+#: Everything :func:`enhance` (and a configuration's ``enhancement``) accepts: the contrast
+#: enhancements and ``"unmark"``, burnt-in text and calipers inpainted
+#: (:func:`busi_lib.data.marks.remove_marks`).
+PREPROCESSING = METHODS + ("unmark",)
 
 #: Local-information measures accepted by :func:`ghe` (``local=``).
 LOCAL_MEASURES = ("laplacian", "local_mean")
@@ -317,7 +323,11 @@ def _none(img: np.ndarray) -> np.ndarray:
     return img.copy()
 
 
-_DISPATCH = {"none": _none, "he": _he, "clahe": _clahe, "ghe": ghe}
+def _unmark(img: np.ndarray, *, radius: int = 3) -> np.ndarray:
+    return remove_marks(img, radius=radius)
+
+
+_DISPATCH = {"none": _none, "he": _he, "clahe": _clahe, "ghe": ghe, "unmark": _unmark}
 
 
 def enhance(img: np.ndarray, method: str = "ghe", **kwargs: Any) -> np.ndarray:
@@ -327,7 +337,7 @@ def enhance(img: np.ndarray, method: str = "ghe", **kwargs: Any) -> np.ndarray:
     ----------
     img : (H, W) uint8 ndarray
         Grey image.
-    method : {"none", "he", "clahe", "ghe"}, default "ghe"
+    method : {"none", "he", "clahe", "ghe", "unmark"}, default "ghe"
         ``"none"``: a copy of ``img``.
         ``"he"``: global histogram equalization, :func:`skimage.exposure.equalize_hist`
         (keyword: ``nbins``, default 256).
@@ -336,6 +346,8 @@ def enhance(img: np.ndarray, method: str = "ghe", **kwargs: Any) -> np.ndarray:
         default; ``kernel_size``, default 1/8 of the image size; ``nbins``, default 256).
         ``"ghe"``: multi-peak generalized HE of the paper, :func:`ghe` (keywords: those of
         :func:`ghe`).
+        ``"unmark"``: not a contrast enhancement: burnt-in text and calipers found and
+        inpainted, :func:`busi_lib.data.marks.remove_marks` (keyword: ``radius``, default 3).
     **kwargs
         Method-specific keywords as listed above; any other raises :class:`ConfigError`.
 
@@ -351,9 +363,9 @@ def enhance(img: np.ndarray, method: str = "ghe", **kwargs: Any) -> np.ndarray:
     ConfigError
         Unknown ``method`` or keyword, or ``img`` not a 2-D uint8 array.
     """
-    if not isinstance(method, str) or method not in METHODS:
+    if not isinstance(method, str) or method not in PREPROCESSING:
         raise ConfigError(f"unknown enhancement method={method!r}: expected one of "
-                          f"{list(METHODS)}")
+                          f"{list(PREPROCESSING)}")
     img = _check_image(img)
     func = _DISPATCH[method]
     allowed = [p.name for p in inspect.signature(func).parameters.values()

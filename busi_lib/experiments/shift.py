@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from busi_lib.data.augment import warp
+from busi_lib.data.enhance import METHODS as CONTRAST_METHODS
 from busi_lib.data.enhance import enhance
 from busi_lib.errors import ConfigError
 from busi_lib.eval.inference import network_outputs
@@ -99,12 +100,14 @@ def perturbed_inputs(cfg: dict, images: np.ndarray, masks: np.ndarray, name: str
     A scanner's gain, contrast or grey map changes the image before the pipeline's own
     preprocessing does anything, so a pipeline that equalises grey levels (``"he"``) sees the
     perturbed image equalised again; without this the perturbation would act after the
-    equalisation and the signal could not tell such a pipeline from one without it. For
-    ``enhancement="none"`` this is :func:`shift_images` unchanged.
+    equalisation and the signal could not tell such a pipeline from one without it. Only the
+    contrast enhancements are applied again (``"unmark"`` is not: the marks are already gone,
+    and its detector is made for full-size images). For ``enhancement="none"`` this is
+    :func:`shift_images` unchanged.
     """
     imgs, mks = shift_images(images, masks, name)
     method = cfg.get("enhancement", "none")
-    if method != "none":
+    if method in CONTRAST_METHODS and method != "none":
         imgs = np.stack([enhance(im, method) for im in imgs])
     return imgs, mks
 
