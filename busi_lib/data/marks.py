@@ -3,8 +3,8 @@
 Many BUSI images carry what the sonographer typed or measured: a side and position label
 ("RIGHT BREAST", "LT9"), calipers (``+``) on the lesion's edge and the dotted lines between
 them. They are drawn by the scanner, not imaged, and a network can learn to read them (a
-measured lesion is a suspicious one). Other data sets (BUS-BRA among them) remove such
-marks or never had them. :func:`remove_marks` finds them and fills them from their
+measured lesion is a suspicious one). Images from other sites and scanners need not carry
+such marks. :func:`remove_marks` finds them and fills them from their
 surroundings, so that a network trained on the result cannot use them.
 
 How a mark is found (:func:`mark_mask`): a mark is bright and thin. A pixel is a *core* pixel

@@ -230,7 +230,7 @@ TRIALS: dict[str, tuple[int, dict]] = {
     # (enhancement "unmark", busi_lib.data.marks, at full resolution before the resize; the
     # predictor does the same). Why: the issue's "drop text, calipers and frames"; BUSI's
     # calipers are often drawn across the lesion itself (a measured lesion is a suspicious
-    # one), a mark other scanners' images do not carry
+    # one), and other sites' images need not carry such marks
     **{f"s14_release_unmark{sfx}": (14, {**COMBO, **STRONG_AUG, "epochs": 60,
                                          "enhancement": "unmark", **seed})
        for sfx, seed in (("", {}), ("_s1", {"train_seed": 1}), ("_s2", {"train_seed": 2}))},
