@@ -72,3 +72,21 @@ def test_bad_input_is_refused():
         marks.remove_marks(np.zeros((8, 8)))
     with pytest.raises(ConfigError, match="size=2: expected an integer >= 3"):
         marks.mark_mask(np.zeros((8, 8), np.uint8), size=2)
+
+
+def test_mark_table_measures_marks_on_the_image_and_on_the_lesion():
+    clean = _tissue(4)
+    marked, truth = _marked(clean)
+    lesion = np.zeros(clean.shape, bool)
+    lesion[50:70, 45:66] = True                                # holds the '+' caliper
+    t = marks.mark_table([("a", "benign", marked, lesion), ("b", "malignant", clean, lesion),
+                          ("c", "normal", clean, np.zeros(clean.shape, bool))])
+    assert list(t["id"]) == ["a", "b", "c"] and list(t["label"]) == ["benign", "malignant",
+                                                                      "normal"]
+    assert t.loc[0, "marked"] == pytest.approx(marks.mark_mask(marked).mean())
+    assert t.loc[0, "marked"] >= truth.mean()
+    assert 0.1 < t.loc[0, "lesion_marked"] <= 1
+    assert t.loc[1, "marked"] == t.loc[1, "lesion_marked"] == 0
+    assert t.loc[2, "lesion_marked"] == 0
+    with pytest.raises(ConfigError, match="mask of shape"):
+        marks.mark_table([("d", "benign", clean, lesion[:10])])

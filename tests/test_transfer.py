@@ -157,3 +157,21 @@ def test_plot_marks_shows_found_marks_above_the_inpainted_image(tmp_path):
     assert after[30, 25] < 200                                  # inpainted
     assert T.plot_marks(root, names=("benign/no such image.png",)) is None
     assert T.plot_marks(tmp_path / "empty") is None
+
+
+def test_marks_by_class_counts_marked_images_per_class(tmp_path):
+    from PIL import Image
+    from tests.synthetic import make_busi
+
+    root = make_busi(tmp_path / "busi", n_benign=3, n_malignant=2, n_normal=1, size=(60, 80))
+    for p in root.glob("*/*).png"):                            # flat images: no mark anywhere
+        Image.fromarray(np.full((60, 80), 100, np.uint8)).save(p)
+    img = np.full((60, 80), 100, np.uint8)
+    img[30, 20:31] = img[25:36, 25] = 255                      # a caliper on one benign image
+    Image.fromarray(img).save(root / "benign" / "benign (2).png")
+    t = T.marks_by_class(root)
+    assert list(t.index) == ["benign", "malignant", "normal"]
+    assert list(t["images"]) == [3, 2, 1]
+    assert t.iloc[0, 1] == pytest.approx(1 / 3) and t.iloc[1, 1] == 0 and t.iloc[2, 1] == 0
+    assert t.attrs["auc"] == pytest.approx(0.5 - 1 / 6)       # the marked benign outranks both
+    assert T.marks_by_class(tmp_path / "nothing") is None

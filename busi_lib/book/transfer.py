@@ -19,9 +19,9 @@ import pandas as pd
 
 from busi_lib.analysis import fusion_selection, tune_report
 from busi_lib.config import RELEASED_EXPERIMENT, setting
-from busi_lib.data.busi import locate_data
+from busi_lib.data.busi import find_samples, load_sample, locate_data
 from busi_lib.data.images import read_image
-from busi_lib.data.marks import mark_mask, remove_marks
+from busi_lib.data.marks import mark_mask, mark_table, remove_marks
 from busi_lib.data.protocols import fold_parts
 from busi_lib.data.splits import prepare
 from busi_lib.errors import DataError
@@ -466,6 +466,36 @@ def plot_marks(data_dir=None, names=MARKS_EXAMPLES, download: bool = False):
     fig.suptitle("Stage 14: burnt-in text and calipers found (vermillion) and inpainted",
                   fontsize=9)
     return fig
+
+
+#: Display thresholds of :func:`marks_by_class`: an image counts as *marked* when marks
+#: cover more than this share of its pixels, a lesion when more than ``LESION_MARKED`` of it.
+IMAGE_MARKED, LESION_MARKED = 0.005, 0.05
+
+
+def marks_by_class(data_dir=None, download: bool = False) -> pd.DataFrame | None:
+    """How BUSI's burnt-in marks (:func:`busi_lib.data.marks.mark_table`) spread over its
+    classes: per class, the images, the share of them marked (over :data:`IMAGE_MARKED` of
+    the pixels) and the share whose lesion is marked (over :data:`LESION_MARKED` of it); and,
+    in ``attrs["auc"]``, the AUC of an image's marked share for malignant against benign (0.5:
+    the marks say nothing of the class). ``None`` when BUSI is not found."""
+    try:
+        root = locate_data(data_dir, download=download)
+    except DataError:
+        return None
+    samples = find_samples(root, ("benign", "malignant", "normal"))
+    table = mark_table((s.id, s.label, *load_sample(s)) for s in samples)
+    out = table.groupby("label", sort=False).agg(
+        images=("id", "size"),
+        marked=("marked", lambda v: float((v > IMAGE_MARKED).mean())),
+        lesion_marked=("lesion_marked", lambda v: float((v > LESION_MARKED).mean())))
+    out.index.name = "class"
+    out.columns = ["images", f"share with marks on > {100 * IMAGE_MARKED:g} % of the image",
+                   f"share with marks on > {100 * LESION_MARKED:g} % of the lesion"]
+    lesions = table[table["label"] != "normal"]
+    out.attrs["auc"] = fast_auc((lesions["label"] == "malignant").to_numpy(int),
+                                lesions["marked"].to_numpy())
+    return out
 
 
 def local_busi_examples(data_dir=None, per_class: int = 1, download: bool = False) -> list[Path]:

@@ -238,6 +238,15 @@ def marks(data_dir=None) -> None:
         view.note("BUSI was not found, so stage 14's preprocessing is not shown here.")
         return
     plt.show()
+    table = transfer.marks_by_class(data_dir, download=colab.on_colab())
+    view.show(table, f"BUSI's burnt-in marks by class (all {int(table['images'].sum())} images, "
+              "as the detector finds them)", decimals=3)
+    auc = table.attrs["auc"]
+    view.md(f"An image's marked share tells malignant from benign with an AUC of {auc:.2f} "
+            "(0.5: not at all; below 0.5: marks lean to benign images). "
+            + ("So the marks carry little of the label: removing them could not be expected "
+               "to move much, and stage 14's verdict in the table above says whether it did."
+               if abs(auc - 0.5) < 0.1 else "So the marks do carry some of the label."))
 
 
 #: The recipe a release candidate was built on (its own reference), where that is not the

@@ -27,11 +27,12 @@ dots of measuring lines; it also fills a few isolated bright specks of tissue.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from busi_lib.errors import ConfigError
 
-__all__ = ["mark_mask", "remove_marks"]
+__all__ = ["mark_mask", "remove_marks", "mark_table"]
 
 
 def _check(img) -> np.ndarray:
@@ -111,3 +112,22 @@ def remove_marks(img: np.ndarray, radius: int = 3, **kwargs) -> np.ndarray:
         return img.copy()
     return cv2.inpaint(np.ascontiguousarray(img), marks.astype(np.uint8), int(radius),
                        cv2.INPAINT_TELEA)
+
+
+def mark_table(items) -> pd.DataFrame:
+    """Marks per image: ``items`` yields ``(id, label, image, lesion mask)`` (a grey ``uint8``
+    image and a boolean mask of its shape, as :func:`busi_lib.data.busi.load_sample` reads
+    them). Returns, per image, ``id``, ``label``, the share of its pixels that
+    :func:`mark_mask` finds (``marked``) and the share of its lesion's pixels that are marked
+    (``lesion_marked``; 0 for an image without a lesion)."""
+    rows = []
+    for ident, label, img, lesion in items:
+        found = mark_mask(img)
+        lesion = np.asarray(lesion, bool)
+        if lesion.shape != found.shape:
+            raise ConfigError(f"{ident}: mask of shape {lesion.shape} for an image of shape "
+                              f"{found.shape}; expected the same shape")
+        rows.append({"id": ident, "label": label, "marked": float(found.mean()),
+                     "lesion_marked": float((found & lesion).sum() / lesion.sum())
+                     if lesion.any() else 0.0})
+    return pd.DataFrame(rows, columns=["id", "label", "marked", "lesion_marked"])
