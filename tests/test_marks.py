@@ -90,3 +90,14 @@ def test_mark_table_measures_marks_on_the_image_and_on_the_lesion():
     assert t.loc[2, "lesion_marked"] == 0
     with pytest.raises(ConfigError, match="mask of shape"):
         marks.mark_table([("d", "benign", clean, lesion[:10])])
+
+
+def test_inpaint_fills_only_the_given_pixels_and_refuses_another_shape():
+    img, truth = _marked(_tissue(5))
+    out = marks.inpaint(img, truth)
+    np.testing.assert_array_equal(out[~truth], img[~truth])
+    assert out[truth].max() < 230
+    np.testing.assert_array_equal(marks.remove_marks(img),
+                                  marks.inpaint(img, marks.mark_mask(img)))
+    with pytest.raises(ConfigError, match="marks of shape"):
+        marks.inpaint(img, truth[:5])

@@ -21,7 +21,7 @@ from busi_lib.analysis import fusion_selection, tune_report
 from busi_lib.config import RELEASED_EXPERIMENT, setting
 from busi_lib.data.busi import find_samples, load_sample, locate_data
 from busi_lib.data.images import read_image
-from busi_lib.data.marks import mark_mask, mark_table, remove_marks
+from busi_lib.data.marks import inpaint, mark_mask, mark_table
 from busi_lib.data.protocols import fold_parts
 from busi_lib.data.splits import prepare
 from busi_lib.errors import DataError
@@ -438,7 +438,7 @@ MARKS_EXAMPLES = ("benign/benign (60).png", "benign/benign (426).png",
 def plot_marks(data_dir=None, names=MARKS_EXAMPLES, download: bool = False):
     """Stage 14's preprocessing on a few BUSI images: each image with the marks found
     (:func:`busi_lib.data.marks.mark_mask`, in vermillion) above the image they are inpainted
-    from (:func:`busi_lib.data.marks.remove_marks`). ``None`` when BUSI is not found."""
+    from (:func:`busi_lib.data.marks.inpaint`). ``None`` when BUSI is not found."""
     import matplotlib.pyplot as plt
 
     try:
@@ -455,7 +455,7 @@ def plot_marks(data_dir=None, names=MARKS_EXAMPLES, download: bool = False):
         shown = np.repeat(img[..., None], 3, axis=2).copy()
         shown[found] = (213, 94, 0)
         axes[0, j].imshow(shown)
-        axes[1, j].imshow(remove_marks(img), cmap="gray", vmin=0, vmax=255)
+        axes[1, j].imshow(inpaint(img, found), cmap="gray", vmin=0, vmax=255)
         axes[0, j].set_title(f"BUSI {p.stem}: {100 * found.mean():.1f} % of pixels", fontsize=8)
         for ax in axes[:, j]:
             ax.axis("off")

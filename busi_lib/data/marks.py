@@ -14,8 +14,9 @@ and dots a few pixels wide but keeps tissue structures, which are wider). Pixels
 out in the same way from a ``wide x wide`` neighbourhood join a mark when they touch a core
 pixel (the strokes of bold letters fill the narrow window). Connected groups larger than
 ``max_area`` pixels are dropped (a mark is small, a bright reflector along a fascia is long);
-what is left is grown by ``grow`` pixels to take the anti-aliased rim of the strokes. The filling is OpenCV's
-:func:`cv2.inpaint` (Telea's fast marching method), from the surrounding pixels.
+what is left is grown by ``grow`` pixels to take the anti-aliased rim of the strokes. The
+filling (:func:`inpaint`) is OpenCV's :func:`cv2.inpaint` (Telea's fast marching method),
+from the surrounding pixels.
 
 The parameters were set by eye, before any training with them, on 24 BUSI images (text on
 black and on tissue, calipers, dotted lines), for images about 500 pixels across as BUSI's
@@ -32,7 +33,7 @@ from scipy import ndimage
 
 from busi_lib.errors import ConfigError
 
-__all__ = ["mark_mask", "remove_marks", "mark_table"]
+__all__ = ["mark_mask", "inpaint", "remove_marks", "mark_table"]
 
 
 def _check(img) -> np.ndarray:
@@ -95,10 +96,10 @@ def mark_mask(img: np.ndarray, *, level: int = 170, contrast: int = 70, size: in
     return marks
 
 
-def remove_marks(img: np.ndarray, radius: int = 3, **kwargs) -> np.ndarray:
-    """``img`` with its burnt-in marks (:func:`mark_mask`, whose keywords it passes on)
-    inpainted from their surroundings (OpenCV, Telea's method, ``radius`` pixels). An image
-    without marks comes back unchanged; the input is never modified.
+def inpaint(img: np.ndarray, marks: np.ndarray, radius: int = 3) -> np.ndarray:
+    """``img`` with the pixels of ``marks`` (a boolean mask of its shape, e.g. from
+    :func:`mark_mask`) filled from their surroundings (OpenCV, Telea's method, ``radius``
+    pixels); a copy when ``marks`` is empty. The input is never modified.
 
     Returns
     -------
@@ -107,11 +108,26 @@ def remove_marks(img: np.ndarray, radius: int = 3, **kwargs) -> np.ndarray:
     import cv2
 
     img = _check(img)
-    marks = mark_mask(img, **kwargs)
+    marks = np.asarray(marks, bool)
+    if marks.shape != img.shape:
+        raise ConfigError(f"marks of shape {marks.shape} for an image of shape {img.shape}; "
+                          "expected the same shape")
     if not marks.any():
         return img.copy()
     return cv2.inpaint(np.ascontiguousarray(img), marks.astype(np.uint8), int(radius),
                        cv2.INPAINT_TELEA)
+
+
+def remove_marks(img: np.ndarray, radius: int = 3, **kwargs) -> np.ndarray:
+    """``img`` with its burnt-in marks (:func:`mark_mask`, whose keywords it passes on)
+    inpainted from their surroundings (:func:`inpaint`). An image without marks comes back
+    unchanged; the input is never modified.
+
+    Returns
+    -------
+    (H, W) uint8
+    """
+    return inpaint(img, mark_mask(img, **kwargs), radius)
 
 
 def mark_table(items) -> pd.DataFrame:
