@@ -163,6 +163,12 @@ def _curated_rows(normal_lesions: int = 0):
     return rows
 
 
+def _rec(fold: int, weights: list, epochs: int = 60, oversample: str = "none") -> dict:
+    """The parts of a curated fold record the chapter reads."""
+    return {"fold": fold, "class_weights": weights, "epochs_run": epochs,
+            "config": {"batch_size": 8, "oversample": oversample}}
+
+
 def _only_reference(recs):
     """``runs.experiment_records`` with ``recs`` for every experiment but the curated
     candidate, which has no fold yet."""
@@ -186,7 +192,7 @@ def test_peers_curated_candidate_replaces_the_reference_only_when_its_rule_keeps
         glued, monkeypatch):
     """All four candidate folds recorded: the candidate, clearly better on the validation
     parts, is shown on the test folds; equal to the reference, it is not."""
-    recs = [{"fold": k, "class_weights": [1.0, 1.0, 1.0]} for k in range(4)]
+    recs = [_rec(k, [1.0, 1.0, 1.0]) for k in range(4)]
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
     test = {peers_chapter.CURATED: _curated_rows(normal_lesions=3),
             peers_chapter.CURATED_CANDIDATE: _curated_rows()}
@@ -206,8 +212,32 @@ def test_peers_curated_candidate_replaces_the_reference_only_when_its_rule_keeps
     assert "`peer_curated` stays" in glued["md"][-1]
 
 
+def test_peers_curated_candidate_verdict_says_when_the_trainings_ran_unequal_lengths(
+        glued, monkeypatch):
+    """The candidate ran half the epochs over oversampled images: the chapter shows both
+    trainings' steps, from the committed fold table, and says the verdict mixes the two."""
+    recs = {peers_chapter.CURATED: [_rec(k, [1.0, 1.0, 1.0]) for k in range(4)],
+            peers_chapter.CURATED_CANDIDATE: [_rec(k, [1.0, 1.0, 1.0], 30, "peer")
+                                              for k in range(4)]}
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records",
+                        lambda profile, name, **k: recs[name])
+    val = {peers_chapter.CURATED: _curated_val(10, 10),
+           peers_chapter.CURATED_CANDIDATE: _curated_val(18, 2)}
+    monkeypatch.setattr(peers_chapter, "load_predictions",
+                        lambda profile, name, *a, **k: val[name])
+    classes = ["benign"] * 10 + ["malignant"] * 7 + ["normal"] * 3
+    table = pd.DataFrame({"class": classes * 4, "fold": [k for k in range(4) for _ in classes]})
+    monkeypatch.setattr(peers_chapter, "fold_table", lambda *a: table)
+    assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED_CANDIDATE
+    caption, shown = glued["shown"][-1]
+    assert caption.startswith("How long each training ran")
+    # 60 training images per fold: 60 epochs x 8 steps against 30 x ceil(186 / 8) = 30 x 24
+    assert shown["gradient steps per fold"].tolist() == [480, 720]
+    assert "(1.50 times as many steps)" in glued["md"][-1]
+
+
 def test_peers_curated_candidate_with_folds_missing_is_not_judged(glued, monkeypatch):
-    recs = [{"fold": 0, "class_weights": [1.0, 1.0, 1.0]}]
+    recs = [_rec(0, [1.0, 1.0, 1.0])]
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: recs)
     monkeypatch.setattr(peers_chapter, "load_predictions",
                         lambda *a, **k: pytest.fail("read predictions before all folds exist"))
@@ -220,7 +250,7 @@ def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch)
     """Validation predictions where undoing the class weights clearly helps: the chapter shows
     the choice and the test folds are called that way (the lesions called normal by arg-max
     become benign)."""
-    recs = [{"fold": k, "class_weights": [0.5, 0.7, 1.8]} for k in range(4)]
+    recs = [_rec(k, [0.5, 0.7, 1.8]) for k in range(4)]
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", _only_reference(recs))
     monkeypatch.setattr(peers_chapter.runs, "predictions",
                         lambda *a, **k: pd.DataFrame(_curated_rows(normal_lesions=2)))
@@ -239,7 +269,7 @@ def test_peers_curated_applies_the_call_chosen_on_validation(glued, monkeypatch)
 def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
     """Ours from the fold predictions (mean of folds, t interval), the peer's as reported."""
     rows = _curated_rows()
-    recs = [{"fold": k, "class_weights": [1.0, 1.0, 1.0]} for k in range(4)]
+    recs = [_rec(k, [1.0, 1.0, 1.0]) for k in range(4)]
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", _only_reference(recs))
     monkeypatch.setattr(peers_chapter.runs, "predictions", lambda *a, **k: pd.DataFrame(rows))
     monkeypatch.setattr(peers_chapter, "load_predictions", lambda *a, **k: pd.DataFrame())
@@ -262,6 +292,24 @@ def test_peers_curated_without_records_says_so(glued, monkeypatch):
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda *a, **k: [])
     assert peers_chapter.curated("cpu", 42) is None
     assert glued["glue"]["peer_curated_opening"] == "our network on this protocol is not recorded yet"
+
+
+def test_peers_segbench_pairs_the_splits_recorded_at_both_sizes(glued, monkeypatch):
+    def recs(size, dice):
+        return [{"fold": k, "config": {"image_size": size},
+                 "metrics": {"seg_DC_mean": d, "seg_JSI_mean": d - 0.1, "seg_DC_pooled": d,
+                             "seg_JSI_pooled": d - 0.1}} for k, d in dice.items()]
+    by = {"peer_segbench_128": recs(128, {0: 0.70, 1: 0.72, 2: 0.76}),
+          "peer_segbench": recs(256, {0: 0.74, 1: 0.73})}
+    monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda p, e, **k: by[e])
+    out = peers_chapter.segbench("cpu", 42)
+    assert out["peer_segbench"].set_index("metric").loc["Dice, mean per image",
+                                                         "splits"] == 2
+    caption, table = glued["shown"][-1]
+    assert caption.startswith("The same splits at both image sizes")
+    assert table["difference"].round(3).tolist() == [0.04, 0.01]
+    assert "On the 2 of 3 splits trained at both sizes" in glued["md"][-1]
+    assert glued["glue"]["peer_segbench_dice"].startswith("0.735 (")
 
 
 def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(glued,

@@ -504,3 +504,68 @@ def test_a_retrained_curated_candidate_is_kept_only_above_zero():
         peers.choose_curated_training(ref, better.iloc[1:], n_boot=10)
     with pytest.raises(ConfigError, match="no candidate validation predictions"):
         peers.choose_curated_training(ref, pd.DataFrame())
+
+
+def test_the_curated_candidate_as_recorded_also_ran_half_the_epochs():
+    # peer_curated_os was defined without ROBUST_EPOCHS' entry, so in the cpu profile it runs
+    # the profile's 30 epochs against peer_curated's 60; its records were made so, and the
+    # chapter says so (peers.training_budget, peers.budget_sentence).
+    cfg, base = make_config("cpu", "peer_curated_os"), make_config("cpu", "peer_curated")
+    assert {k for k in cfg if cfg[k] != base[k]} == {"oversample", "epochs"}
+    assert (cfg["epochs"], base["epochs"]) == (30, 60)
+
+
+def _fold_table():
+    classes = ["benign"] * 10 + ["malignant"] * 7 + ["normal"] * 3 + ["benign"] * 4
+    fold = [1] * 20 + [0] * 4                 # fold 0 is tested on the last 4 images
+    return pd.DataFrame({"id": [f"x{i}" for i in range(24)], "class": classes, "fold": fold,
+                         "val0": [False] * 24, "val1": [False] * 24})
+
+
+def test_training_budget_counts_oversampled_images_and_steps():
+    from busi_lib.analysis import peers
+
+    folds = _fold_table()
+    plain = [{"fold": 0, "epochs_run": 60, "config": {"batch_size": 8, "oversample": "none"}}]
+    over = [{"fold": 0, "epochs_run": 30, "config": {"batch_size": 8, "oversample": "peer"}}]
+    a, b = peers.training_budget(folds, plain), peers.training_budget(folds, over)
+    assert (a["images_per_epoch"], a["steps"], a["epochs"]) == (20, 60 * 3, 60)
+    assert (b["images_per_epoch"], b["steps"]) == (62, 30 * 8)   # 20 + 10 + 14 + 18 copies
+    said = peers.budget_sentence("ref", a, "cand", b)
+    assert "1.33 times as many steps" in said and "30 epochs of about 62 images" in said
+    assert peers.budget_sentence("ref", a, "cand", a) == ""
+    with pytest.raises(ConfigError, match="no records"):
+        peers.training_budget(folds, [])
+    with pytest.raises(ConfigError, match=r"classes \['cyst'\]"):
+        peers.training_budget(folds.assign(**{"class": "cyst"}), plain)
+
+
+def test_differences_write_the_recorded_epochs():
+    from busi_lib.analysis import peers
+
+    d = peers.differences("peer_curated_os", 30).set_index("aspect")
+    assert d.loc["training", "ours"].startswith("the released recipe's schedule: 30 epochs")
+    assert "the same oversampling" in d.loc["imbalance", "ours"]
+    assert "60 epochs" in peers.differences("peer_curated", 60).loc[3, "ours"]
+    with pytest.raises(ConfigError, match="name='peer_nope'"):
+        peers.differences("peer_nope", 30)
+
+
+def test_segbench_size_table_pairs_the_same_splits():
+    from busi_lib.analysis import peers
+
+    def rec(k, size, d):
+        return {"fold": k, "config": {"image_size": size}, "metrics": {"seg_DC_mean": d}}
+    small = [rec(0, 128, 0.70), rec(1, 128, 0.72), rec(2, 128, 0.75)]
+    large = [rec(1, 256, 0.78), rec(0, 256, 0.73)]
+    t = peers.segbench_size_table(small, large)
+    assert t["split"].tolist() == [1, 2] and list(t.columns) == ["split", "128 px", "256 px",
+                                                                 "difference"]
+    assert t["difference"].round(3).tolist() == [0.03, 0.06]
+    said = peers.segbench_size_sentence(t, 3)
+    assert "On the 2 of 3 splits" in said and "+0.045 on average" in said
+    assert "+0.030, +0.060" in said
+    assert "not measured" in peers.segbench_size_sentence(
+        peers.segbench_size_table(small, []), 3)
+    with pytest.raises(ConfigError, match="key='seg_nope'"):
+        peers.segbench_size_table(small, large, key="seg_nope")

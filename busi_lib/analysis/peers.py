@@ -5,10 +5,14 @@ Ours are measured on the protocols of :mod:`busi_lib.data.protocols`. The peers'
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from busi_lib.analysis.stats import t_interval
+from busi_lib.data.protocols import fold_parts, peer_oversample
 from busi_lib.errors import ConfigError
 from busi_lib.eval.metrics import fast_auc, grouped_bootstrap_auc
 
@@ -53,7 +57,7 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
          "head on the decoder and a crop of the predicted lesion; their refining applied to "
          "our predictions in a second table (peer_refine)"),
         ("training", "Adam 1e-4, plateau decay, up to 200 epochs, best epoch on validation",
-         "the released recipe: 60 epochs, cosine schedule, the last epoch; the validation "
+         "the released recipe's schedule: {epochs} epochs, cosine decay, the last epoch; the validation "
          "part is held out, monitored, and used for one choice only: the three-class call "
          "(choose_class_call)"),
         ("imbalance", "deterministic oversampling (their deterministic_oversampling: each "
@@ -68,6 +72,75 @@ DIFFERENCES["peer_curated_os"] = [
     (a, p, "the same oversampling (busi_lib.data.protocols.peer_oversample), then the "
      "class-weighted focal loss with weights from the oversampled counts (about 1 each)")
     if a == "imbalance" else (a, p, o) for a, p, o in DIFFERENCES["peer_curated"]]
+
+
+
+def differences(name: str, epochs: int | str) -> pd.DataFrame:
+    """What differs between the peer's set-up and ours on protocol ``name`` (one row per
+    aspect: ``aspect``, ``the peer``, ``ours``), with the epochs our folds ran (their records'
+    ``epochs_run``) written into the training row."""
+    if name not in DIFFERENCES:
+        raise ConfigError(f"name={name!r}: expected one of {sorted(DIFFERENCES)}")
+    return pd.DataFrame([(a, p, o.format(epochs=epochs)) for a, p, o in DIFFERENCES[name]],
+                        columns=["aspect", "the peer", "ours"])
+
+
+def training_budget(folds: pd.DataFrame, records: list[dict],
+                    classes: Sequence[str] = ("benign", "malignant", "normal")) -> dict:
+    """How much training one experiment's folds got: epochs, images seen per epoch (after the
+    peer's oversampling where the record's configuration asks for it,
+    :func:`busi_lib.data.protocols.peer_oversample`) and gradient steps per fold
+    (``epochs x ceil(images / batch size)``, as the trainer counts them).
+
+    Parameters
+    ----------
+    folds : the protocol's fold table (``class``, ``fold``, ``val<k>`` where it has them), as
+        written to ``results/splits/``
+    records : the experiment's fold records (``fold``, ``epochs_run``, ``config``)
+    classes : the class order of the labels
+
+    Returns
+    -------
+    dict with ``epochs``, ``images_per_epoch`` and ``steps`` (each the mean over the folds),
+    ``batch_size`` and ``folds``.
+    """
+    if not records:
+        raise ConfigError("no records: expected the experiment's fold records")
+    if "class" not in folds.columns:
+        raise ConfigError("the fold table has no 'class' column; expected a results/splits table")
+    unknown = sorted(set(folds["class"]) - set(classes))
+    if unknown:
+        raise ConfigError(f"classes {unknown} in the fold table; expected only {list(classes)}")
+    label = folds["class"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    rows = []
+    for r in records:
+        train, _, _ = fold_parts(folds, int(r["fold"]))
+        n = len(train)
+        if r["config"].get("oversample", "none") == "peer":
+            n = len(peer_oversample(label[train]))
+        batch = int(r["config"]["batch_size"])
+        rows.append((int(r["epochs_run"]), n, int(r["epochs_run"]) * math.ceil(n / batch), batch))
+    e, n, steps, batch = (np.array(c) for c in zip(*rows))
+    return {"epochs": float(e.mean()), "images_per_epoch": float(n.mean()),
+            "steps": float(steps.mean()), "batch_size": int(batch[0]), "folds": len(rows)}
+
+
+def budget_sentence(reference: str, ref_budget: dict, candidate: str, cand_budget: dict) -> str:
+    """What else than the named change differs between two trainings' budgets, in one or two
+    sentences (empty when epochs and steps agree)."""
+    same_epochs = ref_budget["epochs"] == cand_budget["epochs"]
+    ratio = cand_budget["steps"] / ref_budget["steps"]
+    if same_epochs and abs(ratio - 1) < 0.005:
+        return ""
+    return (f"The two trainings differ in their length too: `{candidate}` ran "
+            f"{cand_budget['epochs']:.0f} epochs of about {cand_budget['images_per_epoch']:.0f} "
+            f"images, {cand_budget['steps']:.0f} gradient steps per fold, against "
+            f"{ref_budget['epochs']:.0f} epochs of about {ref_budget['images_per_epoch']:.0f} "
+            f"images, {ref_budget['steps']:.0f} steps, for `{reference}` ({ratio:.2f} times as "
+            "many steps). The rule judges the two trainings as they ran, so its difference "
+            "mixes the change with the length of training; these runs cannot say how much "
+            "each contributes.")
+
 
 #: The segmentation benchmark's metrics, from our fold records: (label, record key). Their
 #: code computes IoU over each batch of test images and Dice from it (2 IoU / (1 + IoU)); the
@@ -190,6 +263,47 @@ def segbench_summary(records: list[dict], level: float = 0.95) -> pd.DataFrame:
                      "splits": len(vals), "peer reported (CMUNeXt)": peer,
                      "aim": _aim(mean, hi, peer)})
     return pd.DataFrame(rows)
+
+
+def segbench_size_table(small: list[dict], large: list[dict],
+                        key: str = "seg_DC_mean") -> pd.DataFrame:
+    """Ours at two image sizes on the same segmentation-benchmark splits, split by split: the
+    metric ``key`` of each size's record and their difference (large minus small). Only the
+    splits recorded at both sizes are shown, in split order.
+
+    Parameters
+    ----------
+    small, large : the fold records of the two experiments (``fold``, ``metrics``,
+        ``config`` with ``image_size``)
+    """
+    a = {int(r["fold"]): r for r in small}
+    b = {int(r["fold"]): r for r in large}
+    rows = []
+    for k in sorted(set(a) & set(b)):
+        ra, rb = a[k], b[k]
+        if key not in ra["metrics"] or key not in rb["metrics"]:
+            raise ConfigError(f"key={key!r} is not in the records' metrics; expected one of "
+                              f"{sorted(ra['metrics'])}")
+        sa, sb = ra["config"]["image_size"], rb["config"]["image_size"]
+        rows.append({"split": k + 1, f"{sa} px": ra["metrics"][key],
+                     f"{sb} px": rb["metrics"][key],
+                     "difference": rb["metrics"][key] - ra["metrics"][key]})
+    return pd.DataFrame(rows)
+
+
+def segbench_size_sentence(table: pd.DataFrame, n_planned: int) -> str:
+    """What the larger image size changed, from :func:`segbench_size_table`, in one sentence
+    (no interval: a handful of splits)."""
+    if not len(table):
+        return ("No split is recorded at both image sizes yet, so what the size changes is "
+                "not measured.")
+    sizes = [c for c in table.columns if c.endswith(" px")]
+    d = table["difference"]
+    each = ", ".join(f"{v:+.3f}" for v in d)
+    return (f"On the {len(table)} of {n_planned} splits trained at both sizes, "
+            f"{sizes[1]} instead of {sizes[0]} changes the mean per-image Dice by "
+            f"{d.mean():+.3f} on average (split by split: {each}). With so few splits this is "
+            "a direction, not an interval.")
 
 
 def grouped_locked_summary(oof: pd.DataFrame, locked: pd.DataFrame | None,

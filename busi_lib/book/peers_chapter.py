@@ -13,8 +13,9 @@ import pandas as pd
 from busi_lib.analysis import peers
 from busi_lib.book import booktext, runs, view
 from busi_lib.config import PEER_EXPERIMENTS, experiments, make_config
+from busi_lib.data.splits import splits_path
 from busi_lib.experiments import external
-from busi_lib.records import VALIDATION_KIND, load_predictions
+from busi_lib.records import VALIDATION_KIND, load_predictions, results_root
 
 #: What the chapter says where a value cannot be computed for want of records.
 NA = "not recorded yet"
@@ -71,7 +72,29 @@ def curated_training(profile: str, seed: int) -> str:
             + (f"it replaces `{CURATED}` below." if choice["kept"] else
                f"`{CURATED}` stays (the rule, fixed before its folds ran, asks for an interval "
                "above zero)."))
+    ref_recs = runs.experiment_records(profile, CURATED, seed=seed)
+    folds_table = fold_table(profile, cand, seed)
+    if folds_table is not None and ref_recs:
+        budgets = {n: peers.training_budget(folds_table, r) for n, r in
+                   ((CURATED, ref_recs), (cand, recs))}
+        view.show(pd.DataFrame([{"training": f"`{n}`", "epochs": b["epochs"],
+                                 "images per epoch": b["images_per_epoch"],
+                                 "gradient steps per fold": b["steps"]}
+                                for n, b in budgets.items()]),
+                  "How long each training ran (mean over the folds)", decimals=0)
+        said = peers.budget_sentence(CURATED, budgets[CURATED], cand, budgets[cand])
+        if said:
+            view.md(said)
     return cand if choice["kept"] else CURATED
+
+
+def fold_table(profile: str, name: str, seed: int) -> pd.DataFrame | None:
+    """The committed fold table (``results/splits/``) of experiment ``name``, or ``None``."""
+    cfg = make_config(profile, name, **({} if int(seed) == runs.DEFAULT_SEED else {"seed": seed}))
+    path = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
+                       cfg["max_per_class"],
+                       folder=results_root(runs.results_dir_for(seed)) / "splits")
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None:
@@ -124,8 +147,8 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
               "loses its mask; an empty mask makes the image normal), as their reported values "
               "were made", decimals=3)
     view.md(refining_sentence(pred, summary, refined))
-    view.show(pd.DataFrame(peers.DIFFERENCES[name], columns=["aspect", "the peer", "ours"]),
-              "What differs")
+    epochs = sorted({int(r["epochs_run"]) for r in recs})
+    view.show(peers.differences(name, " or ".join(map(str, epochs))), "What differs")
     s = summary.set_index("metric")
     parts = [f"{m.split(', ')[1] if ', ' in m else m} "
              f"{_ci(*s.loc[m, ['ours, mean of folds', 'low', 'high']])}"
@@ -228,12 +251,12 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
     and at our 128 px, beside the peer's reported Dice and IoU. Returns the summaries by
     experiment (those recorded)."""
     rep = peers.PEER_REPORTED["peer_segbench"]
-    out = {}
+    out, recorded = {}, {}
     for name, size in (("peer_segbench", "256 px, as theirs"),
                        ("peer_segbench_128", "128 px, ours: an approximation")):
         if name not in experiments(profile):
             continue
-        recs = runs.experiment_records(profile, name, seed=seed)
+        recs = recorded[name] = runs.experiment_records(profile, name, seed=seed)
         if not recs:
             view.md(f"`{name}` ({size}): {NA}.")
             continue
@@ -243,6 +266,14 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
                   f"Segmentation benchmark, {size}: ours (mean of {len(recs)} splits, t "
                   "interval) beside the peer's reported value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    if len(recorded) == 2:
+        by_size = peers.segbench_size_table(recorded["peer_segbench_128"],
+                                            recorded["peer_segbench"])
+        if len(by_size):
+            view.show(by_size, "The same splits at both image sizes: mean per-image Dice",
+                      decimals=3)
+        view.md(peers.segbench_size_sentence(
+            by_size, make_config(profile, "peer_segbench")["n_folds"]))
     for name, summary in out.items():
         d = summary.set_index("metric").loc["Dice, mean per image"]
         booktext.glue(f"{name}_dice", _ci(d["ours, mean of splits"], d["low"], d["high"]))
