@@ -284,8 +284,12 @@ def test_peers_curated_glues_ours_beside_theirs(glued, monkeypatch):
     assert captions[1] == "Ours per test fold" and captions[-1] == "What differs"
     assert captions[2].startswith("The same predictions with the peer's prediction refining")
     # nothing to refine here (masks and classes agree): the same numbers, said in words
-    assert glued["md"][-1].startswith("With the peer's refining, ours moves from 0.730 to 0.730")
-    assert "ours calls 0 of 8 lesions normal" in glued["md"][-1]
+    assert glued["md"][-2].startswith("With the peer's refining, ours moves from 0.730 to 0.730")
+    assert "ours calls 0 of 8 lesions normal" in glued["md"][-2]
+    # every lesion has a mask: the benign gap (0.730 < 0.773) is in the outlines
+    assert captions[3].startswith("Where the lesion Dice is lost")
+    assert glued["md"][-1].startswith("On benign images, 0% get no mask at all")
+    assert "outlines fall short too" in glued["md"][-1]
 
 
 def test_peers_curated_without_records_says_so(glued, monkeypatch):

@@ -569,3 +569,25 @@ def test_segbench_size_table_pairs_the_same_splits():
         peers.segbench_size_table(small, []), 3)
     with pytest.raises(ConfigError, match="key='seg_nope'"):
         peers.segbench_size_table(small, large, key="seg_nope")
+
+
+def test_missed_lesions_table_splits_dice_into_misses_and_outlines():
+    from busi_lib.analysis import peers
+
+    pred = pd.DataFrame({
+        "true_class": ["benign"] * 4 + ["malignant"] * 2 + ["normal"],
+        "dice": [0.0, 0.8, 0.8, 0.8, 0.6, 0.7, 0.0],
+        "pred_area_frac": [0.0, 0.1, 0.1, np.nan, 0.1, 0.1, 0.0],
+        "pred_class": ["normal", "benign", "benign", "benign", "malignant", "benign", "normal"]})
+    pred.loc[3, "pred_area_frac"] = 0.2
+    t = peers.missed_lesions_table(pred).set_index("lesion class")
+    assert t.loc["benign", "no mask predicted"] == 0.25
+    assert t.loc["benign", "Dice, all images"] == pytest.approx(0.6)
+    assert t.loc["benign", "Dice, images with a mask"] == pytest.approx(0.8)
+    assert t.loc["benign", "called normal"] == 0.25 and t.loc["malignant", "images"] == 2
+    said = peers.missed_lesions_sentence(t.reset_index())
+    assert "On benign images, 25% get no mask" in said and "at or above the peer's 0.773" in said
+    assert "On malignant images, 0% get no mask" in said and "below the peer's 0.711" in said
+    assert "outlines fall short too" in said
+    with pytest.raises(ConfigError, match=r"lack columns \['pred_class'\]"):
+        peers.missed_lesions_table(pred.drop(columns="pred_class"))
