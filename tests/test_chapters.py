@@ -314,6 +314,10 @@ def test_peers_segbench_pairs_the_splits_recorded_at_both_sizes(glued, monkeypat
     assert table["difference"].round(3).tolist() == [0.04, 0.01]
     assert "On the 2 of 3 splits trained at both sizes" in glued["md"][-1]
     assert glued["glue"]["peer_segbench_dice"].startswith("0.735 (")
+    said = glued["glue"]["peer_segbench_opening"]
+    assert said.startswith("our network's mean per-image Dice is 0.735 (")
+    assert "at their 256 px (mean of 2 of its 3 splits) and 0.727 (" in said
+    assert said.endswith("at our 128 px (mean of its 3 splits), against the 0.799 CMUNeXt reports")
 
 
 def test_try_model_candidate_pairs_with_base_and_release_and_states_the_verdict(glued,

@@ -281,7 +281,31 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
     for name, summary in out.items():
         d = summary.set_index("metric").loc["Dice, mean per image"]
         booktext.glue(f"{name}_dice", _ci(d["ours, mean of splits"], d["low"], d["high"]))
+    booktext.glue("peer_segbench_opening", segbench_sentence(
+        out, make_config(profile, "peer_segbench")["n_folds"]
+        if "peer_segbench" in experiments(profile) else 0))
     return out
+
+
+def segbench_sentence(summaries: dict[str, pd.DataFrame], n_planned: int) -> str:
+    """The segmentation-benchmark comparison in one sentence (for the introduction), from
+    :func:`segbench`'s summaries by experiment."""
+    peer = peers.PEER_REPORTED["peer_segbench"]["metrics"]["Dice, CMUNeXt"]
+    sizes = {"peer_segbench": "at their 256 px", "peer_segbench_128": "at our 128 px"}
+    parts = []
+    for name, where in sizes.items():
+        if name not in summaries:
+            continue
+        d = summaries[name].set_index("metric").loc["Dice, mean per image"]
+        n = int(d["splits"])
+        of = f"{n} of its {n_planned} splits" if n < n_planned else f"its {n} splits"
+        value = (f"{d['ours, mean of splits']:.3f}" if n < 2 else
+                 _ci(d["ours, mean of splits"], d["low"], d["high"]))
+        parts.append(f"{value} {where} (mean of {of})")
+    if not parts:
+        return f"our network is {NA}; CMUNeXt reports a Dice of {peer:.3f}"
+    return ("our network's mean per-image Dice is " + " and ".join(parts)
+            + f", against the {peer:.3f} CMUNeXt reports")
 
 
 def _reported_rows(name: str) -> pd.DataFrame:
