@@ -60,9 +60,9 @@ def curated_training(profile: str, seed: int) -> str:
         return CURATED
     choice = peers.choose_curated_training(val[CURATED], val[cand], seed=seed)
     acc = choice["accuracy"]
-    view.show(pd.DataFrame([{"training": f"`{CURATED}` (class weights)",
+    view.show(pd.DataFrame([{"training": f"{CURATED} (class weights)",
                              "3-class accuracy, validation parts": acc["reference"]},
-                            {"training": f"`{cand}` (the peer's oversampling)",
+                            {"training": f"{cand} (the peer's oversampling)",
                              "3-class accuracy, validation parts": acc["candidate"]}]),
               f"Two trainings on the curated protocol, judged on the {choice['n']} validation "
               "images of the folds (never a test fold)", decimals=3)
@@ -77,7 +77,7 @@ def curated_training(profile: str, seed: int) -> str:
     if folds_table is not None and ref_recs:
         budgets = {n: peers.training_budget(folds_table, r) for n, r in
                    ((CURATED, ref_recs), (cand, recs))}
-        view.show(pd.DataFrame([{"training": f"`{n}`", "epochs": b["epochs"],
+        view.show(pd.DataFrame([{"training": n, "epochs": b["epochs"],
                                  "images per epoch": b["images_per_epoch"],
                                  "gradient steps per fold": b["steps"]}
                                 for n, b in budgets.items()]),
