@@ -302,7 +302,8 @@ def test_peers_segbench_pairs_the_splits_recorded_at_both_sizes(glued, monkeypat
     def recs(size, dice):
         return [{"fold": k, "config": {"image_size": size},
                  "metrics": {"seg_DC_mean": d, "seg_JSI_mean": d - 0.1, "seg_DC_pooled": d,
-                             "seg_JSI_pooled": d - 0.1}} for k, d in dice.items()]
+                             "seg_JSI_pooled": d - 0.1, "cls_AUC": 0.9}}
+                for k, d in dice.items()]
     by = {"peer_segbench_128": recs(128, {0: 0.70, 1: 0.72, 2: 0.76}),
           "peer_segbench": recs(256, {0: 0.74, 1: 0.73})}
     monkeypatch.setattr(peers_chapter.runs, "experiment_records", lambda p, e, **k: by[e])

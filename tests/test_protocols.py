@@ -224,12 +224,14 @@ def test_segbench_summary_on_known_values():
     from busi_lib.analysis import peers
 
     recs = [{"metrics": {"seg_DC_mean": d, "seg_JSI_mean": d - 0.1, "seg_DC_pooled": d + 0.01,
-                         "seg_JSI_pooled": d - 0.09}} for d in (0.78, 0.80, 0.82)]
+                         "seg_JSI_pooled": d - 0.09, "cls_AUC": 0.9}} for d in (0.78, 0.80, 0.82)]
     s = peers.segbench_summary(recs).set_index("metric")
     assert s.loc["Dice, mean per image", "ours, mean of splits"] == pytest.approx(0.80)
     assert s.loc["Dice, mean per image", "aim"] == "reached"          # 0.800 >= 0.7986
     assert s.loc["IoU, mean per image", "aim"] == "below by 0.016 (interval reaches it)"
     assert s.loc["Dice, pooled pixels", "splits"] == 3
+    assert s.loc["AUC, malignant vs benign", "aim"] == "no reported value"   # they segment only
+    assert s.loc["AUC, malignant vs benign", "ours, mean of splits"] == pytest.approx(0.9)
     with pytest.raises(ConfigError, match="no records"):
         peers.segbench_summary([])
 

@@ -146,8 +146,10 @@ def budget_sentence(reference: str, ref_budget: dict, candidate: str, cand_budge
 #: code computes IoU over each batch of test images and Dice from it (2 IoU / (1 + IoU)); the
 #: per-image mean and the value pooled over all test pixels bracket that.
 SEGBENCH_METRICS = (("Dice, mean per image", "seg_DC_mean"), ("IoU, mean per image", "seg_JSI_mean"),
-                    ("Dice, pooled pixels", "seg_DC_pooled"), ("IoU, pooled pixels", "seg_JSI_pooled"))
-#: The value each of ours is set beside (CMUNeXt, their best).
+                    ("Dice, pooled pixels", "seg_DC_pooled"), ("IoU, pooled pixels", "seg_JSI_pooled"),
+                    ("AUC, malignant vs benign", "cls_AUC"))
+#: The value each of ours is set beside (CMUNeXt, their best; the benchmark segments only, so
+#: our classifier's AUC has none).
 SEGBENCH_PEER = {"Dice, mean per image": "Dice, CMUNeXt", "IoU, mean per image": "IoU, CMUNeXt",
                  "Dice, pooled pixels": "Dice, CMUNeXt", "IoU, pooled pixels": "IoU, CMUNeXt"}
 
@@ -311,7 +313,7 @@ def segbench_summary(records: list[dict], level: float = 0.95) -> pd.DataFrame:
     for label, key in SEGBENCH_METRICS:
         vals = [r["metrics"][key] for r in records]
         mean, lo, hi = t_interval(vals, level)
-        peer = reported[SEGBENCH_PEER[label]]
+        peer = reported[SEGBENCH_PEER[label]] if label in SEGBENCH_PEER else np.nan
         rows.append({"metric": label, "ours, mean of splits": mean, "low": lo, "high": hi,
                      "splits": len(vals), "peer reported (CMUNeXt)": peer,
                      "aim": _aim(mean, hi, peer)})
