@@ -300,7 +300,7 @@ def test_peers_curated_without_records_says_so(glued, monkeypatch):
 
 def test_peers_segbench_pairs_the_splits_recorded_at_both_sizes(glued, monkeypatch):
     def recs(size, dice):
-        return [{"fold": k, "config": {"image_size": size},
+        return [{"fold": k, "config": {"image_size": size}, "epochs_run": 60,
                  "metrics": {"seg_DC_mean": d, "seg_JSI_mean": d - 0.1, "seg_DC_pooled": d,
                              "seg_JSI_pooled": d - 0.1, "cls_AUC": 0.9}}
                 for k, d in dice.items()]
@@ -310,8 +310,10 @@ def test_peers_segbench_pairs_the_splits_recorded_at_both_sizes(glued, monkeypat
     out = peers_chapter.segbench("cpu", 42)
     assert out["peer_segbench"].set_index("metric").loc["Dice, mean per image",
                                                          "splits"] == 2
-    caption, table = glued["shown"][-1]
+    (caption, table), (last, differs) = glued["shown"][-2:]
     assert caption.startswith("The same splits at both image sizes")
+    assert last == "What differs" and "60 epochs" in differs.set_index("aspect").loc[
+        "training", "ours"]
     assert table["difference"].round(3).tolist() == [0.04, 0.01]
     assert "On the 2 of 3 splits trained at both sizes" in glued["md"][-1]
     assert glued["glue"]["peer_segbench_dice"].startswith("0.735 (")

@@ -549,6 +549,9 @@ def test_differences_write_the_recorded_epochs():
     assert d.loc["training", "ours"].startswith("the released recipe's schedule: 30 epochs")
     assert "the same oversampling" in d.loc["imbalance", "ours"]
     assert "60 epochs" in peers.differences("peer_curated", 60).loc[3, "ours"]
+    seg = peers.differences("peer_segbench", 60, "256 px").set_index("aspect")
+    assert seg.loc["images", "ours"].endswith("image for image; 256 px")
+    assert "best IoU on the 30 % part" in seg.loc["which epoch", "the peer"]
     with pytest.raises(ConfigError, match="name='peer_nope'"):
         peers.differences("peer_nope", 30)
 

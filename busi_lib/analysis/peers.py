@@ -67,6 +67,25 @@ DIFFERENCES: dict[str, list[tuple[str, str, str]]] = {
         ("pretraining", "none", "none"),
     ],
 }
+#: The segmentation benchmark (their README and ``main.py``, read 2026-12-04): what differs at
+#: either of our image sizes.
+DIFFERENCES["peer_segbench"] = [
+    ("images", "BUSI's 647 benign and malignant images, three random 70/30 splits, 256 px",
+     "their three published test lists, image for image; {size}"),
+    ("network", "CMUNeXt (3.14 M parameters; their best), segmentation only",
+     "our Residual-U-Net (3.2 M parameters), segmentation and a benign/malignant head"),
+    ("training", "SGD 0.01, momentum 0.9, polynomial decay, 300 epochs, batch 8 (the README's "
+     "command), BCE + Dice", "the released recipe: {epochs} epochs, Adam 1e-3 with cosine "
+     "decay, batch 8, Dice + BCE and the classification loss"),
+    ("which epoch", "the one with the best IoU on the 30 % part (their main.py keeps that "
+     "checkpoint), the same images the README reports on: a choice made on the scored images",
+     "the last epoch; the 30 % part is read once, to score"),
+    ("augmentation", "random 90-degree rotations and flips",
+     "flips, rotation, scale, intensity and noise"),
+    ("metric", "IoU over each batch of the 30 % part, averaged over batches, and Dice from it",
+     "per-image mean and pooled over all pixels (the two bracket theirs)"),
+    ("pretraining", "none for CMUNeXt", "none"),
+]
 #: ``peer_curated_os`` differs from ``peer_curated`` in the handling of imbalance only.
 DIFFERENCES["peer_curated_os"] = [
     (a, p, "the same oversampling (busi_lib.data.protocols.peer_oversample), then the "
@@ -75,13 +94,14 @@ DIFFERENCES["peer_curated_os"] = [
 
 
 
-def differences(name: str, epochs: int | str) -> pd.DataFrame:
+def differences(name: str, epochs: int | str, size: str = "") -> pd.DataFrame:
     """What differs between the peer's set-up and ours on protocol ``name`` (one row per
     aspect: ``aspect``, ``the peer``, ``ours``), with the epochs our folds ran (their records'
-    ``epochs_run``) written into the training row."""
+    ``epochs_run``) and, where the table has one, our image ``size`` written in."""
     if name not in DIFFERENCES:
         raise ConfigError(f"name={name!r}: expected one of {sorted(DIFFERENCES)}")
-    return pd.DataFrame([(a, p, o.format(epochs=epochs)) for a, p, o in DIFFERENCES[name]],
+    return pd.DataFrame([(a, p, o.format(epochs=epochs, size=size))
+                         for a, p, o in DIFFERENCES[name]],
                         columns=["aspect", "the peer", "ours"])
 
 

@@ -278,6 +278,11 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
                       decimals=3)
         view.md(peers.segbench_size_sentence(
             by_size, make_config(profile, "peer_segbench")["n_folds"]))
+    if recorded:
+        sizes = {n: f"{make_config(profile, n)['image_size']} px ({n})" for n in recorded}
+        epochs = sorted({int(r["epochs_run"]) for recs in recorded.values() for r in recs})
+        view.show(peers.differences("peer_segbench", " or ".join(map(str, epochs)) or "no",
+                                    " or ".join(sizes.values())), "What differs")
     for name, summary in out.items():
         d = summary.set_index("metric").loc["Dice, mean per image"]
         booktext.glue(f"{name}_dice", _ci(d["ours, mean of splits"], d["low"], d["high"]))
