@@ -570,6 +570,7 @@ def test_segbench_size_table_pairs_the_same_splits():
     said = peers.segbench_size_sentence(t, 3)
     assert "On the 2 of 3 splits" in said and "+0.045 on average" in said
     assert "+0.030, +0.060" in said
+    assert peers.segbench_size_sentence(t, 2).startswith("On all 2 splits trained at both")
     assert "not measured" in peers.segbench_size_sentence(
         peers.segbench_size_table(small, []), 3)
     with pytest.raises(ConfigError, match="key='seg_nope'"):

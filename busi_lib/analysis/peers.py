@@ -375,7 +375,9 @@ def segbench_size_sentence(table: pd.DataFrame, n_planned: int) -> str:
     sizes = [c for c in table.columns if c.endswith(" px")]
     d = table["difference"]
     each = ", ".join(f"{v:+.3f}" for v in d)
-    return (f"On the {len(table)} of {n_planned} splits trained at both sizes, "
+    which = (f"all {len(table)} splits" if len(table) == n_planned else
+             f"the {len(table)} of {n_planned} splits")
+    return (f"On {which} trained at both sizes, "
             f"{sizes[1]} instead of {sizes[0]} changes the mean per-image Dice by "
             f"{d.mean():+.3f} on average (split by split: {each}). With so few splits this is "
             "a direction, not an interval.")
