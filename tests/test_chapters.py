@@ -227,7 +227,7 @@ def test_peers_curated_candidate_verdict_says_when_the_trainings_ran_unequal_len
                         lambda profile, name, *a, **k: val[name])
     classes = ["benign"] * 10 + ["malignant"] * 7 + ["normal"] * 3
     table = pd.DataFrame({"class": classes * 4, "fold": [k for k in range(4) for _ in classes]})
-    monkeypatch.setattr(peers_chapter, "fold_table", lambda *a: table)
+    monkeypatch.setattr(peers_chapter, "split_table", lambda *a: table)
     assert peers_chapter.curated_training("cpu", 42) == peers_chapter.CURATED_CANDIDATE
     caption, shown = glued["shown"][-1]
     assert caption.startswith("How long each training ran")

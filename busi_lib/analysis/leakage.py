@@ -24,9 +24,9 @@ import pandas as pd
 from busi_lib.analysis import stats
 from busi_lib.analysis.comparisons import LABELS, METRICS as KINDS
 from busi_lib.data.busi import load_busi
-from busi_lib.data.splits import GROUPING_VIEW, near_duplicates, splits_path
+from busi_lib.data.splits import GROUPING_VIEW, config_splits_path, near_duplicates
 from busi_lib.errors import ConfigError
-from busi_lib.records import load_predictions, results_root
+from busi_lib.records import load_predictions
 
 #: metric of the records -> (kind of :func:`busi_lib.analysis.stats.fold_metric`, per-image column, label)
 METRICS = {m: (kind, stats.COLUMN[kind], LABELS[m]) for m, kind in KINDS.items()}
@@ -171,8 +171,7 @@ def grouped_split_leak(cfg: dict, data_dir=None, results_dir=None):
 
     if cfg["split"] != "grouped":
         raise ConfigError(f"split={cfg['split']!r}: expected a configuration with split='grouped'")
-    path = splits_path(cfg["classes"], "grouped", cfg["n_folds"], cfg["seed"],
-                       cfg["max_per_class"], folder=results_root(results_dir) / "splits")
+    path = config_splits_path(cfg, results_dir)
     if not path.is_file():
         return None
     folds = pd.read_csv(path, dtype={"id": str, "class": str})

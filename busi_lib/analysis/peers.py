@@ -93,7 +93,6 @@ DIFFERENCES["peer_curated_os"] = [
     if a == "imbalance" else (a, p, o) for a, p, o in DIFFERENCES["peer_curated"]]
 
 
-
 def differences(name: str, epochs: int | str, size: str = "") -> pd.DataFrame:
     """What differs between the peer's set-up and ours on protocol ``name`` (one row per
     aspect: ``aspect``, ``the peer``, ``ours``), with the epochs our folds ran (their records'
@@ -258,9 +257,10 @@ def missed_lesions_table(pred: pd.DataFrame) -> pd.DataFrame:
         ``pred_class``)
     """
     need = {"true_class", "dice", "pred_area_frac", "pred_class"}
-    if pred is None or not len(pred) or not need <= set(pred.columns):
-        raise ConfigError(f"predictions lack columns "
-                          f"{sorted(need - set([] if pred is None else pred.columns))} or rows; "
+    if pred is None or not len(pred):
+        raise ConfigError("no predictions: expected the recorded folds' per-image tables")
+    if not need <= set(pred.columns):
+        raise ConfigError(f"predictions lack columns {sorted(need - set(pred.columns))}; "
                           "expected those of a 3-class multi-task experiment")
     rows = []
     for c in ("benign", "malignant"):

@@ -13,9 +13,9 @@ import pandas as pd
 from busi_lib.analysis import peers
 from busi_lib.book import booktext, runs, view
 from busi_lib.config import PEER_EXPERIMENTS, experiments, make_config
-from busi_lib.data.splits import splits_path
+from busi_lib.data.splits import config_splits_path
 from busi_lib.experiments import external
-from busi_lib.records import VALIDATION_KIND, load_predictions, results_root
+from busi_lib.records import VALIDATION_KIND, load_predictions
 
 #: What the chapter says where a value cannot be computed for want of records.
 NA = "not recorded yet"
@@ -28,6 +28,11 @@ def _ci(mean: float, lo: float, hi: float) -> str:
 #: The curated protocol's reference training and its candidate (the peer's oversampling),
 #: judged by :func:`busi_lib.analysis.peers.choose_curated_training`.
 CURATED, CURATED_CANDIDATE = "peer_curated", "peer_curated_os"
+
+
+def _epochs(records: list[dict]) -> str:
+    """The epochs the records ran, e.g. ``"60"`` or ``"30 or 60"``."""
+    return " or ".join(map(str, sorted({int(r["epochs_run"]) for r in records})))
 
 
 def curated_training(profile: str, seed: int) -> str:
@@ -73,7 +78,7 @@ def curated_training(profile: str, seed: int) -> str:
                f"`{CURATED}` stays (the rule, fixed before its folds ran, asks for an interval "
                "above zero)."))
     ref_recs = runs.experiment_records(profile, CURATED, seed=seed)
-    folds_table = fold_table(profile, cand, seed)
+    folds_table = split_table(profile, cand, seed)
     if folds_table is not None and ref_recs:
         budgets = {n: peers.training_budget(folds_table, r) for n, r in
                    ((CURATED, ref_recs), (cand, recs))}
@@ -88,12 +93,10 @@ def curated_training(profile: str, seed: int) -> str:
     return cand if choice["kept"] else CURATED
 
 
-def fold_table(profile: str, name: str, seed: int) -> pd.DataFrame | None:
+def split_table(profile: str, name: str, seed: int) -> pd.DataFrame | None:
     """The committed fold table (``results/splits/``) of experiment ``name``, or ``None``."""
     cfg = make_config(profile, name, **({} if int(seed) == runs.DEFAULT_SEED else {"seed": seed}))
-    path = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
-                       cfg["max_per_class"],
-                       folder=results_root(runs.results_dir_for(seed)) / "splits")
+    path = config_splits_path(cfg, runs.results_dir_for(seed))
     return pd.read_csv(path) if path.is_file() else None
 
 
@@ -152,8 +155,7 @@ def curated(profile: str, seed: int, level: float = 0.95) -> pd.DataFrame | None
                       "of those with one (this second Dice selects images by our output: it "
                       "explains, it is not comparable with the peer's)", decimals=3)
     view.md(peers.missed_lesions_sentence(missed))
-    epochs = sorted({int(r["epochs_run"]) for r in recs})
-    view.show(peers.differences(name, " or ".join(map(str, epochs))), "What differs")
+    view.show(peers.differences(name, _epochs(recs)), "What differs")
     s = summary.set_index("metric")
     parts = [f"{m.split(', ')[1] if ', ' in m else m} "
              f"{_ci(*s.loc[m, ['ours, mean of folds', 'low', 'high']])}"
@@ -270,25 +272,25 @@ def segbench(profile: str, seed: int, level: float = 0.95) -> dict[str, pd.DataF
                   f"Segmentation benchmark, {size}: ours (mean of {len(recs)} splits, t "
                   "interval) beside the peer's reported value", decimals=3)
     view.md(f"The peer's values: {rep['peer']}, {rep['source']}.")
+    n_planned = (make_config(profile, "peer_segbench")["n_folds"]
+                 if "peer_segbench" in recorded else 0)
     if len(recorded) == 2:
         by_size = peers.segbench_size_table(recorded["peer_segbench_128"],
                                             recorded["peer_segbench"])
         if len(by_size):
             view.show(by_size, "The same splits at both image sizes: mean per-image Dice",
                       decimals=3)
-        view.md(peers.segbench_size_sentence(
-            by_size, make_config(profile, "peer_segbench")["n_folds"]))
+        view.md(peers.segbench_size_sentence(by_size, n_planned))
     if recorded:
-        sizes = {n: f"{make_config(profile, n)['image_size']} px ({n})" for n in recorded}
-        epochs = sorted({int(r["epochs_run"]) for recs in recorded.values() for r in recs})
-        view.show(peers.differences("peer_segbench", " or ".join(map(str, epochs)) or "no",
-                                    " or ".join(sizes.values())), "What differs")
+        sizes = " or ".join(f"{make_config(profile, n)['image_size']} px ({n})"
+                            for n in recorded)
+        all_recs = [r for recs in recorded.values() for r in recs]
+        view.show(peers.differences("peer_segbench", _epochs(all_recs) or "no", sizes),
+                  "What differs")
     for name, summary in out.items():
         d = summary.set_index("metric").loc["Dice, mean per image"]
         booktext.glue(f"{name}_dice", _ci(d["ours, mean of splits"], d["low"], d["high"]))
-    booktext.glue("peer_segbench_opening", segbench_sentence(
-        out, make_config(profile, "peer_segbench")["n_folds"]
-        if "peer_segbench" in experiments(profile) else 0))
+    booktext.glue("peer_segbench_opening", segbench_sentence(out, n_planned))
     return out
 
 

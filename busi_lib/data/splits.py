@@ -224,6 +224,13 @@ def splits_path(classes: Sequence[str], mode: str, n_folds: int, seed: int,
     return Path(folder if folder is not None else SPLITS_DIR) / f"{name}.csv"
 
 
+def config_splits_path(cfg: dict, results_dir: str | os.PathLike | None = None) -> Path:
+    """Where the fold table of configuration ``cfg`` is written
+    (``<results>/splits/<name>.csv``, named by :func:`splits_path`)."""
+    return splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
+                       cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
+
+
 def save_folds(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a fold table atomically."""
 
@@ -318,8 +325,7 @@ def prepare(cfg: dict, data_dir=None, verbose: bool = False, results_dir=None,
         kw.update(subset=cfg["max_per_class"] is not None)
     if cfg["split"] == "peer_grouped_locked":
         kw.update(data_root=data.root)
-    csv = splits_path(cfg["classes"], cfg["split"], cfg["n_folds"], cfg["seed"],
-                      cfg["max_per_class"], folder=records.results_root(results_dir) / "splits")
+    csv = config_splits_path(cfg, results_dir)
     if cfg["split"] == "grouped" and not csv.is_file():
         view = data   # near-duplicates are looked for in one fixed view of the images
         if any(cfg.get(k) != v for k, v in GROUPING_VIEW.items()):
